@@ -1,0 +1,34 @@
+# The two commands: `make run` (demo experiment) and `make test`. Each bootstraps .venv itself.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Optuna's GP sampler needs torch; the CPU build keeps the install small where it is offered.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev,examples,postgres]"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" || echo "note: torch not installed; algorithm 'bayesianoptimization' will be unavailable"
+	touch $(STAMP)
+
+run: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/tuner run examples/digits-random.yaml --db sqlite:///.tuner-demo.db --replace
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check tuner algorithms tests examples bench
+	$(BIN)/ruff format --check tuner algorithms tests examples bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .tuner-demo.db .pytest_cache .mypy_cache .ruff_cache

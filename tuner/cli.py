@@ -1,0 +1,314 @@
+"""``tuner``: run, inspect and validate experiments from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tuner.errors import SpecError, TunerError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except SpecError as e:
+        _print_spec_errors(e)
+        return EXIT_USAGE
+    except TunerError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return EXIT_FAILED
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tuner", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def db_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--db", help="database URL (default: $TUNER_DATABASE_URL or sqlite:///./tuner.db)"
+        )
+
+    def ref_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("name", help="experiment name")
+        p.add_argument("-n", "--namespace", default="default")
+        db_option(p)
+
+    p = sub.add_parser("run", help="run an experiment in the foreground")
+    p.add_argument("spec", help="Experiment spec (YAML or JSON)")
+    db_option(p)
+    p.add_argument("--workdir", default=".tuner", help="where trial logs go (default .tuner)")
+    p.add_argument(
+        "--replace", action="store_true", help="delete a stored experiment of the same name first"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("validate", help="check a spec without running it")
+    p.add_argument("spec")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("leaderboard", help="trials best first")
+    ref_options(p)
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--metric", help="order by this metric instead of the objective")
+    p.add_argument("--json", action="store_true", help="JSON array output")
+    p.set_defaults(func=_cmd_leaderboard)
+
+    p = sub.add_parser("trials", help="list the trials of an experiment")
+    ref_options(p)
+    p.add_argument("--state", help="only trials in this state")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_trials)
+
+    p = sub.add_parser("status", help="an experiment's phase, counts and optimal trial")
+    ref_options(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_status)
+    return parser
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from tuner.spec import load_spec
+
+    experiment = load_spec(Path(args.spec))
+    print(f"{args.spec}: valid Experiment {experiment.namespace}/{experiment.name}")
+    return EXIT_OK
+
+
+def _repo(args: argparse.Namespace) -> Any:
+    from tuner.storage import Repository, make_engine
+
+    return Repository(make_engine(args.db))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tuner.controller import ExperimentController
+    from tuner.runners.local import LocalRunner
+    from tuner.spec import load_spec
+    from tuner.trials import ExperimentPhase
+
+    experiment = load_spec(Path(args.spec))
+    if experiment.spec.trial_template is None:
+        raise TunerError(
+            "this spec has no trialTemplate: submit it to `tuner serve` and drive it with ask/tell"
+        )
+    repo = _repo(args)
+    record = _create_or_resume(repo, experiment, replace=args.replace)
+    runner = LocalRunner(Path(args.workdir).resolve())
+    controller = ExperimentController(repo, record, runner)
+
+    async def drive() -> Any:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(
+            signal.SIGINT, controller.request_stop, "interrupted by the user (Ctrl-C)"
+        )
+        loop.add_signal_handler(signal.SIGTERM, controller.request_stop, "terminated (SIGTERM)")
+        done = asyncio.Event()
+        progress = None if args.quiet else asyncio.create_task(_progress(repo, record, done))
+        try:
+            return await controller.run()
+        finally:
+            done.set()
+            if progress is not None:
+                await asyncio.gather(progress, return_exceptions=True)
+
+    final = asyncio.run(drive())
+    print(
+        f"Experiment {final.namespace}/{final.name}: {final.phase.value} "
+        f"({final.reason}): {final.message}"
+    )
+    _print_leaderboard(repo, final, limit=10, metric=None)
+    if final.phase is ExperimentPhase.SUCCEEDED:
+        return EXIT_OK
+    if final.phase is ExperimentPhase.STOPPED:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED
+
+
+def _create_or_resume(repo: Any, experiment: Any, *, replace: bool) -> Any:
+    from tuner.errors import NotFound
+
+    try:
+        existing = repo.get_experiment(experiment.namespace, experiment.name)
+    except NotFound:
+        return repo.create_experiment(experiment)
+    if replace:
+        repo.delete_experiment(existing.id)
+        return repo.create_experiment(experiment)
+    if existing.spec.dump() != experiment.dump():
+        raise TunerError(
+            f"experiment {experiment.namespace}/{experiment.name} already exists with a different "
+            "spec; pass --replace to start over, or rename it"
+        )
+    if existing.phase.finished:
+        print(f"experiment {existing.name} already finished ({existing.phase.value}); showing it")
+    else:
+        print(f"resuming experiment {existing.name} from the database")
+    return existing
+
+
+async def _progress(repo: Any, record: Any, done: asyncio.Event) -> None:
+    """A live bar: trials done of max, running, failed, best so far; refreshed from the DB."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    spec = record.spec.spec
+    total = spec.max_trial_count
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(record.name, total=total, detail="")
+        while True:
+            counts = repo.counts(record.id)
+            finished = sum(n for state, n in counts.items() if state.finished)
+            running = counts[_state("Running")] + counts[_state("Created")]
+            failed = counts[_state("Failed")]
+            best = repo.best_trial(record)
+            best_text = (
+                f"best {spec.objective.objective_metric_name}={best.objective:.4g}" if best else ""
+            )
+            detail = f"running {running}  failed {failed}  {best_text}"
+            bar.update(task, completed=finished, detail=detail)
+            if done.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 0.5)
+
+
+def _state(name: str) -> Any:
+    from tuner.trials import TrialState
+
+    return TrialState(name)
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    repo = _repo(args)
+    record = repo.get_experiment(args.namespace, args.name)
+    if args.json:
+        from tuner.views import leaderboard_row
+
+        rows = repo.leaderboard(record, metric=args.metric, limit=args.limit)
+        print(json.dumps([leaderboard_row(t) for t in rows], indent=2))
+        return EXIT_OK
+    _print_leaderboard(repo, record, limit=args.limit, metric=args.metric)
+    return EXIT_OK
+
+
+def _print_leaderboard(repo: Any, record: Any, *, limit: int, metric: str | None) -> None:
+    from rich.table import Table
+
+    spec = record.spec.spec
+    rows = repo.leaderboard(record, metric=metric, limit=limit)
+    metrics = spec.objective.metric_names
+    table = Table(title=f"Leaderboard: {record.namespace}/{record.name}")
+    table.add_column("#", justify="right")
+    table.add_column("trial")
+    table.add_column("status")
+    for p in spec.parameters:
+        table.add_column(p.name, justify="right")
+    for m in metrics:
+        table.add_column(m, justify="right", style="bold" if m == metrics[0] else "")
+    table.add_column("steps", justify="right")
+    for rank, trial in enumerate(rows, 1):
+        table.add_row(
+            str(rank),
+            trial.name,
+            trial.state.value,
+            *[_fmt(trial.parameters.get(p.name)) for p in spec.parameters],
+            *[_fmt(trial.metrics.get(m)) for m in metrics],
+            str(trial.steps),
+        )
+    _console().print(table)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    # Piped output (CI logs, files) gets a wide table instead of truncated columns.
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _cmd_trials(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from tuner.trials import TrialState
+    from tuner.views import leaderboard_row
+
+    repo = _repo(args)
+    record = repo.get_experiment(args.namespace, args.name)
+    states = [TrialState(args.state)] if args.state else None
+    trials = repo.trials(record.id, states=states)
+    if args.json:
+        print(json.dumps([leaderboard_row(t) for t in trials], indent=2))
+        return EXIT_OK
+    table = Table(title=f"Trials: {record.namespace}/{record.name}")
+    for column in ("trial", "status", "parameters", "objective", "steps", "message"):
+        table.add_column(column)
+    for t in trials:
+        params = " ".join(f"{k}={_fmt(v)}" for k, v in t.parameters.items())
+        table.add_row(
+            t.name, t.state.value, params, _fmt(t.objective), str(t.steps), t.message or ""
+        )
+    _console().print(table)
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from tuner.views import experiment_summary
+
+    repo = _repo(args)
+    record = repo.get_experiment(args.namespace, args.name)
+    status = experiment_summary(repo, record)
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return EXIT_OK
+    print(f"{record.namespace}/{record.name}: {status['phase']}", end="")
+    print(f" ({status['reason']}: {status['message']})" if status["reason"] else "")
+    counts = ", ".join(f"{k} {v}" for k, v in status["trialCounts"].items() if v)
+    print(f"trials: {status['trials']} ({counts or 'none'})")
+    optimal = status["currentOptimalTrial"]
+    if optimal:
+        params = ", ".join(f"{a['name']}={a['value']}" for a in optimal["parameterAssignments"])
+        values = ", ".join(f"{m['name']}={m['value']}" for m in optimal["observation"]["metrics"])
+        print(f"optimal trial: {optimal['bestTrialName']} ({params}) -> {values}")
+    return EXIT_OK
+
+
+def _print_spec_errors(error: SpecError) -> None:
+    print(f"error: invalid Experiment spec ({len(error.errors)} problem(s)):", file=sys.stderr)
+    for e in error.errors:
+        print(f"  {e.path}: {e.message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,543 @@
+"""Every query the service makes, in one place.
+
+Callers get plain values (:class:`ExperimentRecord`, :class:`tuner.trials.Trial`), never ORM
+rows, and each method is one short transaction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Select, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tuner.errors import Conflict, NotFound
+from tuner.spec import Experiment, MetricStrategyType, ObjectiveType
+from tuner.storage.tables import ExperimentRow, ObservationRow, TrialMetricRow, TrialRow
+from tuner.trials import ACTIVE_STATES, ExperimentPhase, Observation, Trial, TrialState
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if t is not None and t.tzinfo is None:
+        return t.replace(tzinfo=UTC)
+    return t
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    id: int
+    namespace: str
+    name: str
+    spec: Experiment
+    phase: ExperimentPhase
+    reason: str | None
+    message: str | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+def _nan_to_none(v: float) -> float | None:
+    return None if math.isnan(v) else v
+
+
+def _none_to_nan(v: float | None) -> float:
+    return math.nan if v is None else v
+
+
+class Repository:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._session()
+
+    # -- experiments ---------------------------------------------------------------------
+
+    def create_experiment(self, experiment: Experiment) -> ExperimentRecord:
+        row = ExperimentRow(
+            namespace=experiment.namespace,
+            name=experiment.name,
+            spec=experiment.dump(),
+            phase=ExperimentPhase.CREATED.value,
+            created_at=utcnow(),
+        )
+        with self.session() as s:
+            s.add(row)
+            try:
+                s.commit()
+            except IntegrityError as e:
+                raise Conflict(
+                    f"experiment {experiment.namespace}/{experiment.name} already exists"
+                ) from e
+            return self._experiment(row)
+
+    def get_experiment(self, namespace: str, name: str) -> ExperimentRecord:
+        with self.session() as s:
+            row = s.scalar(
+                select(ExperimentRow).where(
+                    ExperimentRow.namespace == namespace, ExperimentRow.name == name
+                )
+            )
+            if row is None:
+                raise NotFound(f"experiment {namespace}/{name} not found")
+            return self._experiment(row)
+
+    def experiment_by_id(self, experiment_id: int) -> ExperimentRecord:
+        with self.session() as s:
+            row = s.get(ExperimentRow, experiment_id)
+            if row is None:
+                raise NotFound(f"experiment #{experiment_id} not found")
+            return self._experiment(row)
+
+    def list_experiments(
+        self,
+        namespace: str | None = None,
+        phase: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[ExperimentRecord]:
+        query = select(ExperimentRow).order_by(ExperimentRow.created_at.desc(), ExperimentRow.id)
+        if namespace is not None:
+            query = query.where(ExperimentRow.namespace == namespace)
+        if phase is not None:
+            query = query.where(ExperimentRow.phase == phase)
+        with self.session() as s:
+            return [self._experiment(r) for r in s.scalars(query.limit(limit).offset(offset))]
+
+    def set_phase(
+        self,
+        experiment_id: int,
+        phase: ExperimentPhase,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"phase": phase.value, "reason": reason, "message": message}
+        now = utcnow()
+        if phase is ExperimentPhase.RUNNING:
+            values["started_at"] = func.coalesce(ExperimentRow.started_at, now)
+            values["completed_at"] = None
+        elif phase.finished:
+            values["completed_at"] = now
+        with self.session() as s:
+            s.execute(
+                update(ExperimentRow).where(ExperimentRow.id == experiment_id).values(**values)
+            )
+            s.commit()
+
+    def update_spec(self, experiment_id: int, experiment: Experiment) -> None:
+        with self.session() as s:
+            s.execute(
+                update(ExperimentRow)
+                .where(ExperimentRow.id == experiment_id)
+                .values(spec=experiment.dump())
+            )
+            s.commit()
+
+    def delete_experiment(self, experiment_id: int) -> None:
+        with self.session() as s:
+            trial_ids = select(TrialRow.id).where(TrialRow.experiment_id == experiment_id)
+            s.execute(delete(ObservationRow).where(ObservationRow.trial_id.in_(trial_ids)))
+            s.execute(delete(TrialMetricRow).where(TrialMetricRow.trial_id.in_(trial_ids)))
+            s.execute(delete(TrialRow).where(TrialRow.experiment_id == experiment_id))
+            s.execute(delete(ExperimentRow).where(ExperimentRow.id == experiment_id))
+            s.commit()
+
+    @staticmethod
+    def _experiment(row: ExperimentRow) -> ExperimentRecord:
+        return ExperimentRecord(
+            id=row.id,
+            namespace=row.namespace,
+            name=row.name,
+            spec=Experiment.model_validate(row.spec),
+            phase=ExperimentPhase(row.phase),
+            reason=row.reason,
+            message=row.message,
+            created_at=_aware(row.created_at) or utcnow(),
+            started_at=_aware(row.started_at),
+            completed_at=_aware(row.completed_at),
+        )
+
+    # -- trials --------------------------------------------------------------------------
+
+    def create_trials(
+        self,
+        experiment: ExperimentRecord,
+        suggestions: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+    ) -> list[Trial]:
+        """Store new trials in state Created, numbered after the existing ones.
+
+        The numbers are unique per experiment (a constraint), so two writers racing can never
+        create the same trial twice.
+        """
+        if not suggestions:
+            return []
+        now = utcnow()
+        with self.session() as s:
+            start = s.scalar(
+                select(func.coalesce(func.max(TrialRow.number), -1) + 1).where(
+                    TrialRow.experiment_id == experiment.id
+                )
+            )
+            assert start is not None
+            rows = [
+                TrialRow(
+                    experiment_id=experiment.id,
+                    number=start + i,
+                    name=trial_name(experiment.name, start + i),
+                    parameters=params,
+                    attrs=attrs,
+                    state=TrialState.CREATED.value,
+                    created_at=now,
+                    steps=0,
+                )
+                for i, (params, attrs) in enumerate(suggestions)
+            ]
+            s.add_all(rows)
+            try:
+                s.commit()
+            except IntegrityError as e:
+                raise Conflict("trials were created concurrently; retry") from e
+            return [self._trial(r) for r in rows]
+
+    def history(self, experiment_id: int, *, with_curves: bool = False) -> list[Trial]:
+        """Every trial of the experiment in creation order (the input of every decision)."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(TrialRow)
+                .where(TrialRow.experiment_id == experiment_id)
+                .order_by(TrialRow.number)
+            ).all()
+            trials = [self._trial(r) for r in rows]
+            self._attach_metrics(s, trials, rows)
+            if with_curves and trials:
+                exp = s.get(ExperimentRow, experiment_id)
+                assert exp is not None
+                metric = exp.spec["spec"]["objective"]["objectiveMetricName"]
+                self._attach_curves(s, metric, trials, rows)
+        return trials
+
+    def get_trial(self, experiment_id: int, name: str, *, with_curve: bool = False) -> Trial:
+        with self.session() as s:
+            row = s.scalar(
+                select(TrialRow).where(
+                    TrialRow.experiment_id == experiment_id, TrialRow.name == name
+                )
+            )
+            if row is None:
+                raise NotFound(f"trial {name} not found")
+            trial = self._trial(row)
+            self._attach_metrics(s, [trial], [row])
+            if with_curve:
+                exp = s.get(ExperimentRow, experiment_id)
+                assert exp is not None
+                metric = exp.spec["spec"]["objective"]["objectiveMetricName"]
+                self._attach_curves(s, metric, [trial], [row])
+            return trial
+
+    def trials(
+        self,
+        experiment_id: int,
+        states: Iterable[TrialState] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Trial]:
+        query = (
+            select(TrialRow)
+            .where(TrialRow.experiment_id == experiment_id)
+            .order_by(TrialRow.number)
+            .offset(offset)
+        )
+        if states is not None:
+            query = query.where(TrialRow.state.in_([st.value for st in states]))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.session() as s:
+            rows = s.scalars(query).all()
+            trials = [self._trial(r) for r in rows]
+            self._attach_metrics(s, trials, rows)
+            return trials
+
+    def mark_running(self, experiment_id: int, name: str, runner_ref: str | None) -> None:
+        with self.session() as s:
+            s.execute(
+                update(TrialRow)
+                .where(
+                    TrialRow.experiment_id == experiment_id,
+                    TrialRow.name == name,
+                    TrialRow.state.in_([st.value for st in ACTIVE_STATES]),
+                )
+                .values(state=TrialState.RUNNING.value, started_at=utcnow(), runner_ref=runner_ref)
+            )
+            s.commit()
+
+    def finish_trial(
+        self,
+        experiment_id: int,
+        name: str,
+        state: TrialState,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> bool:
+        """Move an active trial to a final state. Returns False when it had already finished."""
+        assert state.finished
+        with self.session() as s:
+            result = s.execute(
+                update(TrialRow)
+                .where(
+                    TrialRow.experiment_id == experiment_id,
+                    TrialRow.name == name,
+                    TrialRow.state.in_([st.value for st in ACTIVE_STATES]),
+                )
+                .values(state=state.value, reason=reason, message=message, finished_at=utcnow())
+            )
+            s.commit()
+            return bool(getattr(result, "rowcount", 0))
+
+    def counts(self, experiment_id: int) -> dict[TrialState, int]:
+        with self.session() as s:
+            rows = s.execute(
+                select(TrialRow.state, func.count())
+                .where(TrialRow.experiment_id == experiment_id)
+                .group_by(TrialRow.state)
+            ).all()
+        counts = dict.fromkeys(TrialState, 0)
+        for state, n in rows:
+            counts[TrialState(state)] = n
+        return counts
+
+    def total_steps(self, experiment_id: int) -> int:
+        with self.session() as s:
+            total = s.scalar(
+                select(func.coalesce(func.sum(TrialRow.steps), 0)).where(
+                    TrialRow.experiment_id == experiment_id
+                )
+            )
+        return int(total or 0)
+
+    # -- observations --------------------------------------------------------------------
+
+    def add_observations(
+        self, experiment: ExperimentRecord, trial_name: str, observations: Sequence[Observation]
+    ) -> int:
+        """Store observations; returns how many were new.
+
+        An observation is keyed by (trial, metric, step): a repeat (a retried push, a log parsed
+        again after a restart) is ignored, so nothing is ever stored twice. The trial's metric
+        values under their strategies are updated in the same transaction.
+        """
+        if not observations:
+            return 0
+        objective = experiment.spec.spec.objective
+        with self.session() as s:
+            trial = s.scalar(
+                select(TrialRow).where(
+                    TrialRow.experiment_id == experiment.id, TrialRow.name == trial_name
+                )
+            )
+            if trial is None:
+                raise NotFound(f"trial {trial_name} not found")
+            now = utcnow()
+            # Last value wins within one batch for a repeated (metric, step).
+            unique = {
+                (o.metric, o.step): {
+                    "trial_id": trial.id,
+                    "metric": o.metric,
+                    "step": o.step,
+                    "value": _nan_to_none(o.value),
+                    "time": o.time or now,
+                }
+                for o in observations
+            }
+            insert = self._insert_ignore(ObservationRow)
+            stmt = (
+                insert.values(list(unique.values()))
+                .on_conflict_do_nothing(index_elements=["trial_id", "metric", "step"])
+                .returning(ObservationRow.metric, ObservationRow.step, ObservationRow.value)
+            )
+            inserted = s.execute(stmt).all()
+            if inserted:
+                self._update_metrics(s, trial, objective, inserted)
+            s.commit()
+            return len(inserted)
+
+    def _insert_ignore(self, table: type[ObservationRow]) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _update_metrics(
+        self,
+        s: Session,
+        trial: TrialRow,
+        objective: Any,
+        inserted: Sequence[Any],
+    ) -> None:
+        existing = {
+            m.name: m
+            for m in s.scalars(select(TrialMetricRow).where(TrialMetricRow.trial_id == trial.id))
+        }
+        for metric, step, value in sorted(inserted, key=lambda r: r[1]):
+            strategy = objective.strategy(metric)
+            row = existing.get(metric)
+            if row is None:
+                row = TrialMetricRow(
+                    trial_id=trial.id, name=metric, value=value, step=step, count=0
+                )
+                s.add(row)
+                existing[metric] = row
+            elif _prefer(strategy, value, step, row.value, row.step):
+                row.value, row.step = value, step
+            row.count += 1
+        obj = existing.get(objective.objective_metric_name)
+        if obj is not None:
+            trial.objective = obj.value
+            trial.steps = obj.count
+
+    def observations(
+        self, experiment_id: int, trial_name: str, metric: str | None = None
+    ) -> list[Observation]:
+        query = (
+            select(ObservationRow)
+            .join(TrialRow, TrialRow.id == ObservationRow.trial_id)
+            .where(TrialRow.experiment_id == experiment_id, TrialRow.name == trial_name)
+            .order_by(ObservationRow.metric, ObservationRow.step)
+        )
+        if metric is not None:
+            query = query.where(ObservationRow.metric == metric)
+        with self.session() as s:
+            return [
+                Observation(o.metric, o.step, _none_to_nan(o.value), _aware(o.time))
+                for o in s.scalars(query)
+            ]
+
+    # -- leaderboard ---------------------------------------------------------------------
+
+    def leaderboard(
+        self,
+        experiment: ExperimentRecord,
+        metric: str | None = None,
+        states: Iterable[TrialState] | None = None,
+        limit: int | None = 20,
+        offset: int = 0,
+    ) -> list[Trial]:
+        """Trials best first by the objective (or by ``metric`` in its direction), one query."""
+        objective = experiment.spec.spec.objective
+        metric = metric or objective.objective_metric_name
+        strategy = objective.strategy(metric)
+        descending = (
+            strategy is MetricStrategyType.MAX
+            if strategy is not MetricStrategyType.LATEST
+            else objective.type is ObjectiveType.MAXIMIZE
+        )
+        if metric == objective.objective_metric_name:
+            column: Any = TrialRow.objective
+            query: Select[tuple[TrialRow]] = select(TrialRow)
+        else:
+            column = TrialMetricRow.value
+            query = select(TrialRow).outerjoin(
+                TrialMetricRow,
+                (TrialMetricRow.trial_id == TrialRow.id) & (TrialMetricRow.name == metric),
+            )
+        query = query.where(TrialRow.experiment_id == experiment.id).order_by(
+            column.is_(None),
+            column.desc() if descending else column.asc(),
+            TrialRow.number,
+        )
+        if states is not None:
+            query = query.where(TrialRow.state.in_([st.value for st in states]))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.session() as s:
+            rows = s.scalars(query.offset(offset)).all()
+            trials = [self._trial(r) for r in rows]
+            self._attach_metrics(s, trials, rows)
+            return trials
+
+    def best_trial(self, experiment: ExperimentRecord) -> Trial | None:
+        """The current optimal trial: best objective among trials that reported it."""
+        rows = self.leaderboard(experiment, limit=1)
+        return rows[0] if rows and rows[0].objective is not None else None
+
+    # -- mapping -------------------------------------------------------------------------
+
+    @staticmethod
+    def _trial(row: TrialRow) -> Trial:
+        return Trial(
+            name=row.name,
+            number=row.number,
+            parameters=dict(row.parameters),
+            state=TrialState(row.state),
+            objective=row.objective,
+            attrs=dict(row.attrs or {}),
+            reason=row.reason,
+            message=row.message,
+            created_at=_aware(row.created_at),
+            started_at=_aware(row.started_at),
+            finished_at=_aware(row.finished_at),
+            steps=row.steps,
+            runner_ref=row.runner_ref,
+        )
+
+    @staticmethod
+    def _attach_metrics(s: Session, trials: list[Trial], rows: Sequence[TrialRow]) -> None:
+        if not trials:
+            return
+        by_id = {row.id: t for row, t in zip(rows, trials, strict=True)}
+        ids = list(by_id)
+        for chunk in range(0, len(ids), 500):
+            for m in s.scalars(
+                select(TrialMetricRow).where(TrialMetricRow.trial_id.in_(ids[chunk : chunk + 500]))
+            ):
+                by_id[m.trial_id].metrics[m.name] = _none_to_nan(m.value)
+
+    @staticmethod
+    def _attach_curves(
+        s: Session, metric: str, trials: list[Trial], rows: Sequence[TrialRow]
+    ) -> None:
+        by_id = {row.id: t for row, t in zip(rows, trials, strict=True)}
+        curves: dict[int, dict[int, float]] = {i: {} for i in by_id}
+        ids = list(by_id)
+        for chunk in range(0, len(ids), 500):
+            for trial_id, step, value in s.execute(
+                select(ObservationRow.trial_id, ObservationRow.step, ObservationRow.value).where(
+                    ObservationRow.trial_id.in_(ids[chunk : chunk + 500]),
+                    ObservationRow.metric == metric,
+                )
+            ):
+                curves[trial_id][step] = _none_to_nan(value)
+        for trial_id, curve in curves.items():
+            by_id[trial_id].with_curve(curve)
+
+
+def _prefer(
+    strategy: MetricStrategyType,
+    value: float | None,
+    step: int,
+    current: float | None,
+    current_step: int,
+) -> bool:
+    """Whether a new observation replaces the stored value under the metric's strategy."""
+    if strategy is MetricStrategyType.LATEST:
+        return step >= current_step
+    if value is None:  # NaN never beats a number
+        return False
+    if current is None:
+        return True
+    return value < current if strategy is MetricStrategyType.MIN else value > current
+
+
+def trial_name(experiment_name: str, number: int) -> str:
+    return f"{experiment_name}-{number:04d}"

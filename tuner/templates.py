@@ -1,0 +1,118 @@
+"""Render a trial from the template: ``${trialParameters.x}`` and trial metadata references.
+
+Substitution walks the parsed Job structure and replaces inside string values only, so a
+parameter value is never re-parsed as YAML or passed through a shell: ``a; rm -rf x`` stays one
+literal argument.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuner.spec import CollectorKind, Experiment, job_containers
+from tuner.trials import ParamValue, Trial
+
+EXPERIMENT_LABEL = "tuner.dev/experiment"
+TRIAL_LABEL = "tuner.dev/trial"
+
+_REF = re.compile(r"\$\{trialParameters\.([^}]*)\}")
+_META = re.compile(r"^\$\{trialSpec\.(\w+)(?:\[([^\]]+)\])?\}$")
+
+
+@dataclass(frozen=True)
+class RenderedTrial:
+    """What a runner needs: the full Job manifest and the primary container's process."""
+
+    job: dict[str, Any]
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    container_name: str | None = None
+    metrics_file: str | None = None  # the File collector's path, as the spec gives it
+
+
+def format_value(value: ParamValue) -> str:
+    """The text a parameter value becomes in the template (floats keep full precision)."""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def trial_labels(experiment: Experiment, trial: Trial) -> dict[str, str]:
+    return {EXPERIMENT_LABEL: experiment.name, TRIAL_LABEL: trial.name}
+
+
+def render_trial(experiment: Experiment, trial: Trial) -> RenderedTrial:
+    """Substitute the trial's values into the experiment's trial template."""
+    template = experiment.spec.trial_template
+    if template is None or template.trial_spec is None:
+        raise ValueError(f"experiment {experiment.name} has no trial template (ask/tell only)")
+    job = copy.deepcopy(template.trial_spec)
+    meta = job.setdefault("metadata", {})
+    labels = {**(meta.get("labels") or {}), **trial_labels(experiment, trial)}
+    annotations = dict(meta.get("annotations") or {})
+    values: dict[str, str] = {}
+    for tp in template.trial_parameters:
+        values[tp.name] = _reference_value(
+            tp.reference, experiment, trial, job, labels, annotations
+        )
+    job = _substitute(job, values)
+    meta = job.setdefault("metadata", {})
+    meta["name"] = trial.name
+    meta["namespace"] = experiment.namespace
+    meta["labels"] = labels
+
+    containers = job_containers(job)
+    primary = next(
+        (c for c in containers if c.get("name") == template.primary_container_name),
+        containers[0] if containers else {},
+    )
+    argv = [str(a) for a in [*(primary.get("command") or []), *(primary.get("args") or [])]]
+    env = {
+        str(e["name"]): str(e.get("value", ""))
+        for e in primary.get("env") or []
+        if isinstance(e, dict) and "name" in e and "valueFrom" not in e
+    }
+    mc = experiment.spec.metrics_collector_spec
+    fsp = mc.source.file_system_path if mc.source else None
+    metrics_file = fsp.path if mc.kind is CollectorKind.FILE and fsp else None
+    return RenderedTrial(
+        job=job, argv=argv, env=env, container_name=primary.get("name"), metrics_file=metrics_file
+    )
+
+
+def _reference_value(
+    reference: str,
+    experiment: Experiment,
+    trial: Trial,
+    job: dict[str, Any],
+    labels: dict[str, str],
+    annotations: dict[str, str],
+) -> str:
+    meta = _META.match(reference)
+    if meta is None:
+        return format_value(trial.parameters[reference])
+    key, sub = meta.groups()
+    if key == "Name":
+        return trial.name
+    if key == "Namespace":
+        return experiment.namespace
+    if key == "Kind":
+        return str(job.get("kind", "Job"))
+    if key == "APIVersion":
+        return str(job.get("apiVersion", "batch/v1"))
+    if key == "Labels":
+        return labels.get(sub or "", "")
+    if key == "Annotations":
+        return annotations.get(sub or "", "")
+    raise ValueError(f"unknown trial metadata reference {reference}")
+
+
+def _substitute(node: Any, values: dict[str, str]) -> Any:
+    if isinstance(node, str):
+        return _REF.sub(lambda m: values.get(m.group(1), m.group(0)), node)
+    if isinstance(node, list):
+        return [_substitute(v, values) for v in node]
+    if isinstance(node, dict):
+        return {k: _substitute(v, values) for k, v in node.items()}
+    return node
