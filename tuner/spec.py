@@ -488,7 +488,10 @@ SettingsValidator = Callable[[str, Mapping[str, str]], list[tuple[str, str]]]
 def validate(experiment: Experiment) -> list[FieldError]:
     """Katib's validation rules, plus ours; returns every problem found."""
     errors: list[FieldError] = []
-    add = lambda path, msg: errors.append(FieldError(path, msg))  # noqa: E731
+
+    def add(path: str, message: str) -> None:
+        errors.append(FieldError(path, message))
+
     spec = experiment.spec
 
     if len(experiment.name) > 63 or not _DNS_LABEL.match(experiment.name):
@@ -654,8 +657,8 @@ def _parameter_errors(spec: ExperimentSpec) -> list[FieldError]:
                 if len(set(fs.values)) != len(fs.values):
                     errors.append(FieldError(f"{fpath}.list", "values must be unique"))
                 if p.parameter_type is ParameterType.DISCRETE:
-                    for j, v in enumerate(fs.values):
-                        _parse_float(v, f"{fpath}.list[{j}]", errors)
+                    for j, item in enumerate(fs.values):
+                        _parse_float(item, f"{fpath}.list[{j}]", errors)
             if fs.distribution is not None:
                 errors.append(
                     FieldError(

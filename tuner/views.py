@@ -52,6 +52,19 @@ def experiment_summary(repo: Repository, record: ExperimentRecord) -> dict[str, 
         "trialCounts": {state.value: n for state, n in counts.items()},
         "currentOptimalTrial": optimal,
         "totalSteps": repo.total_steps(record.id),
+        "stepsWithoutStopping": _steps_without_stopping(repo, record),
         "startTime": record.started_at.isoformat() if record.started_at else None,
         "completionTime": record.completed_at.isoformat() if record.completed_at else None,
     }
+
+
+def _steps_without_stopping(repo: Repository, record: ExperimentRecord) -> int:
+    """An estimate of the steps a run without early stopping would have used.
+
+    Each early-stopped trial is counted at the longest run of any trial that was not stopped.
+    """
+    trials = repo.trials(record.id)
+    full = max((t.steps for t in trials if t.state is not TrialState.EARLY_STOPPED), default=0)
+    return sum(
+        max(full, t.steps) if t.state is TrialState.EARLY_STOPPED else t.steps for t in trials
+    )

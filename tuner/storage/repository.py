@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, delete, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -444,7 +444,7 @@ class Repository:
         )
         if metric == objective.objective_metric_name:
             column: Any = TrialRow.objective
-            query: Select[tuple[TrialRow]] = select(TrialRow)
+            query = select(TrialRow)
         else:
             column = TrialMetricRow.value
             query = select(TrialRow).outerjoin(
