@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck clean
+.PHONY: run test test-k8s lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# A real kube-apiserver, controller-manager and etcd on loopback (tests/k8s/README in the script);
+# the first build takes about 5 minutes and is cached under ~/.cache/tuner-k8s.
+test-k8s: $(STAMP)
+	bash tests/k8s/build-control-plane.sh
+	$(BIN)/python -m pytest -m k8s tests/k8s -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check tuner algorithms tests examples bench
