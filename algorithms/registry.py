@@ -32,6 +32,7 @@ _ALGORITHMS: dict[str, str] = {
     "sobol": "algorithms.optuna_samplers",
     "bayesianoptimization": "algorithms.optuna_samplers",
     "grid": "algorithms.grid",
+    "hyperband": "algorithms.hyperband",
 }
 
 

@@ -61,11 +61,21 @@ MIXED_GRID = [
 ]
 
 
+# Hyperband needs a budget parameter (``resource_name``) and, as in Katib, a parallelTrialCount of
+# at least eta**s_max. make_spec() (and so suggester()) adds both to any space for hyperband: an
+# extra double parameter, whose first rung (27 configurations at budget 1) outlasts every loop of
+# the contract suite, so the generic checks see fresh random draws as for the other samplers.
+HYPERBAND_RESOURCE = param("budget", "double", min="1", max="27")
+HYPERBAND_SETTINGS = {"resource_name": "budget", "r_l": "27", "eta": "3"}
+HYPERBAND_PARALLEL = 27
+
+
 def experiment(
     algorithm: str,
     parameters: Sequence[Mapping[str, Any]],
     settings: Mapping[str, str] | None = None,
     objective: str = "minimize",
+    parallel: int = 3,
 ) -> dict[str, Any]:
     """A minimal Katib Experiment (no trial template: an ask/tell experiment)."""
     return {
@@ -80,7 +90,7 @@ def experiment(
             },
             "parameters": list(parameters),
             "maxTrialCount": 100,
-            "parallelTrialCount": 3,
+            "parallelTrialCount": parallel,
         },
     }
 
@@ -91,7 +101,13 @@ def make_spec(
     settings: Mapping[str, str] | None = None,
     objective: str = "minimize",
 ) -> ExperimentSpec:
-    return load_spec(experiment(algorithm, parameters, settings, objective)).spec
+    parallel = 3
+    if algorithm == "hyperband":
+        if all(p["name"] != HYPERBAND_RESOURCE["name"] for p in parameters):
+            parameters = [*parameters, HYPERBAND_RESOURCE]
+        settings = {**HYPERBAND_SETTINGS, **(settings or {})}
+        parallel = HYPERBAND_PARALLEL
+    return load_spec(experiment(algorithm, parameters, settings, objective, parallel)).spec
 
 
 def suggester(
@@ -110,6 +126,7 @@ def make_trial(
     parameters: dict[str, ParamValue],
     state: TrialState = TrialState.SUCCEEDED,
     objective: float | None = None,
+    attrs: Mapping[str, Any] | None = None,
 ) -> Trial:
     return Trial(
         name=f"trial-{number}",
@@ -117,6 +134,7 @@ def make_trial(
         parameters=parameters,
         state=state,
         objective=objective,
+        attrs=dict(attrs or {}),
     )
 
 
@@ -138,13 +156,19 @@ def run(
     objective: Callable[[Mapping[str, ParamValue]], float],
     history: list[Trial] | None = None,
 ) -> list[Trial]:
-    """Ask ``batch`` suggestions per round and record each as a finished trial."""
+    """Ask ``batch`` suggestions per round and record each as a finished trial.
+
+    The trials keep the suggestions' attrs, as the controller stores them.
+    """
     history = [] if history is None else history
     for _ in range(rounds):
         for suggestion in s.suggest(history, batch):
             history.append(
                 make_trial(
-                    len(history), suggestion.parameters, objective=objective(suggestion.parameters)
+                    len(history),
+                    suggestion.parameters,
+                    objective=objective(suggestion.parameters),
+                    attrs=suggestion.attrs,
                 )
             )
     return history

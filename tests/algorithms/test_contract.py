@@ -113,7 +113,11 @@ def test_a_rebuilt_suggester_does_not_replay_the_history(algorithm: str, seeded:
     history = run(before, rounds=ROUNDS.get(algorithm, 5), batch=2, objective=quadratic)
     # The crash left the last suggestions created but not run.
     for suggestion in before.suggest(history, 2):
-        history.append(make_trial(len(history), suggestion.parameters, TrialState.RUNNING))
+        history.append(
+            make_trial(
+                len(history), suggestion.parameters, TrialState.RUNNING, attrs=suggestion.attrs
+            )
+        )
 
     after = suggester(algorithm, CONTINUOUS, settings)  # the restarted process
     tried = {point(t.parameters) for t in history}
@@ -123,7 +127,7 @@ def test_a_rebuilt_suggester_does_not_replay_the_history(algorithm: str, seeded:
     assert not tried & {point(s.parameters) for s in fresh}
     # And the experiment goes on without meeting the old sequence later either.
     history += [
-        make_trial(len(history) + i, s.parameters, objective=quadratic(s.parameters))
+        make_trial(len(history) + i, s.parameters, objective=quadratic(s.parameters), attrs=s.attrs)
         for i, s in enumerate(fresh)
     ]
     later = run(after, rounds=2, batch=2, objective=quadratic, history=list(history))
@@ -250,6 +254,7 @@ KATIB_DOC_SETTINGS = {
     "multivariate-tpe": {"n_ei_candidates": "25", "random_state": "10", "n_startup_trials": "5"},
     "cmaes": {"random_state": "10", "sigma": "0.001", "restart_strategy": "none"},
     "sobol": {},
+    "hyperband": {"resource_name": "budget", "eta": "3", "r_l": "9"},
     "bayesianoptimization": {
         "base_estimator": "GP",
         "n_initial_points": "2",
