@@ -1,0 +1,48 @@
+"""The schema comes from Alembic migrations, and they match the SQLAlchemy models."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from tuner.storage import make_engine
+from tuner.storage.engine import current_revision, migrate
+from tuner.storage.tables import Base
+
+
+def test_migrations_build_the_model_schema(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        assert current_revision(engine) == "0001"
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": False})
+            diff = compare_metadata(context, Base.metadata)
+        assert diff == []
+        names = set(inspect(engine).get_table_names())
+        assert {"experiments", "trials", "trial_metrics", "observations"} <= names
+        indexes = {i["name"] for i in inspect(engine).get_indexes("trials")}
+        assert {"ix_trials_experiment_state", "ix_trials_experiment_objective"} <= indexes
+        migrate(engine)  # idempotent
+        assert current_revision(engine) == "0001"
+    finally:
+        engine.dispose()
+
+
+def _start(url: str) -> None:
+    make_engine(url).dispose()
+
+
+def test_concurrent_starts_migrate_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_start, args=(url,)) for _ in range(3)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(60)
+    assert [p.exitcode for p in processes] == [0, 0, 0]
+    assert current_revision(make_engine(url, create_schema=False)) == "0001"
