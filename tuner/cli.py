@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,6 +20,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+TOKEN_ENV = "TUNER_API_TOKEN"
+SERVER_ENV = "TUNER_SERVER"
+SECRET_ENV = "TUNER_SECRET"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,10 +48,21 @@ def _parser() -> argparse.ArgumentParser:
             "--db", help="database URL (default: $TUNER_DATABASE_URL or sqlite:///./tuner.db)"
         )
 
+    def server_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--server",
+            default=os.environ.get(SERVER_ENV) or None,
+            help=f"query a `tuner serve` at this URL instead of the database (${SERVER_ENV})",
+        )
+        p.add_argument(
+            "--token-file", help=f"file holding the server's API token (default: ${TOKEN_ENV})"
+        )
+
     def ref_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("name", help="experiment name")
         p.add_argument("-n", "--namespace", default="default")
         db_option(p)
+        server_options(p)
 
     p = sub.add_parser("run", help="run an experiment in the foreground")
     p.add_argument("spec", help="Experiment spec (YAML or JSON)")
@@ -79,6 +95,29 @@ def _parser() -> argparse.ArgumentParser:
     ref_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser(
+        "serve", help="run the REST API; it drives every Running experiment in the database"
+    )
+    db_option(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--token-file",
+        help=f"file holding the API token every request must bear (default: ${TOKEN_ENV})",
+    )
+    p.add_argument("--workdir", default=".tuner", help="trial logs and the server secret")
+    p.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("submit", help="submit a spec to a `tuner serve`")
+    p.add_argument("spec", help="Experiment spec (YAML or JSON)")
+    server_options(p)
+    p.add_argument(
+        "-n", "--namespace", help="namespace, when the spec's metadata.namespace does not give it"
+    )
+    p.add_argument("--json", action="store_true", help="print the stored experiment as JSON")
+    p.set_defaults(func=_cmd_submit)
     return parser
 
 
@@ -204,41 +243,66 @@ def _state(name: str) -> Any:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    repo = _repo(args)
-    record = repo.get_experiment(args.namespace, args.name)
-    if args.json:
+    if args.server:
+        with _client(args) as client:
+            experiment = client.get(args.name)
+            rows = client.leaderboard_rows(args.name, limit=args.limit, metric=args.metric)
+        spec = experiment["spec"]
+        parameters = [p["name"] for p in spec["parameters"]]
+        objective = spec["objective"]
+        metrics = [objective["objectiveMetricName"], *objective.get("additionalMetricNames", [])]
+    else:
         from tuner.views import leaderboard_row
 
-        rows = repo.leaderboard(record, metric=args.metric, limit=args.limit)
-        print(json.dumps([leaderboard_row(t) for t in rows], indent=2))
+        repo = _repo(args)
+        record = repo.get_experiment(args.namespace, args.name)
+        trials = repo.leaderboard(record, metric=args.metric, limit=args.limit)
+        rows = [leaderboard_row(t) for t in trials]
+        parameters = [p.name for p in record.spec.spec.parameters]
+        metrics = record.spec.spec.objective.metric_names
+    if args.json:
+        print(json.dumps(rows, indent=2))
         return EXIT_OK
-    _print_leaderboard(repo, record, limit=args.limit, metric=args.metric)
+    _leaderboard_table(f"{args.namespace}/{args.name}", parameters, metrics, rows)
     return EXIT_OK
 
 
 def _print_leaderboard(repo: Any, record: Any, *, limit: int, metric: str | None) -> None:
-    from rich.table import Table
+    from tuner.views import leaderboard_row
 
     spec = record.spec.spec
-    rows = repo.leaderboard(record, metric=metric, limit=limit)
-    metrics = spec.objective.metric_names
-    table = Table(title=f"Leaderboard: {record.namespace}/{record.name}")
+    rows = [leaderboard_row(t) for t in repo.leaderboard(record, metric=metric, limit=limit)]
+    _leaderboard_table(
+        f"{record.namespace}/{record.name}",
+        [p.name for p in spec.parameters],
+        spec.objective.metric_names,
+        rows,
+    )
+
+
+def _leaderboard_table(
+    title: str, parameters: list[str], metrics: list[str], rows: list[dict[str, Any]]
+) -> None:
+    """Leaderboard rows (the shape of ``tuner leaderboard --json``) as a table."""
+    from rich.table import Table
+
+    table = Table(title=f"Leaderboard: {title}")
     table.add_column("#", justify="right")
     table.add_column("trial")
     table.add_column("status")
-    for p in spec.parameters:
-        table.add_column(p.name, justify="right")
+    for p in parameters:
+        table.add_column(p, justify="right")
     for m in metrics:
         table.add_column(m, justify="right", style="bold" if m == metrics[0] else "")
     table.add_column("steps", justify="right")
-    for rank, trial in enumerate(rows, 1):
+    for rank, row in enumerate(rows, 1):
         table.add_row(
             str(rank),
-            trial.name,
-            trial.state.value,
-            *[_fmt(trial.parameters.get(p.name)) for p in spec.parameters],
-            *[_fmt(trial.metrics.get(m)) for m in metrics],
-            str(trial.steps),
+            row["trial"],
+            row["status"],
+            *[_fmt(row["parameters"].get(p)) for p in parameters],
+            *[_fmt(row["metrics"].get(m)) for m in metrics],
+            str(row["steps"]),
         )
     _console().print(table)
 
@@ -261,38 +325,59 @@ def _fmt(value: Any) -> str:
 def _cmd_trials(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from tuner.trials import TrialState
     from tuner.views import leaderboard_row
 
-    repo = _repo(args)
-    record = repo.get_experiment(args.namespace, args.name)
-    states = [TrialState(args.state)] if args.state else None
-    trials = repo.trials(record.id, states=states)
+    # Leaderboard-shaped rows (what --json prints), and each trial's message for the table.
+    rows: list[dict[str, Any]]
+    if args.server:
+        with _client(args) as client:
+            trials = client.trial_rows(args.name, state=args.state)
+        keys = ("trial", "status", "parameters", "objective", "metrics", "steps", "reason")
+        rows = [{k: t[k] for k in keys} for t in trials]
+        messages = [t.get("message") for t in trials]
+    else:
+        from tuner.trials import TrialState
+
+        repo = _repo(args)
+        record = repo.get_experiment(args.namespace, args.name)
+        states = [TrialState(args.state)] if args.state else None
+        stored = repo.trials(record.id, states=states)
+        rows = [leaderboard_row(t) for t in stored]
+        messages = [t.message for t in stored]
     if args.json:
-        print(json.dumps([leaderboard_row(t) for t in trials], indent=2))
+        print(json.dumps(rows, indent=2))
         return EXIT_OK
-    table = Table(title=f"Trials: {record.namespace}/{record.name}")
+    table = Table(title=f"Trials: {args.namespace}/{args.name}")
     for column in ("trial", "status", "parameters", "objective", "steps", "message"):
         table.add_column(column)
-    for t in trials:
-        params = " ".join(f"{k}={_fmt(v)}" for k, v in t.parameters.items())
+    for row, message in zip(rows, messages, strict=True):
+        params = " ".join(f"{k}={_fmt(v)}" for k, v in row["parameters"].items())
         table.add_row(
-            t.name, t.state.value, params, _fmt(t.objective), str(t.steps), t.message or ""
+            row["trial"],
+            row["status"],
+            params,
+            _fmt(row["objective"]),
+            str(row["steps"]),
+            message or "",
         )
     _console().print(table)
     return EXIT_OK
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from tuner.views import experiment_summary
+    status: dict[str, Any]
+    if args.server:
+        with _client(args) as client:
+            status = client.get(args.name)["status"]
+    else:
+        from tuner.views import experiment_summary
 
-    repo = _repo(args)
-    record = repo.get_experiment(args.namespace, args.name)
-    status = experiment_summary(repo, record)
+        repo = _repo(args)
+        status = experiment_summary(repo, repo.get_experiment(args.namespace, args.name))
     if args.json:
         print(json.dumps(status, indent=2))
         return EXIT_OK
-    print(f"{record.namespace}/{record.name}: {status['phase']}", end="")
+    print(f"{args.namespace}/{args.name}: {status['phase']}", end="")
     print(f" ({status['reason']}: {status['message']})" if status["reason"] else "")
     counts = ", ".join(f"{k} {v}" for k, v in status["trialCounts"].items() if v)
     print(f"trials: {status['trials']} ({counts or 'none'})")
@@ -301,6 +386,108 @@ def _cmd_status(args: argparse.Namespace) -> int:
         params = ", ".join(f"{a['name']}={a['value']}" for a in optimal["parameterAssignments"])
         values = ", ".join(f"{m['name']}={m['value']}" for m in optimal["observation"]["metrics"])
         print(f"optimal trial: {optimal['bestTrialName']} ({params}) -> {values}")
+    return EXIT_OK
+
+
+# -- against a server -------------------------------------------------------------------------
+
+
+def _token(token_file: str | None) -> str | None:
+    """The API token: the content of ``token_file``, else ``$TUNER_API_TOKEN``."""
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as e:
+            raise TunerError(f"cannot read the token file {token_file}: {e.strerror}") from e
+        if not token:
+            raise TunerError(f"the token file {token_file} is empty")
+        return token
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from tuner.client import Client
+
+    return Client(args.server, _token(args.token_file) or "", namespace=args.namespace)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _connect_url(host: str, port: int) -> str:
+    """The URL local trials reach the server at (TUNER_API_URL)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host.strip("[]"):
+        host = f"[{host.strip('[]')}]"
+    return f"http://{host}:{port}"
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    token = _token(args.token_file)
+    if token is None and not is_loopback(args.host):
+        print(
+            f"error: refusing to listen on {args.host} without an API token: the local runner "
+            "executes the commands of the specs it receives, so an open port would let anyone "
+            f"who can reach it run code on this host. Set ${TOKEN_ENV} or pass --token-file, "
+            "or listen on 127.0.0.1.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if not 0 < args.port < 65536:
+        print("error: --port must be between 1 and 65535", file=sys.stderr)
+        return EXIT_USAGE
+
+    import uvicorn
+
+    from tuner.api.app import create_app
+    from tuner.service import Settings
+
+    url = _connect_url(args.host, args.port)
+    secret = os.environ.get(SECRET_ENV)
+    settings = Settings(
+        db_url=args.db,
+        api_token=token,
+        secret=secret.encode() if secret else None,
+        workdir=Path(args.workdir),
+        api_url=url,
+    )
+    print(
+        f"tuner serve: {url} ({'API token required' if token else 'no API token: loopback only'})",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=5,
+    )
+    return EXIT_OK
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    if not args.server:
+        raise TunerError(
+            f"submit needs --server URL (or ${SERVER_ENV}); `tuner run SPEC` runs a spec here"
+        )
+    with _client(args) as client:
+        experiment = client.submit(Path(args.spec), namespace=args.namespace)
+    if args.json:
+        print(json.dumps(experiment, indent=2))
+        return EXIT_OK
+    meta, status = experiment["metadata"], experiment["status"]
+    print(f"experiment {meta['namespace']}/{meta['name']} submitted: {status['phase']}")
     return EXIT_OK
 
 

@@ -26,7 +26,7 @@ from algorithms.registry import create_suggester
 from tuner import early_stopping, metrics
 from tuner.errors import RunnerError, TunerError
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
-from tuner.spec import CollectorKind, Experiment
+from tuner.spec import CollectorKind, Experiment, ExperimentSpec
 from tuner.storage import ExperimentRecord, Repository
 from tuner.templates import render_trial
 from tuner.trials import ACTIVE_STATES, ExperimentPhase, Observation, Trial, TrialState
@@ -65,6 +65,52 @@ def base_trial_env(experiment: ExperimentRecord, trial: Trial) -> dict[str, str]
         "TUNER_NAMESPACE": experiment.namespace,
         "TUNER_TRIAL": trial.name,
     }
+
+
+def experiment_verdict(
+    spec: ExperimentSpec, history: Sequence[Trial]
+) -> tuple[ExperimentPhase, str, str] | None:
+    """Whether the stored trials end the experiment: ``(phase, reason, message)`` or ``None``.
+
+    A pure function of the spec and the history, shared by the controller and the ask/tell
+    service: the goal reached, more than ``maxFailedTrialCount`` failures, or
+    ``maxTrialCount`` trials finished.
+    """
+    objective = spec.objective
+    completed = [
+        t
+        for t in history
+        if t.state.completed and t.objective is not None and math.isfinite(t.objective)
+    ]
+    if objective.goal is not None and completed:
+        best = completed[0]
+        for t in completed[1:]:
+            assert t.objective is not None and best.objective is not None
+            if objective.better(t.objective, best.objective):
+                best = t
+        assert best.objective is not None
+        if objective.goal_reached(best.objective):
+            return (
+                ExperimentPhase.SUCCEEDED,
+                "ExperimentGoalReached",
+                f"trial {best.name} reached {objective.objective_metric_name}="
+                f"{best.objective:g} (goal {objective.goal:g})",
+            )
+    failed = sum(1 for t in history if t.state is TrialState.FAILED)
+    if spec.max_failed_trial_count is not None and failed > spec.max_failed_trial_count:
+        return (
+            ExperimentPhase.FAILED,
+            "ExperimentMaxFailedTrialsReached",
+            f"{failed} trials failed (maxFailedTrialCount {spec.max_failed_trial_count})",
+        )
+    finished = sum(1 for t in history if t.state.finished)
+    if spec.max_trial_count is not None and finished >= spec.max_trial_count:
+        return (
+            ExperimentPhase.SUCCEEDED,
+            "ExperimentMaxTrialsReached",
+            f"{finished} trials finished (maxTrialCount {spec.max_trial_count})",
+        )
+    return None
 
 
 class ExperimentController:
@@ -183,42 +229,7 @@ class ExperimentController:
     def _verdict(
         self, record: ExperimentRecord, history: Sequence[Trial]
     ) -> tuple[ExperimentPhase, str, str] | None:
-        spec = record.spec.spec
-        objective = spec.objective
-        completed = [
-            t
-            for t in history
-            if t.state.completed and t.objective is not None and math.isfinite(t.objective)
-        ]
-        if objective.goal is not None and completed:
-            best = completed[0]
-            for t in completed[1:]:
-                assert t.objective is not None and best.objective is not None
-                if objective.better(t.objective, best.objective):
-                    best = t
-            assert best.objective is not None
-            if objective.goal_reached(best.objective):
-                return (
-                    ExperimentPhase.SUCCEEDED,
-                    "ExperimentGoalReached",
-                    f"trial {best.name} reached {objective.objective_metric_name}="
-                    f"{best.objective:g} (goal {objective.goal:g})",
-                )
-        failed = sum(1 for t in history if t.state is TrialState.FAILED)
-        if spec.max_failed_trial_count is not None and failed > spec.max_failed_trial_count:
-            return (
-                ExperimentPhase.FAILED,
-                "ExperimentMaxFailedTrialsReached",
-                f"{failed} trials failed (maxFailedTrialCount {spec.max_failed_trial_count})",
-            )
-        finished = sum(1 for t in history if t.state.finished)
-        if spec.max_trial_count is not None and finished >= spec.max_trial_count:
-            return (
-                ExperimentPhase.SUCCEEDED,
-                "ExperimentMaxTrialsReached",
-                f"{finished} trials finished (maxTrialCount {spec.max_trial_count})",
-            )
-        return None
+        return experiment_verdict(record.spec.spec, history)
 
     async def _launch(self, record: ExperimentRecord, history: Sequence[Trial]) -> int | None:
         """Fill free slots with new trials; None when there was no room to ask for any."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from tuner.storage import ExperimentRecord, Repository
-from tuner.trials import Trial, TrialState
+from tuner.trials import ExperimentPhase, Trial, TrialState
 
 
 def _number(value: float | None) -> float | None:
@@ -48,6 +49,7 @@ def experiment_summary(repo: Repository, record: ExperimentRecord) -> dict[str, 
         "phase": record.phase.value,
         "reason": record.reason,
         "message": record.message,
+        "conditions": experiment_conditions(record),
         "trials": sum(counts.values()),
         "trialCounts": {state.value: n for state, n in counts.items()},
         "currentOptimalTrial": optimal,
@@ -68,3 +70,67 @@ def _steps_without_stopping(repo: Repository, record: ExperimentRecord) -> int:
     return sum(
         max(full, t.steps) if t.state is TrialState.EARLY_STOPPED else t.steps for t in trials
     )
+
+
+def _time(t: datetime | None) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+def _condition(
+    type_: str, status: bool, reason: str | None, message: str | None, time: datetime | None
+) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": _time(time),
+    }
+
+
+def experiment_conditions(record: ExperimentRecord) -> list[dict[str, Any]]:
+    """Katib-style conditions derived from the stored phase and timestamps.
+
+    ``Created`` is always there; ``Running`` once the experiment started (``"False"`` after it
+    ended); the final phase (Succeeded, Failed or Stopped) carries the stored reason and message.
+    """
+    conditions = [
+        _condition("Created", True, "ExperimentCreated", "Experiment is created", record.created_at)
+    ]
+    if record.started_at is not None:
+        running = record.phase is ExperimentPhase.RUNNING
+        conditions.append(
+            _condition(
+                "Running",
+                running,
+                "ExperimentRunning" if running else "ExperimentNotRunning",
+                "Experiment is running" if running else "Experiment is not running",
+                record.started_at if running else record.completed_at,
+            )
+        )
+    if record.phase.finished:
+        conditions.append(
+            _condition(record.phase.value, True, record.reason, record.message, record.completed_at)
+        )
+    return conditions
+
+
+def trial_conditions(trial: Trial) -> list[dict[str, Any]]:
+    """Katib-style trial conditions: Created, Running, then the final state with its reason."""
+    conditions = [_condition("Created", True, "TrialCreated", "Trial is created", trial.created_at)]
+    if trial.started_at is not None:
+        running = trial.state is TrialState.RUNNING
+        conditions.append(
+            _condition(
+                "Running",
+                running,
+                "TrialRunning" if running else "TrialNotRunning",
+                "Trial is running" if running else "Trial is not running",
+                trial.started_at if running else trial.finished_at,
+            )
+        )
+    if trial.state.finished:
+        conditions.append(
+            _condition(trial.state.value, True, trial.reason, trial.message, trial.finished_at)
+        )
+    return conditions

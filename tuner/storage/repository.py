@@ -423,6 +423,17 @@ class Repository:
                 for o in s.scalars(query)
             ]
 
+    def last_steps(self, experiment_id: int, trial_name: str) -> dict[str, int]:
+        """The highest stored step of each metric of a trial (for pushes without a step)."""
+        query = (
+            select(ObservationRow.metric, func.max(ObservationRow.step))
+            .join(TrialRow, TrialRow.id == ObservationRow.trial_id)
+            .where(TrialRow.experiment_id == experiment_id, TrialRow.name == trial_name)
+            .group_by(ObservationRow.metric)
+        )
+        with self.session() as s:
+            return {metric: int(step) for metric, step in s.execute(query)}
+
     # -- leaderboard ---------------------------------------------------------------------
 
     def leaderboard(

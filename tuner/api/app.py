@@ -1,0 +1,147 @@
+"""The FastAPI application: ``create_app(settings)`` builds everything, nothing at import time.
+
+Every error leaves as ``{"detail": message, "errors": [{"path", "message"}]}``, mapped in one
+place from :class:`tuner.errors.TunerError` (its ``status_code``), from request validation
+(422, with field paths) and from HTTP errors of the framework (404 for unknown routes, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException
+
+from tuner.api.routes import events, experiments, health, leaderboard, suggestions, trials
+from tuner.api.schemas import ErrorRead, EventRead, FieldErrorRead
+from tuner.errors import SpecError, TunerError, Unauthorized
+from tuner.service import Service, Settings
+from tuner.spec import Experiment, format_path
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API with its own :class:`Service` (database, controllers), started by the lifespan."""
+    settings = settings or Settings()
+    service = Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.close()
+
+    app = FastAPI(
+        title="tuner",
+        summary="Hyperparameter tuning with Katib v1beta1 Experiment specs",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_size,
+    )
+    app.state.service = service
+    app.include_router(health.router)
+    for router in (
+        experiments.router,
+        trials.router,
+        trials.push_router,
+        suggestions.router,
+        leaderboard.router,
+        events.router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
+    _install_error_handlers(app)
+    _install_openapi(app)
+    return app
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def _error(status: int, detail: str, errors: list[FieldErrorRead] | None = None) -> JSONResponse:
+    body = ErrorRead(detail=detail, errors=errors or [])
+    return JSONResponse(body.model_dump(mode="json"), status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def tuner_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, TunerError)
+        errors = None
+        if isinstance(exc, SpecError):
+            errors = [FieldErrorRead(path=e.path, message=e.message) for e in exc.errors]
+        if exc.status_code >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+        response = _error(exc.status_code, exc.message, errors)
+        if isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            FieldErrorRead(path=format_path(list(e.get("loc", ()))), message=str(e.get("msg")))
+            for e in exc.errors()
+        ]
+        lines = "; ".join(f"{e.path}: {e.message}" for e in errors)
+        return _error(422, f"invalid request: {lines}", errors)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        response = _error(exc.status_code, str(exc.detail))
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: logged with its traceback, answered in the usual shape.
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _error(500, f"internal error: {type(exc).__name__}")
+
+    app.add_exception_handler(TunerError, tuner_error)
+    app.add_exception_handler(Exception, unexpected)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+
+
+# -- OpenAPI ----------------------------------------------------------------------------------
+
+
+def _install_openapi(app: FastAPI) -> None:
+    """Add the Experiment spec (request body of ``POST /experiments``) to the components.
+
+    That endpoint reads its body itself (JSON or YAML, errors with Katib field paths), so
+    FastAPI cannot see its model; its schema is added here. Models FastAPI already lists (the
+    spec's parts, from the responses) keep FastAPI's form, which differs only cosmetically.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        _, defs = models_json_schema(
+            [(Experiment, "validation"), (EventRead, "serialization")],
+            ref_template="#/components/schemas/{model}",
+        )
+        for name, definition in defs.get("$defs", {}).items():
+            components.setdefault(name, definition)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,86 @@
+"""Who may call the API.
+
+API token
+    With ``Settings.api_token`` set (``TUNER_API_TOKEN`` or ``tuner serve --token-file``), every
+    endpoint except ``/healthz`` needs ``Authorization: Bearer <api token>``. A missing token
+    gets 401 (with ``WWW-Authenticate: Bearer``), a wrong one 403. Without an API token the API
+    is open, which ``tuner serve`` allows on loopback addresses only.
+
+Trial tokens
+    The two endpoints a trial calls, ``POST .../trials/{trial}/observations`` and
+    ``POST .../trials/{trial}/complete``, take that trial's token instead
+    (:func:`tuner.service.derive_trial_token`), in ``X-Tuner-Trial-Token`` or as
+    ``Authorization: Bearer``. A trial only has its own token, never the API token, so a trial
+    can report for itself and do nothing else. Those endpoints also accept the API token (an
+    administrator may act for any trial); the Python client sends the API token as bearer and
+    the trial token in ``X-Tuner-Trial-Token``, so both work together. A missing token gets 401,
+    a token of another trial 403.
+
+Tokens are compared in constant time (:func:`hmac.compare_digest`) and never logged: no log
+line or error message of this package contains a header value.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from tuner.api.deps import ExperimentName, NamespaceDep, ServiceDep, TrialName
+from tuner.errors import Forbidden, Unauthorized
+from tuner.service import tokens_equal
+
+TRIAL_TOKEN_HEADER = "X-Tuner-Trial-Token"
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="APIToken",
+    description="the API token (TUNER_API_TOKEN); trial endpoints also take a trial token",
+)
+trial_token_header = APIKeyHeader(
+    name=TRIAL_TOKEN_HEADER,
+    auto_error=False,
+    scheme_name="TrialToken",
+    description="a trial's token (TUNER_TRIAL_TOKEN in the trial's environment)",
+)
+
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def require_api_token(service: ServiceDep, credentials: Bearer) -> None:
+    expected = service.settings.api_token
+    if expected is None:
+        return
+    if credentials is None:
+        raise Unauthorized("missing API token: send 'Authorization: Bearer <token>'")
+    if not tokens_equal(credentials.credentials, expected):
+        raise Forbidden("invalid API token")
+
+
+def require_trial_token(
+    service: ServiceDep,
+    credentials: Bearer,
+    trial_token: Annotated[str | None, Depends(trial_token_header)],
+    name: ExperimentName,
+    trial: TrialName,
+    namespace: NamespaceDep = "default",
+) -> None:
+    given = [t for t in (trial_token, credentials.credentials if credentials else None) if t]
+    if not given:
+        raise Unauthorized(
+            f"missing trial token: send the token of trial {trial} "
+            f"(TUNER_TRIAL_TOKEN) as 'Authorization: Bearer <token>' or {TRIAL_TOKEN_HEADER}"
+        )
+    expected = service.trial_token(namespace, name, trial)
+    api_token = service.settings.api_token
+    for token in given:
+        if tokens_equal(token, expected) or (
+            api_token is not None and tokens_equal(token, api_token)
+        ):
+            return
+    raise Forbidden(f"invalid token for trial {trial}: a trial may only report for itself")
+
+
+APIAuth = Depends(require_api_token)
+TrialAuth = Depends(require_trial_token)

@@ -1,0 +1,45 @@
+"""Annotated dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+
+from tuner.service import Service
+from tuner.storage import ExperimentRecord, Repository
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def get_repo(request: Request) -> Repository:
+    return get_service(request).repo
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+RepoDep = Annotated[Repository, Depends(get_repo)]
+NamespaceDep = Annotated[
+    str,
+    Query(
+        max_length=63,
+        pattern=DNS_LABEL,
+        description="the experiment's namespace (default: default)",
+    ),
+]
+ExperimentName = Annotated[str, Path(description="experiment name")]
+TrialName = Annotated[str, Path(description="trial name")]
+
+
+def get_experiment(
+    service: ServiceDep, name: ExperimentName, namespace: NamespaceDep = "default"
+) -> ExperimentRecord:
+    """The stored experiment named in the path (404 when there is none)."""
+    return service.get(namespace, name)
+
+
+ExperimentDep = Annotated[ExperimentRecord, Depends(get_experiment)]
