@@ -53,23 +53,28 @@ def experiment_summary(repo: Repository, record: ExperimentRecord) -> dict[str, 
         "trials": sum(counts.values()),
         "trialCounts": {state.value: n for state, n in counts.items()},
         "currentOptimalTrial": optimal,
-        "totalSteps": repo.total_steps(record.id),
-        "stepsWithoutStopping": _steps_without_stopping(repo, record),
+        **_step_totals(repo, record, counts),
         "startTime": record.started_at.isoformat() if record.started_at else None,
         "completionTime": record.completed_at.isoformat() if record.completed_at else None,
     }
 
 
-def _steps_without_stopping(repo: Repository, record: ExperimentRecord) -> int:
-    """An estimate of the steps a run without early stopping would have used.
+def _step_totals(
+    repo: Repository, record: ExperimentRecord, counts: dict[TrialState, int]
+) -> dict[str, int]:
+    """Steps run, and an estimate of the steps a run without early stopping would have used.
 
     Each early-stopped trial is counted at the longest run of any trial that was not stopped.
     """
-    trials = repo.trials(record.id)
-    full = max((t.steps for t in trials if t.state is not TrialState.EARLY_STOPPED), default=0)
-    return sum(
-        max(full, t.steps) if t.state is TrialState.EARLY_STOPPED else t.steps for t in trials
+    stats = repo.step_stats(record.id)
+    total = sum(t for t, _ in stats.values())
+    stopped_sum, stopped_max = stats.get(TrialState.EARLY_STOPPED, (0, 0))
+    full = max(
+        (m for state, (_, m) in stats.items() if state is not TrialState.EARLY_STOPPED), default=0
     )
+    n_stopped = counts.get(TrialState.EARLY_STOPPED, 0)
+    without = total - stopped_sum + n_stopped * max(full, stopped_max)
+    return {"totalSteps": total, "stepsWithoutStopping": without}
 
 
 def _time(t: datetime | None) -> str | None:

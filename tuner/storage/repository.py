@@ -318,14 +318,15 @@ class Repository:
             counts[TrialState(state)] = n
         return counts
 
-    def total_steps(self, experiment_id: int) -> int:
+    def step_stats(self, experiment_id: int) -> dict[TrialState, tuple[int, int]]:
+        """Per state: (sum, max) of the steps trials ran, in one grouped query."""
         with self.session() as s:
-            total = s.scalar(
-                select(func.coalesce(func.sum(TrialRow.steps), 0)).where(
-                    TrialRow.experiment_id == experiment_id
-                )
-            )
-        return int(total or 0)
+            rows = s.execute(
+                select(TrialRow.state, func.sum(TrialRow.steps), func.max(TrialRow.steps))
+                .where(TrialRow.experiment_id == experiment_id)
+                .group_by(TrialRow.state)
+            ).all()
+        return {TrialState(state): (int(total or 0), int(most or 0)) for state, total, most in rows}
 
     # -- observations --------------------------------------------------------------------
 
