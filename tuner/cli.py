@@ -118,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the stored experiment as JSON")
     p.set_defaults(func=_cmd_submit)
+
+    p = sub.add_parser("db", help="database schema: upgrade applies the migrations")
+    p.add_argument("action", choices=["upgrade", "current"])
+    db_option(p)
+    p.set_defaults(func=_cmd_db)
     return parser
 
 
@@ -430,6 +435,16 @@ def _connect_url(host: str, port: int) -> str:
     if ":" in host.strip("[]"):
         host = f"[{host.strip('[]')}]"
     return f"http://{host}:{port}"
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from tuner.storage.engine import current_revision, make_engine, migrate
+
+    engine = make_engine(args.db, create_schema=False)
+    if args.action == "upgrade":
+        migrate(engine)
+    print(f"schema revision: {current_revision(engine) or 'none (run `tuner db upgrade`)'}")
+    return EXIT_OK
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -46,3 +46,13 @@ def test_concurrent_starts_migrate_once(tmp_path: Path) -> None:
         p.join(60)
     assert [p.exitcode for p in processes] == [0, 0, 0]
     assert current_revision(make_engine(url, create_schema=False)) == "0001"
+
+
+def test_db_cli_upgrades_an_empty_database(tmp_path: Path) -> None:
+    from tuner.cli import main
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert main(["db", "current", "--db", url]) == 0
+    assert current_revision(make_engine(url, create_schema=False)) is None
+    assert main(["db", "upgrade", "--db", url]) == 0
+    assert current_revision(make_engine(url, create_schema=False)) == "0001"
