@@ -108,6 +108,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workdir", default=".tuner", help="trial logs and the server secret")
     p.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    p.add_argument("--replica-id", help="this replica's name in experiment leases")
+    p.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=10.0,
+        help="seconds before another replica takes over a dead one's experiments (default 10)",
+    )
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("submit", help="submit a spec to a `tuner serve`")
@@ -475,7 +482,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         secret=secret.encode() if secret else None,
         workdir=Path(args.workdir),
         api_url=url,
+        lease_ttl=args.lease_ttl,
+        lease_interval=max(0.5, args.lease_ttl / 5),
     )
+    if args.replica_id:
+        settings.replica_id = args.replica_id
     print(
         f"tuner serve: {url} ({'API token required' if token else 'no API token: loopback only'})",
         file=sys.stderr,

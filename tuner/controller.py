@@ -202,6 +202,15 @@ class ExperimentController:
     async def _reconcile_once(self) -> bool:
         """One pass; returns True when the experiment has ended."""
         record = self._reload()
+        if record.phase.finished:
+            # Ended elsewhere (a stop request served by another replica): stop our trials.
+            for trial in self.repo.trials(record.id, states=ACTIVE_STATES):
+                reason = record.reason or "ExperimentStopped"
+                await self._kill(
+                    trial.name, _Ending(TrialState.KILLED, reason, record.message or "")
+                )
+            await self._await_tasks()
+            return True
         if self._stop_message is not None:
             await self._end(ExperimentPhase.STOPPED, "ExperimentStopped", self._stop_message)
             return True

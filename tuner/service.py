@@ -14,6 +14,17 @@ Everything runs in the server's event loop. The service
   once), or to the database;
 * fans controller events out to Server-Sent Event streams.
 
+Several replicas
+    Replicas may share one database. Each experiment with a ``trialTemplate`` is driven by
+    exactly one replica at a time, the holder of its lease (``experiments.owner`` and
+    ``lease_expires_at``, taken with one conditional UPDATE). A replica renews its leases every
+    ``lease_interval`` seconds; when one dies, its leases expire after ``lease_ttl`` seconds and
+    another replica takes the experiments over on its next scan: it re-attaches to their running
+    trials (a local process of a dead replica is lost, and its trial ends Failed with reason
+    TrialLost) and goes on. Stored trials are never suggested again, so nothing is duplicated.
+    Replicas must share the trial-token secret. A push that reaches a replica other than the
+    owner is stored, but the early-stopping decision is made by the owner on its next look.
+
 Trial tokens
     Each trial gets ``TUNER_TRIAL_TOKEN = HMAC-SHA256(secret, "namespace/experiment/trial")``
     (hex). Nothing is stored per trial: the token is recomputed to check a push, so tokens
@@ -33,6 +44,7 @@ import logging
 import math
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -75,6 +87,9 @@ class Settings:
         events_poll_interval: seconds between database polls of an event stream.
         max_body_size: request bodies above this many bytes get 413.
         stop_timeout: seconds to wait for a controller to kill its trials on stop.
+        replica_id: this replica's name in experiment leases (default: host, pid, random).
+        lease_ttl: seconds a lease lasts without renewal: the failover time after a crash.
+        lease_interval: seconds between lease renewals and scans for orphaned experiments.
     """
 
     db_url: str | None = None
@@ -88,6 +103,11 @@ class Settings:
     events_poll_interval: float = 1.0
     max_body_size: int = 4 << 20
     stop_timeout: float = 60.0
+    replica_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    )
+    lease_ttl: float = 10.0
+    lease_interval: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +166,7 @@ class Service:
         self._locks: dict[int, asyncio.Lock] = {}
         self._subscribers: dict[int, set[asyncio.Queue[ServiceEvent | None]]] = {}
         self._closing = False
+        self._lease_task: asyncio.Task[None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -172,17 +193,15 @@ class Service:
         self._runner = settings.runner or LocalRunner(
             workdir, cwd=settings.trial_cwd, base_env=settings.trial_env
         )
-        for phase in (ExperimentPhase.CREATED, ExperimentPhase.RUNNING):
-            offset = 0
-            while batch := self.repo.list_experiments(phase=phase.value, limit=500, offset=offset):
-                offset += len(batch)
-                for record in batch:
-                    log.info("resuming experiment %s/%s", record.namespace, record.name)
-                    self._begin(record)
+        self._claim_orphans()
+        self._lease_task = asyncio.create_task(self._keep_leases(), name="leases")
 
     async def close(self) -> None:
         """Stop every controller (their trials are killed) and end the event streams."""
         self._closing = True
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            await asyncio.gather(self._lease_task, return_exceptions=True)
         for queues in self._subscribers.values():
             for queue in queues:
                 with contextlib.suppress(asyncio.QueueFull):
@@ -515,8 +534,56 @@ class Service:
     def _lock(self, experiment_id: int) -> asyncio.Lock:
         return self._locks.setdefault(experiment_id, asyncio.Lock())
 
-    def _begin(self, record: ExperimentRecord) -> None:
-        """Mark the experiment Running and, when it has a trial template, start its controller."""
+    def _claim_orphans(self) -> None:
+        """Resume the Created and Running experiments that no live replica drives."""
+        for phase in (ExperimentPhase.CREATED, ExperimentPhase.RUNNING):
+            offset = 0
+            while batch := self.repo.list_experiments(phase=phase.value, limit=500, offset=offset):
+                offset += len(batch)
+                for record in batch:
+                    task = self._tasks.get(record.id)
+                    if task is not None and not task.done():
+                        continue
+                    if _ask_tell(record):
+                        if record.phase is ExperimentPhase.CREATED:
+                            self._begin(record)
+                        continue
+                    if self.repo.acquire_lease(
+                        record.id, self.settings.replica_id, self.settings.lease_ttl
+                    ):
+                        log.info("resuming experiment %s/%s", record.namespace, record.name)
+                        self._begin(record, leased=True)
+
+    async def _keep_leases(self) -> None:
+        """Renew our leases, give up experiments whose lease we lost, adopt orphans."""
+        settings = self.settings
+        while not self._closing:
+            await asyncio.sleep(settings.lease_interval)
+            try:
+                driven = [i for i, t in self._tasks.items() if not t.done()]
+                held = self.repo.renew_leases(settings.replica_id, driven, settings.lease_ttl)
+                for experiment_id in set(driven) - held:
+                    log.warning(
+                        "lost the lease of experiment #%s; stopping its controller", experiment_id
+                    )
+                    self._tasks[experiment_id].cancel()
+                self._claim_orphans()
+            except Exception:  # a database hiccup must not end lease keeping
+                log.exception("lease renewal failed; retrying")
+
+    def _begin(self, record: ExperimentRecord, *, leased: bool = False) -> None:
+        """Mark the experiment Running and, when it has a trial template, start its controller.
+
+        A templated experiment is started only under this replica's lease.
+        """
+        if not _ask_tell(record) and not leased:
+            task = self._tasks.get(record.id)
+            running_here = task is not None and not task.done()
+            if not running_here and not self.repo.acquire_lease(
+                record.id, self.settings.replica_id, self.settings.lease_ttl
+            ):
+                log.info("experiment %s is driven by another replica", record.name)
+                return
         if record.phase is not ExperimentPhase.RUNNING:
             self.repo.set_phase(record.id, ExperimentPhase.RUNNING)
             record = self.repo.experiment_by_id(record.id)
@@ -547,6 +614,8 @@ class Service:
         if self._tasks.get(record.id) is task:
             del self._tasks[record.id]
             self._controllers.pop(record.id, None)
+            with contextlib.suppress(Exception):  # a lost database must not hide the cause
+                self.repo.release_lease(record.id, self.settings.replica_id)
         if task.cancelled():
             return
         error = task.exception()

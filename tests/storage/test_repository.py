@@ -110,3 +110,20 @@ def test_history_with_curves(repo: Repository) -> None:
     assert [t.name for t in history] == [a.name, b.name]
     assert history[0].curve == ((0, 1.0), (1, 0.5), (2, 1.0 / 3))
     assert history[1].curve == ()
+
+
+def test_leases_give_an_experiment_to_one_owner_at_a_time(repo: Repository) -> None:
+    record = _experiment(repo)
+    assert repo.acquire_lease(record.id, "a", ttl=30)
+    assert repo.acquire_lease(record.id, "a", ttl=30)  # renewing our own
+    assert not repo.acquire_lease(record.id, "b", ttl=30)
+    assert repo.renew_leases("a", [record.id], ttl=30) == {record.id}
+    assert repo.renew_leases("b", [record.id], ttl=30) == set()
+    # An expired lease can be taken over; the old owner then no longer holds it.
+    assert repo.acquire_lease(record.id, "a", ttl=-1)
+    assert repo.acquire_lease(record.id, "b", ttl=30)
+    assert repo.renew_leases("a", [record.id], ttl=30) == set()
+    repo.release_lease(record.id, "a")  # not the owner: no effect
+    assert not repo.acquire_lease(record.id, "a", ttl=30)
+    repo.release_lease(record.id, "b")
+    assert repo.acquire_lease(record.id, "a", ttl=30)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -134,6 +134,61 @@ class Repository:
         with self.session() as s:
             s.execute(
                 update(ExperimentRow).where(ExperimentRow.id == experiment_id).values(**values)
+            )
+            s.commit()
+
+    # -- leases: which replica drives an experiment ----------------------------------------
+
+    def acquire_lease(self, experiment_id: int, owner: str, ttl: float) -> bool:
+        """Take (or keep) the right to drive an experiment for ``ttl`` seconds.
+
+        One conditional UPDATE, so two replicas racing for the same experiment cannot both win:
+        the lease is free, already ours, or expired.
+        """
+        now = utcnow()
+        with self.session() as s:
+            result = s.execute(
+                update(ExperimentRow)
+                .where(
+                    ExperimentRow.id == experiment_id,
+                    or_(
+                        ExperimentRow.owner.is_(None),
+                        ExperimentRow.owner == owner,
+                        ExperimentRow.lease_expires_at.is_(None),
+                        ExperimentRow.lease_expires_at < now,
+                    ),
+                )
+                .values(owner=owner, lease_expires_at=now + timedelta(seconds=ttl))
+            )
+            s.commit()
+            return bool(getattr(result, "rowcount", 0))
+
+    def renew_leases(self, owner: str, experiment_ids: Iterable[int], ttl: float) -> set[int]:
+        """Extend the leases ``owner`` still holds; returns the ids it holds."""
+        ids = list(experiment_ids)
+        if not ids:
+            return set()
+        now = utcnow()
+        with self.session() as s:
+            s.execute(
+                update(ExperimentRow)
+                .where(ExperimentRow.id.in_(ids), ExperimentRow.owner == owner)
+                .values(lease_expires_at=now + timedelta(seconds=ttl))
+            )
+            s.commit()
+            held = s.scalars(
+                select(ExperimentRow.id).where(
+                    ExperimentRow.id.in_(ids), ExperimentRow.owner == owner
+                )
+            )
+            return set(held)
+
+    def release_lease(self, experiment_id: int, owner: str) -> None:
+        with self.session() as s:
+            s.execute(
+                update(ExperimentRow)
+                .where(ExperimentRow.id == experiment_id, ExperimentRow.owner == owner)
+                .values(owner=None, lease_expires_at=None)
             )
             s.commit()
 
@@ -483,6 +538,100 @@ class Repository:
         rows = self.leaderboard(experiment, limit=1)
         return rows[0] if rows and rows[0].objective is not None else None
 
+    # -- dashboard aggregates ------------------------------------------------------------
+
+    def experiment_tallies(self, experiment_ids: Sequence[int]) -> dict[int, ExperimentTally]:
+        """Trial counts by state and the objective's range over completed trials, per experiment.
+
+        Two grouped queries however many experiments (the dashboard's list page).
+        """
+        tallies = {i: ExperimentTally(dict.fromkeys(TrialState, 0)) for i in experiment_ids}
+        ids = list(tallies)
+        completed = [TrialState.SUCCEEDED.value, TrialState.EARLY_STOPPED.value]
+        with self.session() as s:
+            for chunk in range(0, len(ids), 500):
+                part = ids[chunk : chunk + 500]
+                for experiment_id, state, n in s.execute(
+                    select(TrialRow.experiment_id, TrialRow.state, func.count())
+                    .where(TrialRow.experiment_id.in_(part))
+                    .group_by(TrialRow.experiment_id, TrialRow.state)
+                ):
+                    tallies[experiment_id].counts[TrialState(state)] = n
+                for experiment_id, low, high in s.execute(
+                    select(
+                        TrialRow.experiment_id,
+                        func.min(TrialRow.objective),
+                        func.max(TrialRow.objective),
+                    )
+                    .where(
+                        TrialRow.experiment_id.in_(part),
+                        TrialRow.state.in_(completed),
+                        TrialRow.objective.is_not(None),
+                    )
+                    .group_by(TrialRow.experiment_id)
+                ):
+                    tallies[experiment_id].low = low
+                    tallies[experiment_id].high = high
+        return tallies
+
+    def trial_points(
+        self,
+        experiment_id: int,
+        states: Iterable[TrialState] | None = None,
+        *,
+        with_parameters: bool = True,
+    ) -> list[TrialPoint]:
+        """Every trial as a light row (no metrics) in creation order: one column query."""
+        columns: list[Any] = [
+            TrialRow.number,
+            TrialRow.name,
+            TrialRow.state,
+            TrialRow.objective,
+            TrialRow.message,
+        ]
+        if with_parameters:
+            columns.append(TrialRow.parameters)
+        query = (
+            select(*columns)
+            .where(TrialRow.experiment_id == experiment_id)
+            .order_by(TrialRow.number)
+        )
+        if states is not None:
+            query = query.where(TrialRow.state.in_([st.value for st in states]))
+        with self.session() as s:
+            return [
+                TrialPoint(
+                    number=row[0],
+                    name=row[1],
+                    state=TrialState(row[2]),
+                    objective=row[3],
+                    message=row[4],
+                    parameters=dict(row[5]) if with_parameters else {},
+                )
+                for row in s.execute(query)
+            ]
+
+    def metric_curves(
+        self, experiment_id: int, trial_names: Sequence[str], metric: str
+    ) -> dict[str, list[tuple[int, float | None]]]:
+        """One metric's observations of the named trials, by step (None stands for NaN)."""
+        curves: dict[str, list[tuple[int, float | None]]] = {n: [] for n in trial_names}
+        names = list(curves)
+        with self.session() as s:
+            for chunk in range(0, len(names), 500):
+                for name, step, value in s.execute(
+                    select(TrialRow.name, ObservationRow.step, ObservationRow.value)
+                    .join(TrialRow, TrialRow.id == ObservationRow.trial_id)
+                    .where(
+                        TrialRow.experiment_id == experiment_id,
+                        TrialRow.name.in_(names[chunk : chunk + 500]),
+                        ObservationRow.metric == metric,
+                    )
+                    .order_by(TrialRow.name, ObservationRow.step)
+                ):
+                    curves[name].append((step, value))
+        return curves
+
     # -- mapping -------------------------------------------------------------------------
 
     @staticmethod
@@ -553,3 +702,24 @@ def _prefer(
 
 def trial_name(experiment_name: str, number: int) -> str:
     return f"{experiment_name}-{number:04d}"
+
+
+@dataclass
+class ExperimentTally:
+    """Per experiment: trials by state, and the lowest and highest completed objective."""
+
+    counts: dict[TrialState, int]
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class TrialPoint:
+    """A trial without its metrics: what the dashboard's plots need."""
+
+    number: int
+    name: str
+    state: TrialState
+    objective: float | None
+    message: str | None
+    parameters: dict[str, Any]

@@ -1,0 +1,154 @@
+"""Two real `tuner serve` replicas on one database: one is SIGKILLed mid-experiment, the other
+takes the experiment over and completes it with exactly maxTrialCount trials."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.api.test_serve import free_port
+from tests.conftest import experiment_dict
+from tests.test_controller import command
+from tuner.storage import Repository, make_engine
+from tuner.storage.tables import ExperimentRow
+from tuner.trials import ExperimentPhase, TrialState
+
+ROOT = Path(__file__).resolve().parents[2]
+LEASE_TTL = 3.0
+
+
+def start_replica(name: str, db_url: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env["TUNER_SECRET"] = "ab" * 32  # replicas share the trial-token secret
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    with (tmp / f"{name}.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tuner.cli",
+                "serve",
+                "--db",
+                db_url,
+                "--port",
+                str(port),
+                "--workdir",
+                str(tmp / name),
+                "--replica-id",
+                name,
+                "--lease-ttl",
+                str(LEASE_TTL),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"replica {name} did not come up:\n{(tmp / f'{name}.log').read_text()}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def replicas(db_url: str, tmp_path: Path) -> Iterator[list[tuple[subprocess.Popen[bytes], str]]]:
+    started = [start_replica("a", db_url, tmp_path)]
+    started.append(start_replica("b", db_url, tmp_path))
+    yield started
+    for process, _ in started:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_a_killed_replica_hands_its_experiment_over(
+    db_url: str, replicas: list[tuple[subprocess.Popen[bytes], str]]
+) -> None:
+    (a, a_url), (b, _) = replicas
+    data = experiment_dict("failover", maxTrialCount=8, parallelTrialCount=2, maxFailedTrialCount=4)
+    command(data).extend(["--steps=4", "--sleep=0.25"])
+    response = httpx.post(
+        f"{a_url}/api/v1/experiments",
+        content=yaml.safe_dump(data),
+        headers={"Content-Type": "application/yaml"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+
+    engine = make_engine(db_url)
+    try:
+        check_failover(Repository(engine), a, b)
+    finally:
+        engine.dispose()
+
+
+def check_failover(
+    repo: Repository, a: subprocess.Popen[bytes], b: subprocess.Popen[bytes]
+) -> None:
+    record = repo.get_experiment("default", "failover")
+
+    def owner() -> str | None:
+        with repo.session() as s:
+            row = s.get(ExperimentRow, record.id)
+            return row.owner if row else None
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # bounded wait: A has finished some trials, runs others
+        trials = repo.trials(record.id)
+        finished = [t for t in trials if t.state.finished]
+        running = [t for t in trials if t.state is TrialState.RUNNING]
+        if len(finished) >= 2 and running:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("replica a never got going")
+    assert owner() == "a"
+    a.send_signal(signal.SIGKILL)
+    a.wait(10)
+    killed_at = time.monotonic()
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        record = repo.experiment_by_id(record.id)
+        if record.phase.finished:
+            break
+        time.sleep(0.1)
+    assert record.phase is ExperimentPhase.SUCCEEDED, record.message
+    assert b.poll() is None
+
+    trials = repo.trials(record.id)
+    assert [t.number for t in trials] == list(range(8))  # exactly maxTrialCount, none twice
+    states = [t.state for t in trials]
+    lost = [t for t in trials if t.reason == "TrialLost"]
+    assert 1 <= len(lost) <= 2 and all(t.state is TrialState.FAILED for t in lost)
+    assert states.count(TrialState.SUCCEEDED) == 8 - len(lost)
+    # Every trial B ran has all its observations, and the takeover was bounded.
+    for t in trials:
+        if t.state is TrialState.SUCCEEDED:
+            assert t.steps == 4
+    assert owner() is None  # B released the finished experiment
+    took_over = [t for t in trials if t.started_at and t.number >= 2]
+    assert took_over
+    assert time.monotonic() - killed_at < 60
