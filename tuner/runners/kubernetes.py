@@ -478,6 +478,45 @@ def load_api_client(
     return client.ApiClient(cfg)
 
 
+def job_manifest(
+    experiment: Experiment,
+    trial: Trial,
+    rendered: RenderedTrial,
+    env: Mapping[str, str],
+    owner: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Job to create for a trial: name, labels, ownerReference and environment filled in."""
+    job = copy.deepcopy(rendered.job)
+    job.setdefault("apiVersion", "batch/v1")
+    job.setdefault("kind", "Job")
+    labels = job_labels(experiment, trial)
+    meta = job.setdefault("metadata", {})
+    meta["name"] = job_name(experiment, trial)
+    meta["namespace"] = experiment.namespace
+    meta["labels"] = {**(meta.get("labels") or {}), **labels}
+    if owner:
+        meta["ownerReferences"] = [dict(owner)]
+    template = job.setdefault("spec", {}).setdefault("template", {})
+    pod_meta = template.setdefault("metadata", {})
+    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
+    pod_spec = template.setdefault("spec", {})
+    pod_spec.setdefault("restartPolicy", "Never")
+    containers = job_containers(job)
+    primary = next(
+        (c for c in containers if c.get("name") == rendered.container_name),
+        containers[0] if containers else None,
+    )
+    if primary is None:
+        raise RunnerError(f"trial {trial.name}: the Job template has no container")
+    extra = {"PYTHONUNBUFFERED": "1", **env}  # metrics lines arrive while the trial runs
+    given = [e for e in primary.get("env") or [] if isinstance(e, dict)]
+    names = {e.get("name") for e in given}
+    primary["env"] = [e for e in given if e.get("name") not in env] + [
+        {"name": k, "value": str(v)} for k, v in extra.items() if k in env or k not in names
+    ]
+    return job
+
+
 OwnerReference = Callable[[Experiment], Mapping[str, Any] | None]
 
 
@@ -549,9 +588,10 @@ class KubernetesRunner:
                     errors.append(FieldError(f"spec.trialTemplate.{key}", str(e)))
         return errors
 
-    def check(self, experiment: Experiment) -> None:
+    @classmethod
+    def check(cls, experiment: Experiment) -> None:
         """Raise :class:`SpecError` when this runner cannot run ``experiment``."""
-        errors = self.problems(experiment)
+        errors = cls.problems(experiment)
         if errors:
             raise SpecError(errors)
 
@@ -602,37 +642,9 @@ class KubernetesRunner:
     def manifest(
         self, experiment: Experiment, trial: Trial, rendered: RenderedTrial, env: Mapping[str, str]
     ) -> dict[str, Any]:
-        """The Job to create for a trial: name, labels, owner and environment filled in."""
-        job = copy.deepcopy(rendered.job)
-        job.setdefault("apiVersion", "batch/v1")
-        job.setdefault("kind", "Job")
-        labels = job_labels(experiment, trial)
-        meta = job.setdefault("metadata", {})
-        meta["name"] = job_name(experiment, trial)
-        meta["namespace"] = experiment.namespace
-        meta["labels"] = {**(meta.get("labels") or {}), **labels}
+        """The Job to create for a trial (see :func:`job_manifest`), with this runner's owner."""
         owner = self.owner_reference(experiment) if self.owner_reference else None
-        if owner:
-            meta["ownerReferences"] = [dict(owner)]
-        template = job.setdefault("spec", {}).setdefault("template", {})
-        pod_meta = template.setdefault("metadata", {})
-        pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
-        pod_spec = template.setdefault("spec", {})
-        pod_spec.setdefault("restartPolicy", "Never")
-        containers = job_containers(job)
-        primary = next(
-            (c for c in containers if c.get("name") == rendered.container_name),
-            containers[0] if containers else None,
-        )
-        if primary is None:
-            raise RunnerError(f"trial {trial.name}: the Job template has no container")
-        extra = {"PYTHONUNBUFFERED": "1", **env}  # metrics lines arrive while the trial runs
-        given = [e for e in primary.get("env") or [] if isinstance(e, dict)]
-        names = {e.get("name") for e in given}
-        primary["env"] = [e for e in given if e.get("name") not in env] + [
-            {"name": k, "value": str(v)} for k, v in extra.items() if k in env or k not in names
-        ]
-        return job
+        return job_manifest(experiment, trial, rendered, env, owner)
 
     async def start(
         self, experiment: Experiment, trial: Trial, rendered: RenderedTrial, env: dict[str, str]
