@@ -427,8 +427,17 @@ class ExperimentController:
             await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
 
     async def _shutdown_trials(self) -> None:
-        """On any exit (cancellation included), leave no process behind and no trial Running."""
+        """On any exit (cancellation included), leave no process behind and no trial Running.
+
+        Trials of a detached runner (Kubernetes Jobs) outlive this process: they are left
+        running, still Running in the database, for the next controller to re-attach.
+        """
         if not self._tasks:
+            return
+        if getattr(self.runner, "detached", False):
+            for task in self._tasks.values():
+                task.cancel()
+            await self._await_tasks()
             return
         for name in list(self._handles):
             await self._kill(

@@ -37,6 +37,15 @@ class TrialHandle(Protocol):
 
 
 class Runner(Protocol):
+    """Starts trials and finds them again.
+
+    A runner whose trials outlive its process (Kubernetes Jobs) sets ``detached = True``: a
+    stopping controller then leaves them running for its successor to attach to, instead of
+    killing them.
+    """
+
+    detached: bool
+
     async def start(
         self, experiment: Experiment, trial: Trial, rendered: RenderedTrial, env: dict[str, str]
     ) -> TrialHandle:

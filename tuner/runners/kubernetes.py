@@ -535,6 +535,8 @@ class KubernetesRunner:
         log_read_timeout: seconds without log output after which a log stream is reopened.
     """
 
+    detached = True  # Jobs outlive the service: a restarted controller re-attaches
+
     def __init__(
         self,
         api_client: client.ApiClient | None = None,

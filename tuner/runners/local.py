@@ -99,6 +99,8 @@ class LocalRunner:
         kill_grace: seconds between SIGTERM and SIGKILL when a trial is stopped.
     """
 
+    detached = False  # trial processes die with their pipes: a stopping controller kills them
+
     def __init__(
         self,
         workdir: Path,
