@@ -28,6 +28,7 @@ from tuner.errors import RunnerError, TunerError
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
 from tuner.spec import CollectorKind, Experiment, ExperimentSpec
 from tuner.storage import ExperimentRecord, Repository
+from tuner.storage.writer import ObservationWriter
 from tuner.templates import render_trial
 from tuner.trials import ACTIVE_STATES, ExperimentPhase, Observation, Trial, TrialState
 
@@ -122,12 +123,14 @@ class ExperimentController:
         *,
         trial_env: TrialEnv = base_trial_env,
         listeners: Sequence[Callable[[ControllerEvent], None]] = (),
+        writer: ObservationWriter | None = None,
     ) -> None:
         self.repo = repo
         self.record = experiment
         self.runner = runner
         self._trial_env = trial_env
         self._listeners = list(listeners)
+        self._writer = writer
         self._suggester: Suggester | None = None
         self._rule: early_stopping.EarlyStoppingRule | None = None
         self._wake = asyncio.Event()
@@ -179,7 +182,10 @@ class ExperimentController:
 
     async def observe(self, trial_name: str, observations: Sequence[Observation]) -> bool:
         """Store observations of a running trial; returns whether the trial should stop."""
-        self.repo.add_observations(self.record, trial_name, observations)
+        if self._writer is not None:
+            await self._writer.write(self.record, trial_name, observations)
+        else:
+            self.repo.add_observations(self.record, trial_name, observations)
         objective = self.spec.spec.objective.objective_metric_name
         curve = self._curves.setdefault(trial_name, {})
         new_points = False

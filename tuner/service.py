@@ -45,7 +45,7 @@ import math
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -55,11 +55,12 @@ from algorithms.base import Suggester
 from tuner import early_stopping
 from tuner.controller import ControllerEvent, ExperimentController, base_trial_env
 from tuner.controller import experiment_verdict as verdict_of
-from tuner.errors import Conflict, FieldError, InvalidRequest, NotFound, SpecError
+from tuner.errors import Conflict, FieldError, InvalidRequest, NotFound, RunnerError, SpecError
 from tuner.runners.base import Runner
 from tuner.spec import CollectorKind, Experiment, ExperimentSpec, load_spec
 from tuner.storage import ExperimentRecord, Repository, make_engine
 from tuner.storage.repository import utcnow
+from tuner.storage.writer import ObservationWriter
 from tuner.trials import ACTIVE_STATES, ExperimentPhase, Observation, Trial, TrialState
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ class Settings:
         replica_id: this replica's name in experiment leases (default: host, pid, random).
         lease_ttl: seconds a lease lasts without renewal: the failover time after a crash.
         lease_interval: seconds between lease renewals and scans for orphaned experiments.
+        companions: coroutines run beside the service from its start to its close, each given
+            the started service (``tuner serve --runner kubernetes`` runs the operator so).
     """
 
     db_url: str | None = None
@@ -108,6 +111,7 @@ class Settings:
     )
     lease_ttl: float = 10.0
     lease_interval: float = 2.0
+    companions: list[Callable[[Service], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,9 @@ class Service:
         self._subscribers: dict[int, set[asyncio.Queue[ServiceEvent | None]]] = {}
         self._closing = False
         self._lease_task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[ServiceEvent], None]] = []
+        self._companions: list[asyncio.Task[None]] = []
+        self._writer: ObservationWriter | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -193,12 +200,19 @@ class Service:
         self._runner = settings.runner or LocalRunner(
             workdir, cwd=settings.trial_cwd, base_env=settings.trial_env
         )
+        self._writer = ObservationWriter(self.repo)
+        self._writer.start()
         self._claim_orphans()
         self._lease_task = asyncio.create_task(self._keep_leases(), name="leases")
+        for companion in settings.companions:
+            self._companions.append(asyncio.create_task(companion(self)))
 
     async def close(self) -> None:
         """Stop every controller (their trials are killed) and end the event streams."""
         self._closing = True
+        for companion in self._companions:
+            companion.cancel()
+        await asyncio.gather(*self._companions, return_exceptions=True)
         if self._lease_task is not None:
             self._lease_task.cancel()
             await asyncio.gather(self._lease_task, return_exceptions=True)
@@ -210,12 +224,22 @@ class Service:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._writer is not None:
+            await self._writer.close()
         if self._repo is not None:
             self._repo.engine.dispose()
 
     # -- experiments ---------------------------------------------------------------------
 
+    def add_listener(self, listener: Callable[[ServiceEvent], None]) -> None:
+        """Call ``listener`` with every event this process publishes (of any experiment)."""
+        self._listeners.append(listener)
+
     async def submit(self, experiment: Experiment) -> ExperimentRecord:
+        """Store and start an experiment; a runner with ``check(experiment)`` vets it first."""
+        check = getattr(self.runner, "check", None)
+        if check is not None and experiment.spec.trial_template is not None:
+            check(experiment)  # SpecError (422) for what this runner cannot run
         record = self.repo.create_experiment(experiment)
         self._begin(record)
         return self.repo.experiment_by_id(record.id)
@@ -297,6 +321,12 @@ class Service:
         """Stop the experiment, then remove it with its trials and observations."""
         await self.stop(record, "the experiment was deleted")
         self.repo.delete_experiment(record.id)
+        cleanup = getattr(self.runner, "cleanup", None)
+        if cleanup is not None and not _ask_tell(record):
+            try:
+                await cleanup(record.spec)  # e.g. the experiment's finished Jobs
+            except RunnerError as e:  # the record is gone already: report, do not fail
+                log.warning("experiment %s deleted, but: %s", record.name, e.message)
         self._suggesters.pop(record.id, None)
         self._rules.pop(record.id, None)
         self._best.pop(record.id, None)
@@ -350,7 +380,8 @@ class Service:
         controller = self._controllers.get(record.id)
         if controller is not None:
             return await controller.observe(trial_name, observations), ignored
-        self.repo.add_observations(record, trial_name, observations)
+        assert self._writer is not None
+        await self._writer.write(record, trial_name, observations)
         if _ask_tell(record):
             return await self._ask_tell_early_stop(record, trial_name), ignored
         return False, ignored
@@ -600,6 +631,7 @@ class Service:
             self.runner,
             trial_env=self._trial_env,
             listeners=[partial(self._on_controller_event, record.id, record.namespace)],
+            writer=self._writer,
         )
         task = asyncio.create_task(
             controller.run(), name=f"controller {record.namespace}/{record.name}"
@@ -718,6 +750,11 @@ class Service:
         )
 
     def _publish(self, experiment_id: int, event: ServiceEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("service event listener failed")
         for queue in self._subscribers.get(experiment_id, ()):
             try:
                 queue.put_nowait(event)

@@ -394,40 +394,55 @@ class Repository:
         again after a restart) is ignored, so nothing is ever stored twice. The trial's metric
         values under their strategies are updated in the same transaction.
         """
+        return self.add_observation_batches([(experiment, trial_name, observations)])[0]
+
+    def add_observation_batches(
+        self, batches: Sequence[tuple[ExperimentRecord, str, Sequence[Observation]]]
+    ) -> list[int]:
+        """:meth:`add_observations` for several trials in one transaction (all or nothing)."""
+        with self.session() as s:
+            counts = [self._add_observations(s, *batch) for batch in batches]
+            s.commit()
+        return counts
+
+    def _add_observations(
+        self,
+        s: Session,
+        experiment: ExperimentRecord,
+        trial_name: str,
+        observations: Sequence[Observation],
+    ) -> int:
         if not observations:
             return 0
-        objective = experiment.spec.spec.objective
-        with self.session() as s:
-            trial = s.scalar(
-                select(TrialRow).where(
-                    TrialRow.experiment_id == experiment.id, TrialRow.name == trial_name
-                )
+        trial = s.scalar(
+            select(TrialRow).where(
+                TrialRow.experiment_id == experiment.id, TrialRow.name == trial_name
             )
-            if trial is None:
-                raise NotFound(f"trial {trial_name} not found")
-            now = utcnow()
-            # Last value wins within one batch for a repeated (metric, step).
-            unique = {
-                (o.metric, o.step): {
-                    "trial_id": trial.id,
-                    "metric": o.metric,
-                    "step": o.step,
-                    "value": _nan_to_none(o.value),
-                    "time": o.time or now,
-                }
-                for o in observations
+        )
+        if trial is None:
+            raise NotFound(f"trial {trial_name} not found")
+        now = utcnow()
+        # Last value wins within one batch for a repeated (metric, step).
+        unique = {
+            (o.metric, o.step): {
+                "trial_id": trial.id,
+                "metric": o.metric,
+                "step": o.step,
+                "value": _nan_to_none(o.value),
+                "time": o.time or now,
             }
-            insert = self._insert_ignore(ObservationRow)
-            stmt = (
-                insert.values(list(unique.values()))
-                .on_conflict_do_nothing(index_elements=["trial_id", "metric", "step"])
-                .returning(ObservationRow.metric, ObservationRow.step, ObservationRow.value)
-            )
-            inserted = s.execute(stmt).all()
-            if inserted:
-                self._update_metrics(s, trial, objective, inserted)
-            s.commit()
-            return len(inserted)
+            for o in observations
+        }
+        insert = self._insert_ignore(ObservationRow)
+        stmt = (
+            insert.values(list(unique.values()))
+            .on_conflict_do_nothing(index_elements=["trial_id", "metric", "step"])
+            .returning(ObservationRow.metric, ObservationRow.step, ObservationRow.value)
+        )
+        inserted = s.execute(stmt).all()
+        if inserted:
+            self._update_metrics(s, trial, experiment.spec.spec.objective, inserted)
+        return len(inserted)
 
     def _insert_ignore(self, table: type[ObservationRow]) -> Any:
         if self.engine.dialect.name == "postgresql":
