@@ -12,6 +12,8 @@
 * ``sobol`` → ``QMCSampler(qmc_type="sobol")``: ``random_state``.
 * ``bayesianoptimization`` → ``GPSampler`` (needs torch: ``pip install 'tuner[gp]'``):
   ``random_state``, ``n_initial_points``, ``base_estimator``, ``acq_func``, ``acq_optimizer``.
+  Past :data:`GP_MAX_TRIALS` trials it suggests with multivariate TPE instead, logs that once,
+  and records it in each such trial's attrs (``sampler``): it never slows or times out silently.
 
 How the search space is mapped (and ``normal``/``logNormal`` treated as linear/log uniform) is
 described in :mod:`algorithms.space`.
@@ -91,7 +93,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -116,6 +118,11 @@ from tuner.trials import Trial
 __all__ = ["ALGORITHMS", "OptunaSuggester", "create", "validate_settings"]
 
 logger = logging.getLogger(__name__)
+
+GP_MAX_TRIALS = 1000
+"""Past this many trials, ``bayesianoptimization`` suggests with multivariate TPE (logged, and
+recorded in the trial's attrs): Optuna's GP costs O(n^3) per suggestion, seconds at a few
+thousand trials."""
 # Optuna announces every in-memory study on stderr; a service makes one per experiment.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -461,6 +468,7 @@ class OptunaSuggester:
             else StudyDirection.MINIMIZE
         )
         self._config = config
+        self._gp_capped = False
         self._lock = threading.Lock()
         self._reset()
 
@@ -546,7 +554,20 @@ class OptunaSuggester:
     def _ask(self, study: optuna.Study, position: int) -> Suggestion:
         rs = self._config.random_state
         seed = None if rs is None else _seed(rs, position)
-        study.sampler = _make_sampler(self._config, self._space, seed, position)
+        config, attrs = self._config, {}
+        if config.algorithm == "bayesianoptimization" and position >= GP_MAX_TRIALS:
+            # A GP's cost grows with the cube of the trials; past the cap, TPE takes over.
+            if not self._gp_capped:
+                logger.warning(
+                    "bayesianoptimization: %d trials reached the GP cap (%d); "
+                    "suggesting with multivariate TPE from now on",
+                    position,
+                    GP_MAX_TRIALS,
+                )
+                self._gp_capped = True
+            config = replace(config, algorithm="multivariate-tpe", settings={})
+            attrs = {"sampler": f"multivariate-tpe (GP capped at {GP_MAX_TRIALS} trials)"}
+        study.sampler = _make_sampler(config, self._space, seed, position)
         try:
             trial = study.ask(fixed_distributions=self._space)
         except Exception:
@@ -559,7 +580,7 @@ class OptunaSuggester:
         self._unclaimed.setdefault(space.point_key(self._parameters, parameters), []).append(
             trial_id
         )
-        return Suggestion(parameters=parameters)
+        return Suggestion(parameters=parameters, attrs=attrs)
 
     def _fail_orphans(self) -> None:
         """After a failed ask: fail the half-made trial so it does not stay pending forever."""
