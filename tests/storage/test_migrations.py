@@ -10,16 +10,17 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from tuner.storage import make_engine
-from tuner.storage.engine import current_revision, migrate
+from tuner.storage.engine import current_revision, include_object, migrate
 from tuner.storage.tables import Base
 
 
 def test_migrations_build_the_model_schema(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": False})
+            opts = {"compare_type": False, "include_object": include_object(engine.dialect.name)}
+            context = MigrationContext.configure(connection, opts=opts)
             diff = compare_metadata(context, Base.metadata)
         assert diff == []
         names = set(inspect(engine).get_table_names())
@@ -27,7 +28,7 @@ def test_migrations_build_the_model_schema(db_url: str) -> None:
         indexes = {i["name"] for i in inspect(engine).get_indexes("trials")}
         assert {"ix_trials_experiment_state", "ix_trials_experiment_objective"} <= indexes
         migrate(engine)  # idempotent
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
     finally:
         engine.dispose()
 
@@ -45,7 +46,7 @@ def test_concurrent_starts_migrate_once(tmp_path: Path) -> None:
     for p in processes:
         p.join(60)
     assert [p.exitcode for p in processes] == [0, 0, 0]
-    assert current_revision(make_engine(url, create_schema=False)) == "0001"
+    assert current_revision(make_engine(url, create_schema=False)) == "0002"
 
 
 def test_db_cli_upgrades_an_empty_database(tmp_path: Path) -> None:
@@ -55,4 +56,4 @@ def test_db_cli_upgrades_an_empty_database(tmp_path: Path) -> None:
     assert main(["db", "current", "--db", url]) == 0
     assert current_revision(make_engine(url, create_schema=False)) is None
     assert main(["db", "upgrade", "--db", url]) == 0
-    assert current_revision(make_engine(url, create_schema=False)) == "0001"
+    assert current_revision(make_engine(url, create_schema=False)) == "0002"

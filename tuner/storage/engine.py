@@ -79,6 +79,19 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(_alembic_config(connection), revision)
 
 
+def include_object(dialect: str) -> Any:
+    """An Alembic ``include_object`` hook that skips objects declared for other dialects.
+
+    (Autogenerate ignores ``ddl_if``; our PostgreSQL-only index must not look missing on SQLite.)
+    """
+
+    def include(obj: Any, _name: Any, _type: Any, _reflected: Any, _compare_to: Any) -> bool:
+        condition = getattr(obj, "_ddl_if", None)
+        return condition is None or condition.dialect in (None, dialect)
+
+    return include
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

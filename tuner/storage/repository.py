@@ -270,13 +270,13 @@ class Repository:
     def history(self, experiment_id: int, *, with_curves: bool = False) -> list[Trial]:
         """Every trial of the experiment in creation order (the input of every decision)."""
         with self.session() as s:
-            rows = s.scalars(
-                select(TrialRow)
+            rows = s.execute(
+                select(*_TRIAL_COLUMNS)
                 .where(TrialRow.experiment_id == experiment_id)
                 .order_by(TrialRow.number)
             ).all()
             trials = [self._trial(r) for r in rows]
-            self._attach_metrics(s, trials, rows)
+            self._attach_metrics(s, trials, rows, experiment_id=experiment_id)
             if with_curves and trials:
                 exp = s.get(ExperimentRow, experiment_id)
                 assert exp is not None
@@ -310,7 +310,7 @@ class Repository:
         offset: int = 0,
     ) -> list[Trial]:
         query = (
-            select(TrialRow)
+            select(*_TRIAL_COLUMNS)
             .where(TrialRow.experiment_id == experiment_id)
             .order_by(TrialRow.number)
             .offset(offset)
@@ -320,7 +320,7 @@ class Repository:
         if limit is not None:
             query = query.limit(limit)
         with self.session() as s:
-            rows = s.scalars(query).all()
+            rows = s.execute(query).all()
             trials = [self._trial(r) for r in rows]
             self._attach_metrics(s, trials, rows)
             return trials
@@ -526,24 +526,25 @@ class Repository:
         )
         if metric == objective.objective_metric_name:
             column: Any = TrialRow.objective
-            query = select(TrialRow)
+            query = select(*_TRIAL_COLUMNS)
         else:
             column = TrialMetricRow.value
-            query = select(TrialRow).outerjoin(
+            query = select(*_TRIAL_COLUMNS).outerjoin(
                 TrialMetricRow,
                 (TrialMetricRow.trial_id == TrialRow.id) & (TrialMetricRow.name == metric),
             )
+        # NULLS LAST (not a computed "IS NULL" key), so that the (experiment, objective) index
+        # serves the order and a top-k reads k rows.
+        order = column.desc() if descending else column.asc()
         query = query.where(TrialRow.experiment_id == experiment.id).order_by(
-            column.is_(None),
-            column.desc() if descending else column.asc(),
-            TrialRow.number,
+            order.nulls_last(), TrialRow.number
         )
         if states is not None:
             query = query.where(TrialRow.state.in_([st.value for st in states]))
         if limit is not None:
             query = query.limit(limit)
         with self.session() as s:
-            rows = s.scalars(query.offset(offset)).all()
+            rows = s.execute(query.offset(offset)).all()
             trials = [self._trial(r) for r in rows]
             self._attach_metrics(s, trials, rows)
             return trials
@@ -650,7 +651,8 @@ class Repository:
     # -- mapping -------------------------------------------------------------------------
 
     @staticmethod
-    def _trial(row: TrialRow) -> Trial:
+    def _trial(row: Any) -> Trial:
+        """A Trial from a TrialRow or a row of :data:`_TRIAL_COLUMNS`."""
         return Trial(
             name=row.name,
             number=row.number,
@@ -668,21 +670,35 @@ class Repository:
         )
 
     @staticmethod
-    def _attach_metrics(s: Session, trials: list[Trial], rows: Sequence[TrialRow]) -> None:
+    def _attach_metrics(
+        s: Session, trials: list[Trial], rows: Sequence[Any], *, experiment_id: int | None = None
+    ) -> None:
+        """Fill ``Trial.metrics``; with ``experiment_id``, the trials are all of that experiment
+        (one joined query instead of id lists)."""
         if not trials:
             return
         by_id = {row.id: t for row, t in zip(rows, trials, strict=True)}
-        ids = list(by_id)
-        for chunk in range(0, len(ids), 500):
-            for m in s.scalars(
-                select(TrialMetricRow).where(TrialMetricRow.trial_id.in_(ids[chunk : chunk + 500]))
-            ):
-                by_id[m.trial_id].metrics[m.name] = _none_to_nan(m.value)
+        columns = (TrialMetricRow.trial_id, TrialMetricRow.name, TrialMetricRow.value)
+        if experiment_id is not None:
+            queries = [
+                select(*columns)
+                .join(TrialRow, TrialRow.id == TrialMetricRow.trial_id)
+                .where(TrialRow.experiment_id == experiment_id)
+            ]
+        else:
+            ids = list(by_id)
+            queries = [
+                select(*columns).where(TrialMetricRow.trial_id.in_(ids[i : i + 1000]))
+                for i in range(0, len(ids), 1000)
+            ]
+        for query in queries:
+            for trial_id, name, value in s.execute(query):
+                trial = by_id.get(trial_id)
+                if trial is not None:
+                    trial.metrics[name] = _none_to_nan(value)
 
     @staticmethod
-    def _attach_curves(
-        s: Session, metric: str, trials: list[Trial], rows: Sequence[TrialRow]
-    ) -> None:
+    def _attach_curves(s: Session, metric: str, trials: list[Trial], rows: Sequence[Any]) -> None:
         by_id = {row.id: t for row, t in zip(rows, trials, strict=True)}
         curves: dict[int, dict[int, float]] = {i: {} for i in by_id}
         ids = list(by_id)
@@ -696,6 +712,25 @@ class Repository:
                 curves[trial_id][step] = _none_to_nan(value)
         for trial_id, curve in curves.items():
             by_id[trial_id].with_curve(curve)
+
+
+_TRIAL_COLUMNS = (
+    TrialRow.id,
+    TrialRow.name,
+    TrialRow.number,
+    TrialRow.parameters,
+    TrialRow.attrs,
+    TrialRow.state,
+    TrialRow.reason,
+    TrialRow.message,
+    TrialRow.created_at,
+    TrialRow.started_at,
+    TrialRow.finished_at,
+    TrialRow.objective,
+    TrialRow.steps,
+    TrialRow.runner_ref,
+)
+"""What a :class:`Trial` is made of: selected as plain rows, without ORM identity tracking."""
 
 
 def _prefer(

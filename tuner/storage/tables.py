@@ -106,3 +106,13 @@ class ObservationRow(Base):
     # NULL stands for NaN: SQLite cannot store NaN.
     value: Mapped[float | None] = mapped_column(Float)
     time: Mapped[datetime]
+
+
+# PostgreSQL scans the ascending (experiment, objective) index backwards as DESC NULLS FIRST, so a
+# maximised objective's leaderboard (DESC NULLS LAST) needs its own index to read only k rows.
+# SQLite cannot declare NULLS LAST in an index; it sorts small experiments quickly anyway.
+Index(
+    "ix_trials_experiment_objective_desc",
+    TrialRow.experiment_id,
+    TrialRow.objective.desc().nulls_last(),
+).ddl_if(dialect="postgresql")
