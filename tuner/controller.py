@@ -25,6 +25,7 @@ from algorithms.base import Suggester
 from algorithms.registry import create_suggester
 from tuner import early_stopping, metrics
 from tuner.errors import RunnerError, TunerError
+from tuner.history import HistoryCache
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
 from tuner.spec import CollectorKind, Experiment, ExperimentSpec
 from tuner.storage import ExperimentRecord, Repository
@@ -131,6 +132,7 @@ class ExperimentController:
         self._trial_env = trial_env
         self._listeners = list(listeners)
         self._writer = writer
+        self._history = HistoryCache(repo, experiment.id)
         self._suggester: Suggester | None = None
         self._rule: early_stopping.EarlyStoppingRule | None = None
         self._wake = asyncio.Event()
@@ -220,7 +222,7 @@ class ExperimentController:
         if self._stop_message is not None:
             await self._end(ExperimentPhase.STOPPED, "ExperimentStopped", self._stop_message)
             return True
-        history = self.repo.history(record.id)
+        history = self._history.refresh()
         self._report_best(history)
         verdict = self._verdict(record, history)
         if verdict is not None:
@@ -365,8 +367,7 @@ class ExperimentController:
         if ending is not None:
             state, reason, message = ending.state, ending.reason, ending.message
         elif outcome.succeeded:
-            trial = self.repo.get_trial(record.id, trial_name)
-            has_objective = self.spec.spec.objective.objective_metric_name in trial.metrics
+            has_objective = bool(self._curves.get(trial_name))
             no_collector = self.spec.spec.metrics_collector_spec.kind is CollectorKind.NONE
             if has_objective or no_collector:
                 state, reason, message = TrialState.SUCCEEDED, outcome.reason, outcome.message
@@ -386,7 +387,7 @@ class ExperimentController:
 
     async def _maybe_stop_early(self, trial_name: str) -> bool:
         assert self._rule is not None
-        history = self.repo.history(self.record.id)
+        history = self._history.refresh()
         by_name = {t.name: t for t in history}
         trial = by_name.get(trial_name)
         if trial is None or trial.state not in ACTIVE_STATES:

@@ -284,6 +284,28 @@ class Repository:
                 self._attach_curves(s, metric, trials, rows)
         return trials
 
+    def history_delta(
+        self, experiment_id: int, after_number: int, names: Iterable[str] = ()
+    ) -> list[Trial]:
+        """The trials numbered after ``after_number``, plus the named ones, in creation order.
+
+        What :class:`tuner.history.HistoryCache` reads to catch up: finished trials never
+        change, so only new trials and those that were still active need reading.
+        """
+        condition = TrialRow.number > after_number
+        names = list(names)
+        if names:
+            condition = or_(condition, TrialRow.name.in_(names))
+        with self.session() as s:
+            rows = s.execute(
+                select(*_TRIAL_COLUMNS)
+                .where(TrialRow.experiment_id == experiment_id, condition)
+                .order_by(TrialRow.number)
+            ).all()
+            trials = [self._trial(r) for r in rows]
+            self._attach_metrics(s, trials, rows)
+        return trials
+
     def get_trial(self, experiment_id: int, name: str, *, with_curve: bool = False) -> Trial:
         with self.session() as s:
             row = s.scalar(

@@ -1,0 +1,30 @@
+"""The incremental history matches a full read after any sequence of changes."""
+
+from __future__ import annotations
+
+from tests.conftest import experiment_dict
+from tuner.history import HistoryCache
+from tuner.spec import load_spec
+from tuner.storage import Repository
+from tuner.trials import Observation, TrialState
+
+
+def test_incremental_history_equals_a_full_read(repo: Repository) -> None:
+    record = repo.create_experiment(load_spec(experiment_dict(maxTrialCount=10)))
+    cache = HistoryCache(repo, record.id)
+    assert cache.refresh() == []
+
+    first = repo.create_trials(record, [({"x": 0.1, "n": 1}, {}), ({"x": 0.2, "n": 1}, {})])
+    assert cache.refresh() == repo.history(record.id)
+
+    repo.mark_running(record.id, first[0].name, "pid:1")
+    repo.add_observations(record, first[0].name, [Observation("loss", 0, 0.5)])
+    repo.finish_trial(record.id, first[0].name, TrialState.SUCCEEDED)
+    repo.create_trials(record, [({"x": 0.3, "n": 2}, {})])
+    history = cache.refresh()
+    assert history == repo.history(record.id)
+    assert history[0].state is TrialState.SUCCEEDED and history[0].objective == 0.5
+    assert [t.number for t in history] == [0, 1, 2]
+
+    repo.finish_trial(record.id, first[1].name, TrialState.FAILED, "Error")
+    assert cache.refresh() == repo.history(record.id)

@@ -1,0 +1,33 @@
+"""An experiment's trial history, kept in memory and caught up incrementally.
+
+Every decision reads the history; reading all of it each time costs O(trials). A trial that
+has finished never changes again, so catching up needs only the trials created since the last
+read and the ones that were still active. The database stays the record: the cache is rebuilt
+from it whenever a controller starts.
+"""
+
+from __future__ import annotations
+
+from tuner.storage import Repository
+from tuner.trials import Trial
+
+
+class HistoryCache:
+    def __init__(self, repo: Repository, experiment_id: int) -> None:
+        self.repo = repo
+        self.experiment_id = experiment_id
+        self._trials: list[Trial] = []
+        self._position: dict[str, int] = {}
+
+    def refresh(self) -> list[Trial]:
+        """Every trial of the experiment, in creation order, as stored now."""
+        active = [t.name for t in self._trials if not t.state.finished]
+        last = self._trials[-1].number if self._trials else -1
+        for trial in self.repo.history_delta(self.experiment_id, last, active):
+            position = self._position.get(trial.name)
+            if position is None:
+                self._position[trial.name] = len(self._trials)
+                self._trials.append(trial)
+            else:
+                self._trials[position] = trial
+        return list(self._trials)
