@@ -372,6 +372,13 @@ def test_openapi_describes_every_endpoint_with_typed_models(client: TestClient) 
         ("POST", "/api/v1/experiments/{name}/suggestions"),
         ("GET", "/api/v1/experiments/{name}/leaderboard"),
         ("GET", "/api/v1/experiments/{name}/events"),
+        # the dashboard's aggregates (tuner/api/routes/plots.py)
+        ("GET", "/api/v1/overview"),
+        ("GET", "/api/v1/experiments/{name}/plots/history"),
+        ("GET", "/api/v1/experiments/{name}/plots/parallel"),
+        ("GET", "/api/v1/experiments/{name}/plots/curves"),
+        ("GET", "/api/v1/experiments/{name}/plots/importance"),
+        ("GET", "/api/v1/experiments/{name}/trials/{trial}/tail"),
     }
     components = schema["components"]["schemas"]
 

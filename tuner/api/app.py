@@ -19,11 +19,20 @@ from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 
-from tuner.api.routes import events, experiments, health, leaderboard, suggestions, trials
+from tuner.api.routes import (
+    events,
+    experiments,
+    health,
+    leaderboard,
+    plots,
+    suggestions,
+    trials,
+)
 from tuner.api.schemas import ErrorRead, EventRead, FieldErrorRead
 from tuner.errors import SpecError, TunerError, Unauthorized
 from tuner.service import Service, Settings
 from tuner.spec import Experiment, format_path
+from tuner.ui.routes import router as ui_router
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     app.include_router(health.router)
+    app.include_router(ui_router)  # the dashboard: / and /ui/...
     for router in (
         experiments.router,
         trials.router,
@@ -59,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         suggestions.router,
         leaderboard.router,
         events.router,
+        plots.router,
+        plots.overview_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     _install_error_handlers(app)
