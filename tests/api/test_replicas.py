@@ -3,10 +3,8 @@ takes the experiment over and completes it with exactly maxTrialCount trials."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +13,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.api.test_serve import free_port
 from tests.conftest import experiment_dict
+from tests.servers import Server, start_server, stop_server
 from tests.test_controller import command
 from tuner.storage import Repository, make_engine
 from tuner.storage.tables import ExperimentRow
@@ -26,67 +24,29 @@ ROOT = Path(__file__).resolve().parents[2]
 LEASE_TTL = 3.0
 
 
-def start_replica(name: str, db_url: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
-    env["PYTHONPATH"] = str(ROOT)
-    env["TUNER_SECRET"] = "ab" * 32  # replicas share the trial-token secret
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    with (tmp / f"{name}.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tuner.cli",
-                "serve",
-                "--db",
-                db_url,
-                "--port",
-                str(port),
-                "--workdir",
-                str(tmp / name),
-                "--replica-id",
-                name,
-                "--lease-ttl",
-                str(LEASE_TTL),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"replica {name} did not come up:\n{(tmp / f'{name}.log').read_text()}")
-        time.sleep(0.05)
+def start_replica(name: str, db_url: str, tmp: Path) -> Server:
+    # Replicas share the trial-token secret.
+    return start_server(
+        tmp,
+        db_url,
+        name=name,
+        args=["--replica-id", name, "--lease-ttl", str(LEASE_TTL)],
+        env={"TUNER_SECRET": "ab" * 32},
+    )
 
 
 @pytest.fixture
-def replicas(db_url: str, tmp_path: Path) -> Iterator[list[tuple[subprocess.Popen[bytes], str]]]:
+def replicas(db_url: str, tmp_path: Path) -> Iterator[list[Server]]:
     started = [start_replica("a", db_url, tmp_path)]
     started.append(start_replica("b", db_url, tmp_path))
     yield started
-    for process, _ in started:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    for server in started:
+        stop_server(server)
 
 
-def test_a_killed_replica_hands_its_experiment_over(
-    db_url: str, replicas: list[tuple[subprocess.Popen[bytes], str]]
-) -> None:
-    (a, a_url), (b, _) = replicas
+def test_a_killed_replica_hands_its_experiment_over(db_url: str, replicas: list[Server]) -> None:
+    a, b = replicas[0].process, replicas[1].process
+    a_url = replicas[0].url
     data = experiment_dict("failover", maxTrialCount=8, parallelTrialCount=2, maxFailedTrialCount=4)
     command(data).extend(["--steps=4", "--sleep=0.25"])
     response = httpx.post(

@@ -6,14 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +18,7 @@ import yaml
 
 from tests.api.conftest import ask_tell_dict
 from tests.conftest import DATA
+from tests.servers import Server, start_server, stop_server
 from tuner import cli
 from tuner.client import Client
 from tuner.errors import Forbidden, NotFound, SpecError, Unauthorized
@@ -31,75 +27,16 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "serve-test-token"
 
 
-@dataclass
-class Server:
-    url: str
-    db_url: str
-    token_file: Path
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("serve")
-    token_file = tmp / "token"
-    token_file.write_text(TOKEN + "\n")
-    port = free_port()
-    db_url = f"sqlite:///{tmp / 'serve.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
-    env["PYTHONPATH"] = str(ROOT)
-    log = tmp / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tuner.cli",
-                "serve",
-                "--db",
-                db_url,
-                "--port",
-                str(port),
-                "--token-file",
-                str(token_file),
-                "--workdir",
-                str(tmp / "work"),
-                "--log-level",
-                "info",  # access logs included: the token must not appear in them
-            ],
-            cwd=tmp,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"tuner serve did not come up:\n{log.read_text()}")
-        time.sleep(0.05)
-    yield Server(url, db_url, token_file, process, log)
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-    assert TOKEN not in log.read_text(), "the API token leaked into the server log"
+    # Access logs included (log level info): the token must not appear in them.
+    running = start_server(
+        tmp, f"sqlite:///{tmp / 'serve.db'}", TOKEN, args=["--log-level", "info"]
+    )
+    yield running
+    stop_server(running)
+    assert TOKEN not in running.log.read_text(), "the API token leaked into the server log"
 
 
 @pytest.fixture

@@ -6,18 +6,14 @@ missing; Playwright drives the system browser (no `playwright install`).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.api.test_serve import Server, free_port
+from tests import servers
+from tests.servers import Server, stop_server  # noqa: F401 (used by the UI tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -35,43 +31,8 @@ CHROMIUM_ARGS = [
 
 
 def start_server(tmp: Path, db_url: str, token: str | None) -> Server:
-    """`tuner serve` in a subprocess (as tests/api/test_serve.py starts it), up and healthy."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
-    env["PYTHONPATH"] = str(ROOT)
-    token_file = tmp / "token"
-    args = [
-        sys.executable, "-m", "tuner.cli", "serve", "--db", db_url, "--port", str(port),
-        "--workdir", str(tmp / "work"), "--log-level", "warning",
-    ]  # fmt: skip
-    if token is not None:
-        token_file.write_text(token + "\n")
-        args += ["--token-file", str(token_file)]
-    log = tmp / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"tuner serve did not come up:\n{log.read_text()}")
-        time.sleep(0.05)
-    return Server(url, db_url, token_file, process, log)
-
-
-def stop_server(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(5)
+    """A real `tuner serve` for the browser, quiet unless something goes wrong."""
+    return servers.start_server(tmp, db_url, token, args=["--log-level", "warning"])
 
 
 @pytest.fixture(scope="session")
