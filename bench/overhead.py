@@ -5,7 +5,8 @@ over the 5-parameter space of ``bench/_common.py`` and a random sampler:
 
 * ``tuner`` (SQLite file, PostgreSQL): what the controller does, through
   :class:`tuner.storage.Repository` and the suggester of ``algorithms.registry``:
-  ``repo.history()`` (re-read every call, as ``ExperimentController._reconcile_once`` does) →
+  the history caught up incrementally (:class:`tuner.history.HistoryCache`, as
+  ``ExperimentController._reconcile_once`` reads it) →
   ``suggester.suggest(history, 1)`` → ``create_trials`` → ``mark_running`` →
   3 x ``add_observations`` (one ``loss`` value per step) → ``finish_trial(Succeeded)``;
 * Optuna ``RDBStorage`` (SQLite file, the same PostgreSQL) and ``JournalStorage``
@@ -45,6 +46,7 @@ from bench._common import (  # noqa: E402
     mean,
     postgres_schema,
 )
+from tuner.history import HistoryCache  # noqa: E402
 from tuner.spec import load_spec  # noqa: E402
 from tuner.storage import Repository, make_engine  # noqa: E402
 from tuner.trials import Observation, TrialState  # noqa: E402
@@ -76,13 +78,14 @@ class Tuner:
         spec = load_spec(experiment("overhead", "random"))
         self.record = self.repo.create_experiment(spec)
         self.suggester = create_suggester(spec.spec)
+        self.history = HistoryCache(self.repo, self.record.id)
         self.parameters = spec.spec.parameters
 
     def trial(self, i: int) -> dict[str, float]:
         repo, record = self.repo, self.record
         t: dict[str, float] = {}
         t0 = time.perf_counter()
-        history = repo.history(record.id)
+        history = self.history.refresh()
         t1 = time.perf_counter()
         (suggestion,) = self.suggester.suggest(history, 1)
         params = {p.name: p.convert(suggestion.parameters[p.name]) for p in self.parameters}

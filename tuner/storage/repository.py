@@ -10,9 +10,20 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -247,25 +258,34 @@ class Repository:
                 )
             )
             assert start is not None
-            rows = [
-                TrialRow(
-                    experiment_id=experiment.id,
-                    number=start + i,
-                    name=trial_name(experiment.name, start + i),
-                    parameters=params,
-                    attrs=attrs,
-                    state=TrialState.CREATED.value,
-                    created_at=now,
-                    steps=0,
-                )
+            values: list[dict[str, Any]] = [
+                {
+                    "experiment_id": experiment.id,
+                    "number": start + i,
+                    "name": trial_name(experiment.name, start + i),
+                    "parameters": params,
+                    "attrs": attrs,
+                    "state": TrialState.CREATED.value,
+                    "created_at": now,
+                    "steps": 0,
+                }
                 for i, (params, attrs) in enumerate(suggestions)
             ]
-            s.add_all(rows)
             try:
+                s.connection().execute(insert(TrialRow), values)
                 s.commit()
             except IntegrityError as e:
                 raise Conflict("trials were created concurrently; retry") from e
-            return [self._trial(r) for r in rows]
+        return [
+            Trial(
+                name=v["name"],
+                number=v["number"],
+                parameters=dict(v["parameters"]),
+                attrs=dict(v["attrs"]),
+                created_at=now,
+            )
+            for v in values
+        ]
 
     def history(self, experiment_id: int, *, with_curves: bool = False) -> list[Trial]:
         """Every trial of the experiment in creation order (the input of every decision)."""
@@ -349,7 +369,7 @@ class Repository:
 
     def mark_running(self, experiment_id: int, name: str, runner_ref: str | None) -> None:
         with self.session() as s:
-            s.execute(
+            s.connection().execute(
                 update(TrialRow)
                 .where(
                     TrialRow.experiment_id == experiment_id,
@@ -371,7 +391,7 @@ class Repository:
         """Move an active trial to a final state. Returns False when it had already finished."""
         assert state.finished
         with self.session() as s:
-            result = s.execute(
+            result = s.connection().execute(
                 update(TrialRow)
                 .where(
                     TrialRow.experiment_id == experiment_id,
@@ -434,20 +454,21 @@ class Repository:
         trial_name: str,
         observations: Sequence[Observation],
     ) -> int:
+        """Plain statements, no ORM objects: a report is on the hot path of every trial."""
         if not observations:
             return 0
-        trial = s.scalar(
-            select(TrialRow).where(
-                TrialRow.experiment_id == experiment.id, TrialRow.name == trial_name
-            )
+        conn = s.connection()  # prepared Core statements: a report is on every trial's hot path
+        statements = self._report_statements
+        trial_id = conn.scalar(
+            statements.trial_id, {"experiment_id": experiment.id, "name": trial_name}
         )
-        if trial is None:
+        if trial_id is None:
             raise NotFound(f"trial {trial_name} not found")
         now = utcnow()
         # Last value wins within one batch for a repeated (metric, step).
         unique = {
             (o.metric, o.step): {
-                "trial_id": trial.id,
+                "trial_id": trial_id,
                 "metric": o.metric,
                 "step": o.step,
                 "value": _nan_to_none(o.value),
@@ -455,49 +476,46 @@ class Repository:
             }
             for o in observations
         }
-        insert = self._insert_ignore(ObservationRow)
-        stmt = (
-            insert.values(list(unique.values()))
-            .on_conflict_do_nothing(index_elements=["trial_id", "metric", "step"])
-            .returning(ObservationRow.metric, ObservationRow.step, ObservationRow.value)
-        )
-        inserted = s.execute(stmt).all()
+        inserted = conn.execute(statements.insert_observations, list(unique.values())).all()
         if inserted:
-            self._update_metrics(s, trial, experiment.spec.spec.objective, inserted)
+            self._update_metrics(conn, trial_id, experiment.spec.spec.objective, inserted)
         return len(inserted)
 
-    def _insert_ignore(self, table: type[ObservationRow]) -> Any:
-        if self.engine.dialect.name == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+    @cached_property
+    def _report_statements(self) -> _ReportStatements:
+        return _ReportStatements.build(self.engine.dialect.name)
 
     def _update_metrics(
-        self,
-        s: Session,
-        trial: TrialRow,
-        objective: Any,
-        inserted: Sequence[Any],
+        self, conn: Connection, trial_id: int, objective: Any, inserted: Sequence[Any]
     ) -> None:
-        existing = {
-            m.name: m
-            for m in s.scalars(select(TrialMetricRow).where(TrialMetricRow.trial_id == trial.id))
+        """Fold new observations into the trial's per-metric values (min, max or latest)."""
+        statements = self._report_statements
+        current = {
+            name: _Aggregate(value, step, count)
+            for name, value, step, count in conn.execute(
+                statements.trial_metrics, {"trial_id": trial_id}
+            )
         }
+        touched: set[str] = set()
         for metric, step, value in sorted(inserted, key=lambda r: r[1]):
-            strategy = objective.strategy(metric)
-            row = existing.get(metric)
-            if row is None:
-                row = TrialMetricRow(
-                    trial_id=trial.id, name=metric, value=value, step=step, count=0
-                )
-                s.add(row)
-                existing[metric] = row
-            elif _prefer(strategy, value, step, row.value, row.step):
-                row.value, row.step = value, step
-            row.count += 1
-        obj = existing.get(objective.objective_metric_name)
-        if obj is not None:
-            trial.objective = obj.value
-            trial.steps = obj.count
+            touched.add(metric)
+            entry = current.get(metric)
+            if entry is None:
+                current[metric] = _Aggregate(value, step, 1)
+                continue
+            if _prefer(objective.strategy(metric), value, step, entry.value, entry.step):
+                entry.value, entry.step = value, step
+            entry.count += 1
+        conn.execute(
+            statements.upsert_metrics,
+            [{"trial_id": trial_id, "name": m, **vars(current[m])} for m in sorted(touched)],
+        )
+        if objective.objective_metric_name in touched:
+            aggregate = current[objective.objective_metric_name]
+            conn.execute(
+                statements.set_objective,
+                {"trial_id": trial_id, "objective": aggregate.value, "steps": aggregate.count},
+            )
 
     def observations(
         self, experiment_id: int, trial_name: str, metric: str | None = None
@@ -753,6 +771,54 @@ _TRIAL_COLUMNS = (
     TrialRow.runner_ref,
 )
 """What a :class:`Trial` is made of: selected as plain rows, without ORM identity tracking."""
+
+
+@dataclass(frozen=True)
+class _ReportStatements:
+    """The statements of :meth:`Repository.add_observations`, built once per dialect."""
+
+    trial_id: Any
+    insert_observations: Any
+    trial_metrics: Any
+    upsert_metrics: Any
+    set_objective: Any
+
+    @classmethod
+    def build(cls, dialect: str) -> _ReportStatements:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        upsert = insert(TrialMetricRow)
+        return cls(
+            trial_id=select(TrialRow.id).where(
+                TrialRow.experiment_id == bindparam("experiment_id"),
+                TrialRow.name == bindparam("name"),
+            ),
+            insert_observations=insert(ObservationRow)
+            .on_conflict_do_nothing(index_elements=["trial_id", "metric", "step"])
+            .returning(ObservationRow.metric, ObservationRow.step, ObservationRow.value),
+            trial_metrics=select(
+                TrialMetricRow.name, TrialMetricRow.value, TrialMetricRow.step, TrialMetricRow.count
+            ).where(TrialMetricRow.trial_id == bindparam("trial_id")),
+            upsert_metrics=upsert.on_conflict_do_update(
+                index_elements=["trial_id", "name"],
+                set_={
+                    "value": upsert.excluded.value,
+                    "step": upsert.excluded.step,
+                    "count": upsert.excluded.count,
+                },
+            ),
+            set_objective=update(TrialRow)
+            .where(TrialRow.id == bindparam("trial_id"))
+            .values(objective=bindparam("objective"), steps=bindparam("steps")),
+        )
+
+
+@dataclass
+class _Aggregate:
+    """A metric's value under its strategy, the step it came from, and how many were seen."""
+
+    value: float | None
+    step: int
+    count: int
 
 
 def _prefer(
