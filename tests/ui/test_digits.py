@@ -1,0 +1,90 @@
+"""The issue's picture: the experiment page of a finished 50-trial digits experiment (the real
+MLP of examples/digits_mlp.py, trained epoch by epoch), with a readable leaderboard and plots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.servers import Server
+from tests.ui.conftest import Console, screenshot, start_server, stop_server
+
+ROOT = Path(__file__).resolve().parents[2]
+TRIALS = 50
+
+
+def digits_spec() -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "digits-random.yaml").read_text())
+    spec["metadata"]["name"] = "digits"
+    spec["spec"]["maxTrialCount"] = TRIALS
+    spec["spec"]["parallelTrialCount"] = 2
+    spec["spec"]["earlyStopping"] = {
+        "algorithmName": "medianstop",
+        "algorithmSettings": [
+            {"name": "min_trials_required", "value": "3"},
+            {"name": "start_step", "value": "2"},
+        ],
+    }
+    container = spec["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    container["command"] = [
+        "python3" if arg == "python3" else arg.replace("--epochs=10", "--epochs=6")
+        for arg in container["command"]
+    ]
+    container["command"][1] = str(ROOT / "examples" / "digits_mlp.py")
+    return spec
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("digits")
+    running = start_server(tmp, f"sqlite:///{tmp / 'digits.db'}", None)
+    yield running
+    stop_server(running)
+
+
+def test_finished_digits_experiment_page(server: Server, page: Any) -> None:
+    created = httpx.post(f"{server.url}/api/v1/experiments", json=digits_spec(), timeout=10)
+    assert created.status_code == 201, created.text
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=10) as api:
+        with api.stream("GET", "/experiments/digits/events", timeout=300) as events:
+            for _ in events.iter_lines():  # the stream ends when the experiment does
+                pass
+        status = api.get("/experiments/digits").json()["status"]
+        board = api.get("/experiments/digits/leaderboard", params={"limit": 50}).json()
+    assert status["phase"] == "Succeeded"
+    assert status["trials"] == TRIALS
+
+    console = Console(page)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(f"{server.url}/ui/experiments/default/digits")
+    page.wait_for_function("window.tunerReady && window.tunerReady.table !== undefined")
+    shown = page.eval_on_selector_all("#board tbody tr", "rows => rows.map(r => r.dataset.trial)")
+    assert shown == [r["trial"] for r in board]
+    accuracies = [r["objective"] for r in board if r["objective"] is not None]
+    assert accuracies == sorted(accuracies, reverse=True) and accuracies[0] > 0.9
+    page.wait_for_function(
+        "() => { const n = document.querySelector('#plot-history.js-plotly-plot');"
+        f" return n && n.data && n.data[0].x.length === {TRIALS - status['trialCounts']['Failed']}"
+        " }"
+    )
+    page.locator("#plot-curves").scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => { const n = document.querySelector('#plot-curves.js-plotly-plot');"
+        " return n && n.data.length > 0 && n.data[0].x.length > 0 }"
+    )
+    page.wait_for_function(
+        "() => { const n = document.querySelector('#plot-importance.js-plotly-plot');"
+        " return n && n.data[0].y.length === 3 }",
+        timeout=30000,
+    )
+    page.locator("body").scroll_into_view_if_needed()
+    page.wait_for_timeout(300)  # let plotly finish its transitions before the picture
+    screenshot(page, "experiment-digits")
+    assert console.errors == []
