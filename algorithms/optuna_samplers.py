@@ -483,6 +483,10 @@ class OptunaSuggester:
             study_name="tuner", storage=self._storage, sampler=RandomSampler()
         )
         self._known: dict[str, _Fed] = {}
+        # The history is append-only and in creation order: the first ``_fed_count`` trials
+        # are in the study, and ``_open`` holds the positions of those not yet finished.
+        self._fed_count = 0
+        self._open: dict[int, str] = {}
         # Asked Optuna trials not yet seen in the history, by parameter key, oldest first.
         self._unclaimed: dict[tuple[Any, ...], list[int]] = {}
 
@@ -496,25 +500,45 @@ class OptunaSuggester:
     # -- feeding
 
     def _sync(self, history: Sequence[Trial]) -> optuna.Study:
-        if self._known and not self._known.keys() <= {t.name for t in history}:
-            logger.info("trials left the history; rebuilding the %s study", self.algorithm)
+        """Feed what changed since the last call: O(new + unfinished trials), not O(history)."""
+        if not self._extends_fed(history):
+            logger.info("the history is not the one fed; rebuilding the %s study", self.algorithm)
             self._reset()
         study = self._study
-        for trial in history:
-            fed = self._known.get(trial.name)
-            if fed is None:
-                self._known[trial.name] = self._add(trial)
-            elif not fed.finished and trial.state.finished:
+        for position, name in list(self._open.items()):
+            trial = history[position]
+            if trial.state.finished:
+                fed = self._known[name]
                 assert fed.trial_id is not None
                 state, value = _outcome(trial)
                 self._set_state(fed.trial_id, state, value)
                 fed.finished = True
+                del self._open[position]
+        for position in range(self._fed_count, len(history)):
+            trial = history[position]
+            fed = self._add(trial)
+            self._known[trial.name] = fed
+            if not fed.finished:
+                self._open[position] = trial.name
+        self._fed_count = len(history)
         # Suggestions that did not become trials: out of the way of every sampler.
         for trial_ids in self._unclaimed.values():
             for trial_id in trial_ids:
                 self._storage.set_trial_state_values(trial_id, OptunaState.FAIL)
         self._unclaimed.clear()
         return study
+
+    def _extends_fed(self, history: Sequence[Trial]) -> bool:
+        """Whether ``history`` starts with the trials already fed (checked at the ends only)."""
+        count = self._fed_count
+        if count == 0:
+            return True
+        if len(history) < count:
+            return False
+        last = history[count - 1].name
+        return self._known.get(last) is not None and all(
+            history[p].name == n for p, n in self._open.items()
+        )
 
     def _add(self, trial: Trial) -> _Fed:
         params = space.optuna_params(self._parameters, self._space, trial.parameters)
