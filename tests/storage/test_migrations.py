@@ -57,3 +57,18 @@ def test_db_cli_upgrades_an_empty_database(tmp_path: Path) -> None:
     assert current_revision(make_engine(url, create_schema=False)) is None
     assert main(["db", "upgrade", "--db", url]) == 0
     assert current_revision(make_engine(url, create_schema=False)) == "0002"
+
+
+def test_a_database_without_migration_record_is_refused_clearly(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from tuner.errors import TunerError
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    Base.metadata.create_all(create_engine(url))  # tables, but no alembic_version
+    try:
+        make_engine(url)
+    except TunerError as e:
+        assert "no migration record" in e.message
+    else:
+        raise AssertionError("an unversioned database was accepted")

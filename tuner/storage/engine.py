@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
+from tuner.errors import TunerError
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 0x7475_6E72  # "tunr"
 
@@ -76,6 +78,15 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     with _migration_lock(engine), engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        from alembic.runtime.migration import MigrationContext
+
+        unversioned = MigrationContext.configure(connection).get_current_revision() is None
+        if unversioned and inspect(connection).has_table("experiments"):
+            raise TunerError(
+                f"the database {engine.url.render_as_string(hide_password=True)} has tuner "
+                "tables but no migration record (it predates migrations); move it away and "
+                "start a new one"
+            )
         command.upgrade(_alembic_config(connection), revision)
 
 
