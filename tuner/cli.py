@@ -23,6 +23,7 @@ EXIT_INTERRUPTED = 130
 TOKEN_ENV = "TUNER_API_TOKEN"
 SERVER_ENV = "TUNER_SERVER"
 SECRET_ENV = "TUNER_SECRET"
+API_URL_ENV = "TUNER_API_URL"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,6 +115,40 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         help="seconds before another replica takes over a dead one's experiments (default 10)",
+    )
+    p.add_argument(
+        "--trial-api-url",
+        default=os.environ.get(API_URL_ENV) or None,
+        help=f"the URL trials reach this server at, given to them as ${API_URL_ENV} (default: "
+        f"${API_URL_ENV}, else the listening address; on a cluster: the Service's DNS name)",
+    )
+    k8s = p.add_argument_group("Kubernetes (--runner kubernetes)")
+    k8s.add_argument(
+        "--runner",
+        choices=["local", "kubernetes"],
+        default="local",
+        help="run trials as host processes (local, default) or as batch/v1 Jobs (kubernetes)",
+    )
+    k8s.add_argument(
+        "--kubeconfig",
+        help="kubeconfig file (default: in-cluster config in a Pod, else $KUBECONFIG)",
+    )
+    k8s.add_argument("--context", help="kubeconfig context (default: the current one)")
+    k8s.add_argument(
+        "--namespace-scope",
+        metavar="NAMESPACE",
+        help="the operator watches Experiment resources in this namespace only (default: all)",
+    )
+    k8s.add_argument(
+        "--no-operator",
+        action="store_true",
+        help="do not watch Experiment resources (experiments come through the REST API only)",
+    )
+    k8s.add_argument(
+        "--resync-interval",
+        type=float,
+        default=30.0,
+        help="seconds between status checks of every Experiment resource (default 30)",
     )
     p.set_defaults(func=_cmd_serve)
 
@@ -469,11 +504,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print("error: --port must be between 1 and 65535", file=sys.stderr)
         return EXIT_USAGE
 
+    import logging
+
     import uvicorn
 
     from tuner.api.app import create_app
     from tuner.service import Settings
 
+    # The service's own messages (controllers, runner, operator) at the server's log level.
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tuner").setLevel(args.log_level.upper())
     url = _connect_url(args.host, args.port)
     secret = os.environ.get(SECRET_ENV)
     settings = Settings(
@@ -481,12 +521,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         api_token=token,
         secret=secret.encode() if secret else None,
         workdir=Path(args.workdir),
-        api_url=url,
+        api_url=args.trial_api_url or url,
         lease_ttl=args.lease_ttl,
         lease_interval=max(0.5, args.lease_ttl / 5),
     )
     if args.replica_id:
         settings.replica_id = args.replica_id
+    if args.runner == "kubernetes":
+        _kubernetes_settings(settings, args)
     print(
         f"tuner serve: {url} ({'API token required' if token else 'no API token: loopback only'})",
         file=sys.stderr,
@@ -500,6 +542,30 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
     )
     return EXIT_OK
+
+
+def _kubernetes_settings(settings: Any, args: argparse.Namespace) -> None:
+    """Trials as Jobs, and the operator of Experiment resources beside the service."""
+    from functools import partial
+
+    from tuner.operator import resource_owner_reference, run_operator
+    from tuner.runners.kubernetes import KubernetesRunner
+
+    runner = KubernetesRunner(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        owner_reference=resource_owner_reference,
+    )
+    settings.runner = runner
+    if not args.no_operator:
+        settings.companions.append(
+            partial(
+                run_operator,
+                runner=runner,
+                namespace=args.namespace_scope,
+                resync_interval=args.resync_interval,
+            )
+        )
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:

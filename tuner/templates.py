@@ -17,6 +17,9 @@ from tuner.trials import ParamValue, Trial
 
 EXPERIMENT_LABEL = "tuner.dev/experiment"
 TRIAL_LABEL = "tuner.dev/trial"
+RESOURCE_UID_ANNOTATION = "tuner.dev/resource-uid"
+"""In a stored experiment's metadata: the uid of the Experiment resource it came from (set by
+the operator only; its Jobs get an ownerReference to that resource)."""
 
 _REF = re.compile(r"\$\{trialParameters\.([^}]*)\}")
 _META = re.compile(r"^\$\{trialSpec\.(\w+)(?:\[([^\]]+)\])?\}$")

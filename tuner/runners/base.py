@@ -42,6 +42,13 @@ class Runner(Protocol):
     A runner whose trials outlive its process (Kubernetes Jobs) sets ``detached = True``: a
     stopping controller then leaves them running for its successor to attach to, instead of
     killing them.
+
+    Two optional methods, looked up with ``getattr`` by the service:
+
+    * ``check(experiment) -> None`` raises :class:`~tuner.errors.SpecError` for a spec this
+      runner cannot run (called at submit time, so the client gets a 422);
+    * ``async cleanup(experiment) -> None`` removes what the runner keeps of a deleted
+      experiment (the Kubernetes runner: its remaining Jobs).
     """
 
     detached: bool

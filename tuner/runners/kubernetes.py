@@ -395,13 +395,35 @@ def _retry_after(e: ApiException) -> float | None:
         return None
 
 
-def _abort(resp: Any) -> None:
-    """Close a streaming response, waking a thread blocked reading it."""
-    conn = getattr(resp, "connection", None)
-    sock = getattr(conn, "sock", None)
+def _socket(resp: Any) -> Any:
+    """The socket under a streaming urllib3 response, or ``None``.
+
+    Usually the connection's; but http.client drops that reference for responses that end with
+    the connection (HTTP/1.0, ``Connection: close``, as some proxies answer), so the socket is
+    then found under the response's file object.
+    """
+    sock = getattr(getattr(resp, "connection", None), "sock", None)
+    if sock is None:
+        fp = getattr(getattr(resp, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock
+
+
+def _interrupt(resp: Any) -> None:
+    """Wake a thread blocked reading a streaming response (without blocking the caller)."""
+    sock = _socket(resp)
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+def _abort(resp: Any) -> None:
+    """Close a streaming response, waking a thread blocked reading it.
+
+    Closing blocks while another thread reads the response, so only the reading thread closes;
+    others call :func:`_interrupt`.
+    """
+    _interrupt(resp)
     with contextlib.suppress(Exception):
         resp.close()
 
@@ -450,7 +472,7 @@ async def _thread_lines(opener: Callable[[], Any], name: str) -> AsyncGenerator[
     finally:
         closed.set()
         for resp in responses:
-            _abort(resp)
+            _interrupt(resp)  # the pump thread closes it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -703,6 +725,39 @@ class KubernetesRunner:
             return None
         jobs.sort(key=lambda j: j["metadata"]["name"] != labels[TRIAL_LABEL])
         return self._handle(experiment, jobs[0])
+
+    async def cleanup(self, experiment: Experiment) -> None:
+        """Delete every Job of a deleted experiment (found by label), pods included.
+
+        Jobs with an ownerReference to an Experiment resource are garbage-collected with it
+        anyway; this covers experiments submitted through the API, and a garbage collector
+        that has not caught up yet.
+        """
+        ns = experiment.namespace
+        selector = f"{EXPERIMENT_LABEL}={dns_label(experiment.name)}"
+        try:
+            listed = await self.get_json(
+                self.batch.list_namespaced_job, ns, label_selector=selector
+            )
+            for job in (listed or {}).get("items") or []:
+                meta = job.get("metadata") or {}
+                if meta.get("deletionTimestamp"):
+                    continue
+                try:
+                    await self.call(
+                        self.batch.delete_namespaced_job,
+                        meta["name"],
+                        ns,
+                        propagation_policy="Background",
+                        _preload_content=False,
+                    )
+                except ApiException as e:
+                    if e.status != 404:
+                        raise
+        except API_ERRORS as e:
+            raise RunnerError(
+                f"cannot delete the Jobs of experiment {ns}/{experiment.name}: {e}"
+            ) from e
 
     def _handle(self, experiment: Experiment, job: Mapping[str, Any]) -> KubernetesHandle:
         tt = experiment.spec.trial_template

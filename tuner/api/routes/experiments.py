@@ -16,6 +16,7 @@ from tuner.api.routes.common import AUTH_ERRORS, CONFLICT, INVALID, NOT_FOUND
 from tuner.api.schemas import BudgetUpdate, ErrorRead, ExperimentRead, experiment_read
 from tuner.errors import FieldError, SpecError, TunerError
 from tuner.spec import load_spec
+from tuner.templates import RESOURCE_UID_ANNOTATION
 from tuner.trials import ExperimentPhase
 
 router = APIRouter(
@@ -134,6 +135,15 @@ async def create_experiment(
         raise SpecError([FieldError("<root>", "the spec must be a mapping (an Experiment object)")])
     _apply_namespace(data, namespace)
     experiment = load_spec(data)
+    if RESOURCE_UID_ANNOTATION in experiment.metadata.annotations:
+        raise SpecError(
+            [
+                FieldError(
+                    f"metadata.annotations.{RESOURCE_UID_ANNOTATION}",
+                    "set by the operator for experiments from Experiment resources only",
+                )
+            ]
+        )
     record = await service.submit(experiment)
     return experiment_read(service.repo, record)
 
