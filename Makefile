@@ -20,8 +20,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/tuner run examples/digits-random.yaml --db sqlite:///.tuner-demo.db --replace
 
+# PYTEST_ARGS narrows a run, e.g. PYTEST_ARGS='-m "not k8s"' when test-k8s follows (.ci/run).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # A real kube-apiserver, controller-manager and etcd on loopback (tests/k8s/README in the script);
 # the first build takes about 5 minutes and is cached under ~/.cache/tuner-k8s.
