@@ -8,10 +8,12 @@ Every test under tests/k8s is skipped when the binaries are not built; build the
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from tests.k8s.controlplane import ControlPlane, find_binaries
 
@@ -44,3 +46,25 @@ def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPla
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def api(k8s_cluster: ControlPlane) -> Iterator[client.ApiClient]:
+    """The official client, configured from the control plane's kubeconfig."""
+    api_client = k8s_cluster.api_client()
+    yield api_client
+    api_client.close()
+
+
+def new_namespace(api: client.ApiClient, prefix: str) -> Iterator[str]:
+    """A fresh namespace for one test; deleted after it (the namespace controller finishes it)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture
+def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    yield from new_namespace(api, request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")[:20])

@@ -8,51 +8,23 @@ runs containers as host processes (tests/k8s/process_kubelet.py); images are ign
 from __future__ import annotations
 
 import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from tests.k8s.controlplane import ControlPlane
+from tests import waiting
 
 pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[kubernetes]'")
 from kubernetes import client
 
 pytestmark = pytest.mark.k8s
 
-T = TypeVar("T")
 TIMEOUT = 60.0
 
 
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float = TIMEOUT) -> T:
-    """Poll ``probe`` until it returns a truthy value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
-
-
-@pytest.fixture(scope="module")
-def api(k8s_cluster: ControlPlane) -> Iterator[client.ApiClient]:
-    api_client = k8s_cluster.api_client()
-    yield api_client
-    api_client.close()
-
-
-@pytest.fixture
-def namespace(api: client.ApiClient) -> Iterator[str]:
-    name = f"smoke-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)  # the namespace controller and the kubelet finish it
+wait_for = partial(waiting.wait_for, timeout=TIMEOUT, interval=0.2)
 
 
 def job(name: str, argv: list[str], backoff_limit: int = 0) -> client.V1Job:

@@ -15,18 +15,19 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 
+from tests import waiting
 from tests.conftest import DATA
+from tests.k8s.conftest import new_namespace
 from tests.k8s.controlplane import ControlPlane, free_port, tail
 from tests.k8s.fault_proxy import FaultProxy
 
@@ -42,20 +43,10 @@ pytestmark = pytest.mark.k8s
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "deploy" / "crd" / "experiments.tuner.dev.yaml"
 GROUP, VERSION, PLURAL = "tuner.dev", "v1beta1", "experiments"
-T = TypeVar("T")
 TIMEOUT = 90.0
 
 
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float = TIMEOUT) -> T:
-    """Poll ``probe`` until it returns a truthy value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
+wait_for = partial(waiting.wait_for, timeout=TIMEOUT, interval=0.1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,7 +121,7 @@ class Server:
             except httpx.TransportError:
                 return False
 
-        wait_for(healthy, "tuner serve to answer /healthz", 30)
+        wait_for(healthy, "tuner serve to answer /healthz", timeout=30)
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -177,22 +168,14 @@ def api(k8s_cluster: ControlPlane) -> Iterator[client.ApiClient]:
             return False
         return True
 
-    wait_for(served, "the Experiment CRD to be served", 30)
+    wait_for(served, "the Experiment CRD to be served", timeout=30)
     yield api_client
     api_client.close()
 
 
-def _namespace(api: client.ApiClient, prefix: str) -> Iterator[str]:
-    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
-
-
 @pytest.fixture
 def namespace(api: client.ApiClient) -> Iterator[str]:
-    yield from _namespace(api, "e2e")
+    yield from new_namespace(api, "e2e")
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +186,7 @@ def cr_namespace(api: client.ApiClient) -> Iterator[str]:
     databases reconciling the same resource would fight over its Jobs (as two installations on
     one cluster would; see the README).
     """
-    yield from _namespace(api, "e2e-cr")
+    yield from new_namespace(api, "e2e-cr")
 
 
 @pytest.fixture(scope="module")

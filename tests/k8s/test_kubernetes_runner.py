@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import yaml
 
+from tests import waiting
 from tests.conftest import DATA, experiment_dict
 from tests.k8s.controlplane import ControlPlane
 
@@ -44,32 +45,7 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = TIMEOUT) -> T:
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float = TIMEOUT) -> T:
-    """Poll ``probe`` until it returns a truthy value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def api(k8s_cluster: ControlPlane) -> Iterator[client.ApiClient]:
-    api_client = k8s_cluster.api_client()
-    yield api_client
-    api_client.close()
-
-
-@pytest.fixture
-def namespace(api: client.ApiClient) -> Iterator[str]:
-    name = f"runner-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
+wait_for = partial(waiting.wait_for, timeout=TIMEOUT, interval=0.1)
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ README, section Kubernetes. Real kubelets pull ``python:3.11-slim`` for the log 
 from __future__ import annotations
 
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
 
 import pytest
 
@@ -24,22 +24,14 @@ pytestmark = pytest.mark.skipif(
 kubernetes = pytest.importorskip("kubernetes", reason="needs pip install -e '.[kubernetes]'")
 from kubernetes import client, config  # noqa: E402
 
+from tests import waiting  # noqa: E402
 from tuner.client import Client  # noqa: E402
 
-T = TypeVar("T")
 GROUP, VERSION, PLURAL = "tuner.dev", "v1beta1", "experiments"
 TIMEOUT = 600.0  # image pulls
 
 
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float = TIMEOUT) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(1)
+wait_for = partial(waiting.wait_for, timeout=TIMEOUT, interval=1.0)
 
 
 @pytest.fixture(scope="module")
