@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from tuner.storage import ExperimentRecord, Repository
-from tuner.trials import ExperimentPhase, Trial, TrialState
+from tuner.trials import Trial, TrialState
 
 
 def _number(value: float | None) -> float | None:
@@ -99,43 +99,54 @@ def experiment_conditions(record: ExperimentRecord) -> list[dict[str, Any]]:
     ``Created`` is always there; ``Running`` once the experiment started (``"False"`` after it
     ended); the final phase (Succeeded, Failed or Stopped) carries the stored reason and message.
     """
-    conditions = [
-        _condition("Created", True, "ExperimentCreated", "Experiment is created", record.created_at)
-    ]
-    if record.started_at is not None:
-        running = record.phase is ExperimentPhase.RUNNING
-        conditions.append(
-            _condition(
-                "Running",
-                running,
-                "ExperimentRunning" if running else "ExperimentNotRunning",
-                "Experiment is running" if running else "Experiment is not running",
-                record.started_at if running else record.completed_at,
-            )
-        )
-    if record.phase.finished:
-        conditions.append(
-            _condition(record.phase.value, True, record.reason, record.message, record.completed_at)
-        )
-    return conditions
+    final = record.phase.value if record.phase.finished else None
+    return _life_conditions(
+        "Experiment",
+        record.created_at,
+        record.started_at,
+        record.completed_at,
+        final,
+        record.reason,
+        record.message,
+    )
 
 
 def trial_conditions(trial: Trial) -> list[dict[str, Any]]:
     """Katib-style trial conditions: Created, Running, then the final state with its reason."""
-    conditions = [_condition("Created", True, "TrialCreated", "Trial is created", trial.created_at)]
-    if trial.started_at is not None:
-        running = trial.state is TrialState.RUNNING
+    final = trial.state.value if trial.state.finished else None
+    return _life_conditions(
+        "Trial",
+        trial.created_at,
+        trial.started_at,
+        trial.finished_at,
+        final,
+        trial.reason,
+        trial.message,
+    )
+
+
+def _life_conditions(
+    kind: str,
+    created: datetime | None,
+    started: datetime | None,
+    finished: datetime | None,
+    final: str | None,
+    reason: str | None,
+    message: str | None,
+) -> list[dict[str, Any]]:
+    """Created; Running (True while running, False once ended); then the final state, if any."""
+    conditions = [_condition("Created", True, f"{kind}Created", f"{kind} is created", created)]
+    if started is not None:
+        running = final is None
         conditions.append(
             _condition(
                 "Running",
                 running,
-                "TrialRunning" if running else "TrialNotRunning",
-                "Trial is running" if running else "Trial is not running",
-                trial.started_at if running else trial.finished_at,
+                f"{kind}Running" if running else f"{kind}NotRunning",
+                f"{kind} is running" if running else f"{kind} is not running",
+                started if running else finished,
             )
         )
-    if trial.state.finished:
-        conditions.append(
-            _condition(trial.state.value, True, trial.reason, trial.message, trial.finished_at)
-        )
+    if final is not None:
+        conditions.append(_condition(final, True, reason, message, finished))
     return conditions
