@@ -58,6 +58,21 @@ def repo(db_url: str) -> Iterator[Repository]:
     engine.dispose()
 
 
+def trial_template(command: list[str], parameters: list[str]) -> dict[str, Any]:
+    """A Katib trialTemplate: a batch/v1 Job whose container "main" runs ``command``, with one
+    trial parameter per name (referring to the spec parameter of the same name)."""
+    container = {"name": "main", "image": "python:3.11", "command": command}
+    return {
+        "primaryContainerName": "main",
+        "trialParameters": [{"name": n, "reference": n} for n in parameters],
+        "trialSpec": {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "spec": {"template": {"spec": {"containers": [container], "restartPolicy": "Never"}}},
+        },
+    }
+
+
 def experiment_dict(name: str = "exp", **spec_overrides: Any) -> dict[str, Any]:
     """A small valid Katib Experiment whose trial runs tests/data/quadratic.py locally."""
     spec: dict[str, Any] = {
@@ -77,36 +92,15 @@ def experiment_dict(name: str = "exp", **spec_overrides: Any) -> dict[str, Any]:
             {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "-2", "max": "2"}},
             {"name": "n", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "3"}},
         ],
-        "trialTemplate": {
-            "primaryContainerName": "main",
-            "trialParameters": [
-                {"name": "x", "reference": "x"},
-                {"name": "n", "reference": "n"},
+        "trialTemplate": trial_template(
+            [
+                sys.executable,
+                str(DATA / "quadratic.py"),
+                "--x=${trialParameters.x}",
+                "--steps=${trialParameters.n}",
             ],
-            "trialSpec": {
-                "apiVersion": "batch/v1",
-                "kind": "Job",
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "containers": [
-                                {
-                                    "name": "main",
-                                    "image": "python:3.11",
-                                    "command": [
-                                        sys.executable,
-                                        str(DATA / "quadratic.py"),
-                                        "--x=${trialParameters.x}",
-                                        "--steps=${trialParameters.n}",
-                                    ],
-                                }
-                            ],
-                            "restartPolicy": "Never",
-                        }
-                    }
-                },
-            },
-        },
+            ["x", "n"],
+        ),
     }
     for key, value in spec_overrides.items():
         spec[key] = copy.deepcopy(value)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.api.conftest import ask_tell_dict
-from tests.conftest import DATA
+from tests.conftest import DATA, trial_template
 from tests.servers import Server, start_server, stop_server
 from tuner import cli
 from tuner.client import Client
@@ -70,32 +70,10 @@ def push_spec(name: str) -> str:
                         "feasibleSpace": {"min": "-0.5", "max": "2.0", "step": "0.5"},
                     }
                 ],
-                "trialTemplate": {
-                    "primaryContainerName": "main",
-                    "trialParameters": [{"name": "x", "reference": "x"}],
-                    "trialSpec": {
-                        "apiVersion": "batch/v1",
-                        "kind": "Job",
-                        "spec": {
-                            "template": {
-                                "spec": {
-                                    "restartPolicy": "Never",
-                                    "containers": [
-                                        {
-                                            "name": "main",
-                                            "image": "python:3.11",
-                                            "command": [
-                                                sys.executable,
-                                                str(DATA / "push_trial.py"),
-                                                "--x=${trialParameters.x}",
-                                            ],
-                                        }
-                                    ],
-                                }
-                            }
-                        },
-                    },
-                },
+                "trialTemplate": trial_template(
+                    [sys.executable, str(DATA / "push_trial.py"), "--x=${trialParameters.x}"],
+                    ["x"],
+                ),
             },
         },
         sort_keys=False,

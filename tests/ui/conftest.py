@@ -35,8 +35,10 @@ def start_server(tmp: Path, db_url: str, token: str | None) -> Server:
     return servers.start_server(tmp, db_url, token, args=["--log-level", "warning"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Headless Chromium, per module: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which would break `asyncio.run` in tests that come later."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
     try:

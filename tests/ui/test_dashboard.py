@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.api.test_serve import Server
+from tests.conftest import trial_template
 from tests.ui.conftest import Console, screenshot, start_server, stop_server
 
 TOKEN = "ui-test-token"
@@ -57,36 +58,15 @@ def live_spec(name: str) -> str:
                         "feasibleSpace": {"list": ["sgd", "adam", "ftrl"]},
                     },
                 ],
-                "trialTemplate": {
-                    "primaryContainerName": "main",
-                    "trialParameters": [
-                        {"name": "x", "reference": "x"},
-                        {"name": "optimizer", "reference": "optimizer"},
+                "trialTemplate": trial_template(
+                    [
+                        sys.executable,
+                        str(HERE / "trial_script.py"),
+                        "--x=${trialParameters.x}",
+                        "--optimizer=${trialParameters.optimizer}",
                     ],
-                    "trialSpec": {
-                        "apiVersion": "batch/v1",
-                        "kind": "Job",
-                        "spec": {
-                            "template": {
-                                "spec": {
-                                    "restartPolicy": "Never",
-                                    "containers": [
-                                        {
-                                            "name": "main",
-                                            "image": "python:3.11",
-                                            "command": [
-                                                sys.executable,
-                                                str(HERE / "trial_script.py"),
-                                                "--x=${trialParameters.x}",
-                                                "--optimizer=${trialParameters.optimizer}",
-                                            ],
-                                        }
-                                    ],
-                                }
-                            }
-                        },
-                    },
-                },
+                    ["x", "optimizer"],
+                ),
             },
         },
         sort_keys=False,
