@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import PARAMETERS, experiment, machine, markdown_table, mean  # noqa: E402
+from tuner.templates import job_trial_template  # noqa: E402
 
 PARALLEL = 8
 PYTHON = sys.executable
@@ -87,24 +88,7 @@ def trial_command() -> list[str]:
 
 
 def spec(n: int) -> dict[str, Any]:
-    template = {
-        "primaryContainerName": "main",
-        "trialParameters": [{"name": name, "reference": name} for name in NAMES],
-        "trialSpec": {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "spec": {
-                "template": {
-                    "spec": {
-                        "containers": [
-                            {"name": "main", "image": "python:3.11", "command": trial_command()}
-                        ],
-                        "restartPolicy": "Never",
-                    }
-                }
-            },
-        },
-    }
+    template = job_trial_template(trial_command(), NAMES)
     return experiment("e2e", "random", max_trials=n, parallel=PARALLEL, trial_template=template)
 
 

@@ -41,6 +41,7 @@ from tuner.controller import ExperimentController  # noqa: E402
 from tuner.runners.local import LocalRunner  # noqa: E402
 from tuner.spec import load_spec  # noqa: E402
 from tuner.storage import Repository, make_engine  # noqa: E402
+from tuner.templates import job_trial_template  # noqa: E402
 from tuner.trials import TrialState  # noqa: E402
 
 EPOCHS = 12
@@ -70,11 +71,7 @@ RULES: dict[str, dict[str, str]] = {
 
 def experiment(strategy: str, seed: int) -> dict[str, Any]:
     parameters = list(SPACE)
-    trial_parameters = [
-        {"name": "lr", "reference": "lr"},
-        {"name": "hidden", "reference": "hidden"},
-        {"name": "optimizer", "reference": "optimizer"},
-    ]
+    names = ["lr", "hidden", "optimizer"]
     command = [
         "python3",
         "examples/digits_mlp.py",
@@ -96,7 +93,7 @@ def experiment(strategy: str, seed: int) -> dict[str, Any]:
                 "feasibleSpace": {"min": "1", "max": str(EPOCHS)},
             }
         )
-        trial_parameters.append({"name": "epochs", "reference": "epochs"})
+        names.append("epochs")
         command.append("--epochs=${trialParameters.epochs}")
         settings = {
             "resource_name": "epochs",
@@ -126,28 +123,9 @@ def experiment(strategy: str, seed: int) -> dict[str, Any]:
         "maxTrialCount": TRIALS,
         "maxFailedTrialCount": 3,
         "parameters": parameters,
-        "trialTemplate": {
-            "primaryContainerName": "training-container",
-            "trialParameters": trial_parameters,
-            "trialSpec": {
-                "apiVersion": "batch/v1",
-                "kind": "Job",
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "containers": [
-                                {
-                                    "name": "training-container",
-                                    "image": "python:3.11-slim",
-                                    "command": command,
-                                }
-                            ],
-                            "restartPolicy": "Never",
-                        }
-                    }
-                },
-            },
-        },
+        "trialTemplate": job_trial_template(
+            command, names, image="python:3.11-slim", container="training-container"
+        ),
     }
     if strategy in RULES:
         spec["earlyStopping"] = {

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tuner.storage import Repository, make_engine
+from tuner.templates import job_trial_template
 
 DATA = Path(__file__).parent / "data"
 POSTGRES_ENV = "TUNER_TEST_POSTGRES_URL"
@@ -58,21 +59,6 @@ def repo(db_url: str) -> Iterator[Repository]:
     engine.dispose()
 
 
-def trial_template(command: list[str], parameters: list[str]) -> dict[str, Any]:
-    """A Katib trialTemplate: a batch/v1 Job whose container "main" runs ``command``, with one
-    trial parameter per name (referring to the spec parameter of the same name)."""
-    container = {"name": "main", "image": "python:3.11", "command": command}
-    return {
-        "primaryContainerName": "main",
-        "trialParameters": [{"name": n, "reference": n} for n in parameters],
-        "trialSpec": {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "spec": {"template": {"spec": {"containers": [container], "restartPolicy": "Never"}}},
-        },
-    }
-
-
 def experiment_dict(name: str = "exp", **spec_overrides: Any) -> dict[str, Any]:
     """A small valid Katib Experiment whose trial runs tests/data/quadratic.py locally."""
     spec: dict[str, Any] = {
@@ -92,7 +78,7 @@ def experiment_dict(name: str = "exp", **spec_overrides: Any) -> dict[str, Any]:
             {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "-2", "max": "2"}},
             {"name": "n", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "3"}},
         ],
-        "trialTemplate": trial_template(
+        "trialTemplate": job_trial_template(
             [
                 sys.executable,
                 str(DATA / "quadratic.py"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,3 +120,34 @@ def _substitute(node: Any, values: dict[str, str]) -> Any:
     if isinstance(node, dict):
         return {k: _substitute(v, values) for k, v in node.items()}
     return node
+
+
+def job_trial_template(
+    command: Sequence[str],
+    parameters: Sequence[str],
+    *,
+    image: str = "python:3.11",
+    container: str = "main",
+    backoff_limit: int | None = None,
+) -> dict[str, Any]:
+    """A Katib ``trialTemplate`` whose batch/v1 Job runs ``command`` in one container.
+
+    Each name in ``parameters`` becomes a trial parameter referring to the spec parameter of the
+    same name, for use as ``${trialParameters.<name>}`` in ``command``. For building specs in
+    Python (notebooks, tests, benchmarks); the result is what a Katib YAML would hold.
+    """
+    job_spec: dict[str, Any] = {
+        "template": {
+            "spec": {
+                "containers": [{"name": container, "image": image, "command": list(command)}],
+                "restartPolicy": "Never",
+            }
+        }
+    }
+    if backoff_limit is not None:
+        job_spec["backoffLimit"] = backoff_limit
+    return {
+        "primaryContainerName": container,
+        "trialParameters": [{"name": n, "reference": n} for n in parameters],
+        "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": job_spec},
+    }

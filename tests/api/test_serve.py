@@ -17,11 +17,12 @@ import pytest
 import yaml
 
 from tests.api.conftest import ask_tell_dict
-from tests.conftest import DATA, trial_template
+from tests.conftest import DATA
 from tests.servers import Server, start_server, stop_server
 from tuner import cli
 from tuner.client import Client
 from tuner.errors import Forbidden, NotFound, SpecError, Unauthorized
+from tuner.templates import job_trial_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "serve-test-token"
@@ -70,7 +71,7 @@ def push_spec(name: str) -> str:
                         "feasibleSpace": {"min": "-0.5", "max": "2.0", "step": "0.5"},
                     }
                 ],
-                "trialTemplate": trial_template(
+                "trialTemplate": job_trial_template(
                     [sys.executable, str(DATA / "push_trial.py"), "--x=${trialParameters.x}"],
                     ["x"],
                 ),

@@ -36,7 +36,7 @@ from kubernetes import client
 
 from tuner.client import Client
 from tuner.errors import NotFound, SpecError
-from tuner.templates import EXPERIMENT_LABEL
+from tuner.templates import EXPERIMENT_LABEL, job_trial_template
 
 pytestmark = pytest.mark.k8s
 
@@ -240,35 +240,18 @@ def quadratic(
             "parameters": [
                 {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "-1", "max": "2"}}
             ],
-            "trialTemplate": {
-                "primaryContainerName": "main",
-                "trialParameters": [{"name": "x", "reference": "x"}],
-                "trialSpec": {
-                    "apiVersion": "batch/v1",
-                    "kind": "Job",
-                    "spec": {
-                        "backoffLimit": 0,
-                        "template": {
-                            "spec": {
-                                "restartPolicy": "Never",
-                                "containers": [
-                                    {
-                                        "name": "main",
-                                        "image": "python:3.11-slim",
-                                        "command": [
-                                            sys.executable,
-                                            str(DATA / "quadratic.py"),
-                                            "--x=${trialParameters.x}",
-                                            f"--steps={steps}",
-                                            f"--sleep={sleep}",
-                                        ],
-                                    }
-                                ],
-                            }
-                        },
-                    },
-                },
-            },
+            "trialTemplate": job_trial_template(
+                [
+                    sys.executable,
+                    str(DATA / "quadratic.py"),
+                    "--x=${trialParameters.x}",
+                    f"--steps={steps}",
+                    f"--sleep={sleep}",
+                ],
+                ["x"],
+                image="python:3.11-slim",
+                backoff_limit=0,
+            ),
             **spec,
         },
     }

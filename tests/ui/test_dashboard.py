@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from tests.api.test_serve import Server
-from tests.conftest import trial_template
 from tests.ui.conftest import Console, screenshot, start_server, stop_server
+from tuner.templates import job_trial_template
 
 TOKEN = "ui-test-token"
 HERE = Path(__file__).parent
@@ -58,7 +58,7 @@ def live_spec(name: str) -> str:
                         "feasibleSpace": {"list": ["sgd", "adam", "ftrl"]},
                     },
                 ],
-                "trialTemplate": trial_template(
+                "trialTemplate": job_trial_template(
                     [
                         sys.executable,
                         str(HERE / "trial_script.py"),
