@@ -204,10 +204,6 @@ def test_file_collector_is_rejected_for_the_kubernetes_runner() -> None:
         "collector": {"kind": "File"},
         "source": {"fileSystemPath": {"path": "/var/log/katib/m.log", "format": "TEXT"}},
     }
-    from tuner.errors import SpecError
-
-    with pytest.raises(SpecError) as raised:
-        KubernetesRunner.check(load_spec(data))
-    (error,) = raised.value.errors
+    (error,) = KubernetesRunner.problems(load_spec(data))
     assert error.path == "spec.metricsCollectorSpec.collector.kind"
     assert "File collector is not supported" in error.message

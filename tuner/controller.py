@@ -19,7 +19,6 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from algorithms.base import Suggester
 from algorithms.registry import create_suggester
@@ -325,8 +324,8 @@ class ExperimentController:
         )
         tailer: metrics.FileTailer | None = None
         poller: asyncio.Task[None] | None = None
-        metrics_path = getattr(handle, "metrics_path", None)
-        if kind is CollectorKind.FILE and parser is not None and isinstance(metrics_path, Path):
+        metrics_path = handle.metrics_path
+        if kind is CollectorKind.FILE and parser is not None and metrics_path is not None:
             tailer = metrics.FileTailer(metrics_path, parser)
             poller = asyncio.create_task(self._poll_file(trial_name, tailer))
         try:
@@ -441,7 +440,7 @@ class ExperimentController:
         """
         if not self._tasks:
             return
-        if getattr(self.runner, "detached", False):
+        if self.runner.detached:
             for task in self._tasks.values():
                 task.cancel()
             await self._await_tasks()

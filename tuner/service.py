@@ -237,9 +237,8 @@ class Service:
 
     async def submit(self, experiment: Experiment) -> ExperimentRecord:
         """Store and start an experiment; a runner with ``check(experiment)`` vets it first."""
-        check = getattr(self.runner, "check", None)
-        if check is not None and experiment.spec.trial_template is not None:
-            check(experiment)  # SpecError (422) for what this runner cannot run
+        if experiment.spec.trial_template is not None:
+            self.runner.check(experiment)  # SpecError (422) for what this runner cannot run
         record = self.repo.create_experiment(experiment)
         self._begin(record)
         return self.repo.experiment_by_id(record.id)
@@ -321,10 +320,9 @@ class Service:
         """Stop the experiment, then remove it with its trials and observations."""
         await self.stop(record, "the experiment was deleted")
         self.repo.delete_experiment(record.id)
-        cleanup = getattr(self.runner, "cleanup", None)
-        if cleanup is not None and not _ask_tell(record):
+        if not _ask_tell(record):
             try:
-                await cleanup(record.spec)  # e.g. the experiment's finished Jobs
+                await self.runner.cleanup(record.spec)  # e.g. the experiment's finished Jobs
             except RunnerError as e:  # the record is gone already: report, do not fail
                 log.warning("experiment %s deleted, but: %s", record.name, e.message)
         self._suggesters.pop(record.id, None)
@@ -341,10 +339,9 @@ class Service:
         return derive_trial_token(self._secret, namespace, experiment, trial)
 
     def log_path(self, record: ExperimentRecord, trial: Trial) -> Path:
-        log_path = getattr(self.runner, "log_path", None)
-        if _ask_tell(record) or log_path is None:
+        path = None if _ask_tell(record) else self.runner.log_path(record.spec, trial.name)
+        if path is None:
             raise NotFound(f"trial {trial.name} has no log here (it does not run on this server)")
-        path: Path = log_path(record.spec, trial.name)
         if not path.is_file():
             raise NotFound(f"trial {trial.name} has no log (yet)")
         return path

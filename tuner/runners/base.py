@@ -1,10 +1,16 @@
-"""The runner plug point: how a rendered trial becomes a running process or Job."""
+"""The runner plug point: how a rendered trial becomes a running process or Job.
+
+:class:`Runner` and :class:`TrialHandle` are abstract base classes: a runner implements the
+abstract methods and overrides only the hooks it needs; the defaults are safe no-ops, so the
+controller and the service call every member directly, and mypy checks every call.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
 
 from tuner.spec import Experiment
 from tuner.templates import RenderedTrial
@@ -21,44 +27,56 @@ class TrialOutcome:
     exit_code: int | None = None
 
 
-class TrialHandle(Protocol):
+class TrialHandle(ABC):
+    """One running trial, as its runner sees it."""
+
+    metrics_path: Path | None = None
+    """Where this trial writes a File collector's metrics, when the controller can read it."""
+
     @property
+    @abstractmethod
     def ref(self) -> str:
         """A stable reference stored on the trial (pid, Job name) for re-attaching."""
-        ...
 
+    @abstractmethod
     def lines(self) -> AsyncIterator[str]:
         """Output lines of the process or primary container, until it ends."""
-        ...
 
-    async def wait(self) -> TrialOutcome: ...
+    @abstractmethod
+    async def wait(self) -> TrialOutcome:
+        """Wait until the trial ends and say how."""
 
-    async def kill(self) -> None: ...
+    @abstractmethod
+    async def kill(self) -> None:
+        """End the trial now (idempotent)."""
 
 
-class Runner(Protocol):
-    """Starts trials and finds them again.
+class Runner(ABC):
+    """Starts trials and finds them again."""
 
-    A runner whose trials outlive its process (Kubernetes Jobs) sets ``detached = True``: a
-    stopping controller then leaves them running for its successor to attach to, instead of
-    killing them.
+    detached: bool = False
+    """Whether trials outlive this process (Kubernetes Jobs). A stopping controller then leaves
+    them running for its successor to attach to, instead of killing them."""
 
-    Two optional methods, looked up with ``getattr`` by the service:
-
-    * ``check(experiment) -> None`` raises :class:`~tuner.errors.SpecError` for a spec this
-      runner cannot run (called at submit time, so the client gets a 422);
-    * ``async cleanup(experiment) -> None`` removes what the runner keeps of a deleted
-      experiment (the Kubernetes runner: its remaining Jobs).
-    """
-
-    detached: bool
-
+    @abstractmethod
     async def start(
         self, experiment: Experiment, trial: Trial, rendered: RenderedTrial, env: dict[str, str]
     ) -> TrialHandle:
         """Launch a trial. ``env`` holds the ``TUNER_*`` variables the trial needs."""
-        ...
 
+    @abstractmethod
     async def attach(self, experiment: Experiment, trial: Trial) -> TrialHandle | None:
         """Find a trial that was running before a restart; ``None`` when it is lost."""
-        ...
+
+    def check(self, experiment: Experiment) -> None:  # noqa: B027 - a hook: accept by default
+        """Raise :class:`~tuner.errors.SpecError` for a spec this runner cannot run.
+
+        Called at submit time, so that an API client gets a 422 instead of failed trials.
+        """
+
+    async def cleanup(self, experiment: Experiment) -> None:  # noqa: B027 - a hook
+        """Remove what the runner keeps of a deleted experiment (Kubernetes: its Jobs)."""
+
+    def log_path(self, experiment: Experiment, trial_name: str) -> Path | None:
+        """The file holding a trial's output on this machine, or ``None`` when there is none."""
+        return None

@@ -73,7 +73,7 @@ from kubernetes.client import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from tuner.errors import FieldError, RunnerError, SpecError
-from tuner.runners.base import TrialOutcome
+from tuner.runners.base import Runner, TrialHandle, TrialOutcome
 from tuner.spec import CollectorKind, Experiment, job_containers
 from tuner.templates import EXPERIMENT_LABEL, TRIAL_LABEL, RenderedTrial
 from tuner.trials import Trial
@@ -542,7 +542,7 @@ def job_manifest(
 OwnerReference = Callable[[Experiment], Mapping[str, Any] | None]
 
 
-class KubernetesRunner:
+class KubernetesRunner(Runner):
     """Runs trials as ``batch/v1`` Jobs.
 
     Args:
@@ -612,10 +612,9 @@ class KubernetesRunner:
                     errors.append(FieldError(f"spec.trialTemplate.{key}", str(e)))
         return errors
 
-    @classmethod
-    def check(cls, experiment: Experiment) -> None:
+    def check(self, experiment: Experiment) -> None:
         """Raise :class:`SpecError` when this runner cannot run ``experiment``."""
-        errors = cls.problems(experiment)
+        errors = self.problems(experiment)
         if errors:
             raise SpecError(errors)
 
@@ -794,7 +793,7 @@ class _PodLog:
     errors: int = 0
 
 
-class KubernetesHandle:
+class KubernetesHandle(TrialHandle):
     """A trial's Job: its log, its outcome, and how to stop it. ``ref`` is the Job name."""
 
     def __init__(

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from tuner.errors import RunnerError
-from tuner.runners.base import TrialOutcome
+from tuner.runners.base import Runner, TrialHandle, TrialOutcome
 from tuner.spec import Experiment
 from tuner.templates import RenderedTrial
 from tuner.trials import Trial
@@ -28,7 +28,7 @@ from tuner.trials import Trial
 LOG_NAME = "trial.log"
 
 
-class LocalHandle:
+class LocalHandle(TrialHandle):
     def __init__(
         self,
         process: asyncio.subprocess.Process,
@@ -86,7 +86,7 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-class LocalRunner:
+class LocalRunner(Runner):
     """Runs trials as host processes.
 
     Args:
