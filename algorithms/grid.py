@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from algorithms.base import Suggestion
-from algorithms.space import is_well_formed
+from tuner.algorithms.base import Suggestion
+from tuner.algorithms.space import is_well_formed
 from tuner.spec import ExperimentSpec, ParameterSpec, ParameterType
 from tuner.trials import ParamValue, Trial
 
@@ -156,7 +156,7 @@ class _Axis:
 
 
 class GridSuggester:
-    """A :class:`~algorithms.base.Suggester` enumerating the grid; see the module docstring."""
+    """A :class:`~tuner.algorithms.base.Suggester` enumerating the grid (see the module doc)."""
 
     def __init__(self, spec: ExperimentSpec, random_state: int | None = None) -> None:
         self._axes = [_Axis.of(p) for p in spec.parameters]

@@ -66,8 +66,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from algorithms.base import Suggestion
-from algorithms.space import distribution, is_well_formed, space_problems
+from tuner.algorithms.base import Suggestion
+from tuner.algorithms.space import distribution, is_well_formed, space_problems
 from tuner.spec import ExperimentSpec, ObjectiveType, ParameterSpec, ParameterType
 from tuner.trials import ParamValue, Trial, TrialState
 
@@ -262,7 +262,7 @@ def _slot(trial: Trial) -> _Slot | None:
 
 
 class HyperbandSuggester:
-    """A :class:`~algorithms.base.Suggester` running Hyperband; see the module docstring."""
+    """A :class:`~tuner.algorithms.base.Suggester` running Hyperband; see the module docstring."""
 
     def __init__(
         self,

@@ -16,7 +16,7 @@
   and records it in each such trial's attrs (``sampler``): it never slows or times out silently.
 
 How the search space is mapped (and ``normal``/``logNormal`` treated as linear/log uniform) is
-described in :mod:`algorithms.space`.
+described in :mod:`tuner.algorithms.space`.
 
 One study per suggester, fed incrementally
 ------------------------------------------
@@ -110,8 +110,8 @@ from optuna.samplers import (
 from optuna.study import StudyDirection
 from optuna.trial import TrialState as OptunaState
 
-from algorithms import space
-from algorithms.base import Suggestion
+from tuner.algorithms import space
+from tuner.algorithms.base import Suggestion
 from tuner.spec import ExperimentSpec, ObjectiveType, ParameterType
 from tuner.trials import Trial
 
@@ -453,7 +453,7 @@ def _outcome(trial: Trial) -> tuple[OptunaState, float | None]:
 
 
 class OptunaSuggester:
-    """A :class:`~algorithms.base.Suggester` over one incrementally fed Optuna study.
+    """A :class:`~tuner.algorithms.base.Suggester` over one incrementally fed Optuna study.
 
     See the module docstring for the feeding, binding and seeding rules. Thread-safe: calls are
     serialised.

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from algorithms.base import Suggester
+    from tuner.algorithms.base import Suggester
     from tuner.spec import ExperimentSpec
 
 
@@ -25,14 +25,14 @@ class AlgorithmModule(Protocol):
 
 # algorithmName -> module implementing validate_settings() and create()
 _ALGORITHMS: dict[str, str] = {
-    "random": "algorithms.optuna_samplers",
-    "tpe": "algorithms.optuna_samplers",
-    "multivariate-tpe": "algorithms.optuna_samplers",
-    "cmaes": "algorithms.optuna_samplers",
-    "sobol": "algorithms.optuna_samplers",
-    "bayesianoptimization": "algorithms.optuna_samplers",
-    "grid": "algorithms.grid",
-    "hyperband": "algorithms.hyperband",
+    "random": "tuner.algorithms.optuna_samplers",
+    "tpe": "tuner.algorithms.optuna_samplers",
+    "multivariate-tpe": "tuner.algorithms.optuna_samplers",
+    "cmaes": "tuner.algorithms.optuna_samplers",
+    "sobol": "tuner.algorithms.optuna_samplers",
+    "bayesianoptimization": "tuner.algorithms.optuna_samplers",
+    "grid": "tuner.algorithms.grid",
+    "hyperband": "tuner.algorithms.hyperband",
 }
 
 

@@ -672,7 +672,7 @@ def _parameter_errors(spec: ExperimentSpec) -> list[FieldError]:
 def _settings_errors(spec: ExperimentSpec) -> list[FieldError]:
     # Imported here: the registries import the algorithms lazily, and spec must stay importable
     # without them for light clients.
-    from algorithms.registry import validate_algorithm
+    from tuner.algorithms.registry import validate_algorithm
     from tuner.early_stopping import validate_early_stopping
 
     errors: list[FieldError] = []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from algorithms.grid import GridSuggester
 from tests.algorithms._support import loss, make_spec, make_trial, param, point, run
+from tuner.algorithms.grid import GridSuggester
 from tuner.trials import TrialState
 
 

@@ -7,8 +7,8 @@ import warnings
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from algorithms import space
 from tests.algorithms._support import make_spec, param
+from tuner.algorithms import space
 
 
 def dists(*parameters: dict[str, object]) -> dict[str, object]:
