@@ -67,8 +67,8 @@ from optuna.distributions import (
 )
 
 from tuner.algorithms.base import Suggestion
-from tuner.algorithms.space import distribution, is_well_formed, space_problems
-from tuner.spec import ExperimentSpec, ObjectiveType, ParameterSpec, ParameterType
+from tuner.algorithms.space import distribution, space_problems
+from tuner.space import Parameter, ParameterKind, Study
 from tuner.trials import ParamValue, Trial, TrialState
 
 __all__ = ["ATTR", "HyperbandSuggester", "Schedule", "create", "validate_settings"]
@@ -108,8 +108,8 @@ class Schedule:
         return math.ceil(self.eta**self.s_max - 1e-9)
 
 
-def _resource_value(p: ParameterSpec, budget: float) -> ParamValue:
-    if p.parameter_type is ParameterType.INT:
+def _resource_value(p: Parameter, budget: float) -> ParamValue:
+    if p.kind is ParameterKind.INT:
         return int(budget + 1e-9)
     return budget
 
@@ -126,7 +126,7 @@ def _number(value: str, name: str, problems: list[tuple[str, str]], what: str) -
 
 
 def validate_settings(
-    name: str, settings: Mapping[str, str], spec: ExperimentSpec
+    name: str, settings: Mapping[str, str], study: Study
 ) -> list[tuple[str, str]]:
     """Problems with the Hyperband settings against the spec; see the module docstring."""
     problems: list[tuple[str, str]] = []
@@ -159,45 +159,46 @@ def validate_settings(
             eta = None
 
     schedule = None if r_l is None or eta is None else Schedule(r_l, eta)
-    if schedule is not None and spec.parallel_trial_count < schedule.first_rung_size():
+    if schedule is not None and study.parallel_trial_count < schedule.first_rung_size():
         problems.append(
             (
                 "",
                 f"parallelTrialCount must be at least {schedule.first_rung_size()} for {name} "
                 f"with r_l={settings['r_l']} and eta={settings.get('eta', '3')} (eta**s_max, the "
-                f"first rung), got {spec.parallel_trial_count}",
+                f"first rung), got {study.parallel_trial_count}",
             )
         )
 
     resource = settings.get("resource_name")
     if resource is not None:
-        problems += _resource_problems(resource, schedule, spec)
-    problems += [("", m) for m in space_problems(spec)]
+        problems += _resource_problems(resource, schedule, study)
+    problems += [("", m) for m in space_problems(study.space)]
     return problems
 
 
 def _resource_problems(
-    resource: str, schedule: Schedule | None, spec: ExperimentSpec
+    resource: str, schedule: Schedule | None, study: Study
 ) -> list[tuple[str, str]]:
-    try:
-        p = spec.parameter(resource)
-    except KeyError:
-        names = ", ".join(q.name for q in spec.parameters) or "none"
+    if resource not in study.space:
+        if not study.complete:
+            return []  # it may be one of the parameters that did not parse
+        names = ", ".join(study.space.names) or "none"
         return [("resource_name", f"{resource!r} is not a parameter of the spec (have: {names})")]
-    if p.parameter_type not in (ParameterType.INT, ParameterType.DOUBLE):
+    p = study.space[resource]
+    if not p.kind.numeric:
         return [
             (
                 "resource_name",
-                f"parameter {resource!r} is {p.parameter_type}; the resource must be int or double",
+                f"parameter {resource!r} is {p.kind}; the resource must be int or double",
             )
         ]
-    if schedule is None or not is_well_formed(p):
+    if schedule is None:
         return []
     if p.high < schedule.r_l - 1e-9:
         return [
             (
                 "r_l",
-                f"r_l={schedule.r_l:g} exceeds the maximum {p.feasible_space.max} of the resource "
+                f"r_l={schedule.r_l:g} exceeds the maximum {p.high:g} of the resource "
                 f"parameter {resource!r}",
             )
         ]
@@ -220,20 +221,20 @@ def _resource_problems(
     return []
 
 
-def create(name: str, settings: Mapping[str, str], spec: ExperimentSpec) -> HyperbandSuggester:
+def create(name: str, settings: Mapping[str, str], study: Study) -> HyperbandSuggester:
     """Build the Hyperband suggester of a validated spec.
 
     Raises:
         ValueError: if the settings do not pass :func:`validate_settings`.
     """
-    problems = validate_settings(name, settings, spec)
+    problems = validate_settings(name, settings, study)
     if problems:
         raise ValueError(
             "invalid hyperband: " + "; ".join(f"{k}: {m}" if k else m for k, m in problems)
         )
     random_state = settings.get("random_state")
     return HyperbandSuggester(
-        spec,
+        study,
         resource_name=settings["resource_name"],
         r_l=float(settings["r_l"]),
         eta=float(settings.get("eta", DEFAULT_ETA)),
@@ -266,7 +267,7 @@ class HyperbandSuggester:
 
     def __init__(
         self,
-        spec: ExperimentSpec,
+        study: Study,
         *,
         resource_name: str,
         r_l: float,
@@ -274,11 +275,11 @@ class HyperbandSuggester:
         random_state: int | None = None,
     ) -> None:
         self._schedule = Schedule(r_l, eta)
-        self._resource = spec.parameter(resource_name)
-        self._others = [p for p in spec.parameters if p.name != resource_name]
+        self._resource = study.space[resource_name]
+        self._others = [p for p in study.space if p.name != resource_name]
         self._space = {p.name: distribution(p) for p in self._others}
-        self._parameters = list(spec.parameters)
-        self._maximize = spec.objective.type is ObjectiveType.MAXIMIZE
+        self._parameters = list(study.space)
+        self._maximize = not study.objective.minimize
         self._seed = secrets.randbits(63) if random_state is None else random_state
 
     @property

@@ -112,7 +112,7 @@ from optuna.trial import TrialState as OptunaState
 
 from tuner.algorithms import space
 from tuner.algorithms.base import Suggestion
-from tuner.spec import ExperimentSpec, ObjectiveType, ParameterType
+from tuner.space import Study
 from tuner.trials import Trial
 
 __all__ = ["ALGORITHMS", "OptunaSuggester", "create", "validate_settings"]
@@ -241,7 +241,7 @@ def _accepts(cls: type[BaseSampler], keyword: str) -> bool:
 
 
 def validate_settings(
-    name: str, settings: Mapping[str, str], spec: ExperimentSpec
+    name: str, settings: Mapping[str, str], study: Study
 ) -> list[tuple[str, str]]:
     """Problems with an Optuna-backed algorithm's settings and search space.
 
@@ -275,10 +275,8 @@ def validate_settings(
         module, hint = _DEPENDENCIES[name]
         if importlib.util.find_spec(module) is None:
             problems.append(("", f"{name} needs the optional dependency {module}: {hint}"))
-    problems += [("", message) for message in space.space_problems(spec)]
-    if name == "cmaes" and not any(
-        p.parameter_type in (ParameterType.INT, ParameterType.DOUBLE) for p in spec.parameters
-    ):
+    problems += [("", message) for message in space.space_problems(study.space)]
+    if name == "cmaes" and study.complete and not any(p.kind.numeric for p in study.space):
         problems.append(
             (
                 "",
@@ -306,8 +304,8 @@ class _Config:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def _parse(name: str, settings: Mapping[str, str], spec: ExperimentSpec) -> _Config:
-    problems = validate_settings(name, settings, spec)
+def _parse(name: str, settings: Mapping[str, str], study: Study) -> _Config:
+    problems = validate_settings(name, settings, study)
     if problems:
         raise ValueError(
             f"invalid settings for {name}: "
@@ -319,13 +317,13 @@ def _parse(name: str, settings: Mapping[str, str], spec: ExperimentSpec) -> _Con
     return _Config(name, parsed.pop("random_state", None), parsed)
 
 
-def create(name: str, settings: Mapping[str, str], spec: ExperimentSpec) -> OptunaSuggester:
+def create(name: str, settings: Mapping[str, str], study: Study) -> OptunaSuggester:
     """Build the suggester of a validated spec.
 
     Raises:
         ValueError: if the settings do not pass :func:`validate_settings`.
     """
-    config = _parse(name, settings, spec)
+    config = _parse(name, settings, study)
     strategy = config.settings.get("restart_strategy", "none")
     if strategy != "none":
         logger.warning(
@@ -333,7 +331,7 @@ def create(name: str, settings: Mapping[str, str], spec: ExperimentSpec) -> Optu
             "(removed in Optuna 4.4); the search continues without restarts",
             strategy,
         )
-    return OptunaSuggester(spec, config)
+    return OptunaSuggester(study, config)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,13 +457,11 @@ class OptunaSuggester:
     serialised.
     """
 
-    def __init__(self, spec: ExperimentSpec, config: _Config) -> None:
-        self._parameters = list(spec.parameters)
-        self._space = space.distributions(spec)
+    def __init__(self, study: Study, config: _Config) -> None:
+        self._parameters = list(study.space)
+        self._space = space.distributions(study.space)
         self._direction = (
-            StudyDirection.MAXIMIZE
-            if spec.objective.type is ObjectiveType.MAXIMIZE
-            else StudyDirection.MINIMIZE
+            StudyDirection.MINIMIZE if study.objective.minimize else StudyDirection.MAXIMIZE
         )
         self._config = config
         self._gp_capped = False

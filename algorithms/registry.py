@@ -10,17 +10,18 @@ import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from tuner.space import HasStudy, Study, study_of
+
 if TYPE_CHECKING:
     from tuner.algorithms.base import Suggester
-    from tuner.spec import ExperimentSpec
 
 
 class AlgorithmModule(Protocol):
     def validate_settings(
-        self, name: str, settings: Mapping[str, str], spec: ExperimentSpec
+        self, name: str, settings: Mapping[str, str], study: Study
     ) -> list[tuple[str, str]]: ...
 
-    def create(self, name: str, settings: Mapping[str, str], spec: ExperimentSpec) -> Suggester: ...
+    def create(self, name: str, settings: Mapping[str, str], study: Study) -> Suggester: ...
 
 
 # algorithmName -> module implementing validate_settings() and create()
@@ -46,15 +47,20 @@ def _module(name: str) -> AlgorithmModule:
 
 
 def validate_algorithm(
-    name: str, settings: Mapping[str, str], spec: ExperimentSpec
+    name: str, settings: Mapping[str, str], study: Study | HasStudy
 ) -> list[tuple[str, str]]:
     """Problems with an algorithm choice: ``[(setting name or "", message)]``."""
     if name not in _ALGORITHMS:
         return [("", f"unknown algorithm {name!r}; known: {', '.join(algorithm_names())}")]
-    return _module(name).validate_settings(name, settings, spec)
+    return _module(name).validate_settings(name, settings, study_of(study))
 
 
-def create_suggester(spec: ExperimentSpec) -> Suggester:
-    """Build the suggester a (validated) spec asks for."""
-    name = spec.algorithm.algorithm_name
-    return _module(name).create(name, spec.algorithm.settings, spec)
+def create_suggester(source: Study | HasStudy) -> Suggester:
+    """Build the suggester a study (or a validated spec, through its ``study``) asks for.
+
+    Raises:
+        ValueError: the algorithm's settings are not valid.
+    """
+    study = study_of(source)
+    name = study.algorithm.name
+    return _module(name).create(name, study.algorithm.settings, study)

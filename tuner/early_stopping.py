@@ -8,8 +8,9 @@ A rule is named by ``spec.earlyStopping.algorithmName`` and configured by its
 
 Decisions are pure functions of ``(trial, history)``: rules keep no state between calls, so a
 restarted controller re-derives the same decisions from the database. The direction comes from
-``spec.objective.type``. "Best so far" means the best finite value of the trial's curve up to
-its latest step. A curve is read sorted by step; a duplicated step keeps its last value.
+the study's objective (``spec.objective.type``). "Best so far" means the best finite value of
+the trial's curve up to its latest step. A curve is read sorted by step; a duplicated step
+keeps its last value.
 
 Shared behaviour of every rule:
 
@@ -99,13 +100,11 @@ import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from tuner.errors import FieldError, SpecError
+from tuner.space import HasStudy, Study, study_of
 from tuner.trials import Trial, TrialState
-
-if TYPE_CHECKING:
-    from tuner.spec import ExperimentSpec
 
 Curve = list[tuple[int, float]]
 
@@ -670,22 +669,23 @@ def _parse(
 
 
 def validate_early_stopping(
-    name: str, settings: Mapping[str, str], spec: ExperimentSpec
+    name: str, settings: Mapping[str, str], study: Study | HasStudy | None = None
 ) -> list[tuple[str, str]]:
     """Problems with an early-stopping choice: ``[(setting name or "", message)]``."""
     return _parse(name, settings)[1]
 
 
-def create_rule(spec: ExperimentSpec) -> EarlyStoppingRule | None:
-    """The rule ``spec.earlyStopping`` asks for, or ``None`` without early stopping.
+def create_rule(source: Study | HasStudy) -> EarlyStoppingRule | None:
+    """The rule a study (or a validated spec, through its ``study``) asks for, if any.
 
     Raises:
         SpecError: the early-stopping settings are invalid (a spec that bypassed validation).
     """
-    es = spec.early_stopping
+    study = study_of(source)
+    es = study.early_stopping
     if es is None:
         return None
-    values, problems = _parse(es.algorithm_name, es.settings)
+    values, problems = _parse(es.name, es.settings)
     if problems:
         raise SpecError(
             [
@@ -696,4 +696,4 @@ def create_rule(spec: ExperimentSpec) -> EarlyStoppingRule | None:
                 for key, message in problems
             ]
         )
-    return _RULES[es.algorithm_name].build(spec.objective.type == "minimize", values)
+    return _RULES[es.name].build(study.objective.minimize, values)

@@ -12,7 +12,7 @@ from tuner.trials import TrialState
 def grid(*parameters: dict[str, object], random_state: str | None = None) -> GridSuggester:
     settings = {} if random_state is None else {"random_state": random_state}
     return GridSuggester(
-        make_spec("grid", parameters, settings),
+        make_spec("grid", parameters, settings).study,
         None if random_state is None else int(random_state),
     )
 
