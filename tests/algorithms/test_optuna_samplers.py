@@ -137,7 +137,7 @@ def test_trials_outside_the_space_are_logged_and_ignored(caplog: pytest.LogCaptu
         make_trial(2, {"x": "abc", "y": 0.0}, objective=1.0),  # not a number
         make_trial(3, {"x": 0.5, "y": 0.5, "gone": 3}, objective=2.0),  # a removed parameter
     ]
-    with caplog.at_level(logging.WARNING, logger="tuner.algorithms.optuna_samplers"):
+    with caplog.at_level(logging.WARNING, logger="tuner.algorithms.optuna_suggester"):
         assert len(s.suggest(history, 2)) == 2
         s.suggest(history, 1)
     ignored = [r for r in caplog.records if "not in the current search space" in r.message]
