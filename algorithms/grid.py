@@ -36,13 +36,18 @@ from typing import Any
 import numpy as np
 
 from tuner.algorithms.base import Suggestion
+from tuner.algorithms.settings import Problems, Schema, Setting, at_least
 from tuner.space import Parameter, ParameterKind, Study
 from tuner.trials import ParamValue, Trial
 
 __all__ = ["MAX_POINTS", "GridSuggester", "create", "validate_settings"]
 
 MAX_POINTS = 1_000_000
-_SETTINGS = ("random_state",)
+
+
+def schema(name: str = "grid") -> Schema:
+    """The grid's settings: ``random_state`` (Katib documents it for grid), the order's seed."""
+    return Schema(name, (Setting("random_state", at_least(0), description="seed of the order"),))
 
 
 def _decimal(value: float | None) -> decimal.Decimal:
@@ -65,17 +70,7 @@ def validate_settings(
     name: str, settings: Mapping[str, str], study: Study
 ) -> list[tuple[str, str]]:
     """Problems with the grid settings and with the space as a grid."""
-    problems: list[tuple[str, str]] = []
-    for key, value in settings.items():
-        if key not in _SETTINGS:
-            problems.append((key, f"unknown setting for {name}; known: {', '.join(_SETTINGS)}"))
-            continue
-        try:
-            ok = int(value.strip()) >= 0
-        except ValueError:
-            ok = False
-        if not ok:
-            problems.append((key, f"must be an integer >= 0, got {value!r}"))
+    problems: Problems = schema(name).parse(settings)[1]
     if not study.complete:
         return problems  # the spec validator reports the parameters; no size to compute
     size = 1
@@ -107,8 +102,8 @@ def create(name: str, settings: Mapping[str, str], study: Study) -> GridSuggeste
     problems = validate_settings(name, settings, study)
     if problems:
         raise ValueError("invalid grid: " + "; ".join(f"{k}: {m}" if k else m for k, m in problems))
-    random_state = settings.get("random_state")
-    return GridSuggester(study, None if random_state is None else int(random_state))
+    values, _ = schema(name).parse(settings)
+    return GridSuggester(study, values.get("random_state"))
 
 
 @dataclass(frozen=True)

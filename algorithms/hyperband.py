@@ -67,15 +67,78 @@ from optuna.distributions import (
 )
 
 from tuner.algorithms.base import Suggestion
+from tuner.algorithms.settings import Problems, Schema, Setting, at_least, open_interval, text
 from tuner.algorithms.space import distribution, space_problems
 from tuner.space import Parameter, ParameterKind, Study
 from tuner.trials import ParamValue, Trial, TrialState
 
-__all__ = ["ATTR", "HyperbandSuggester", "Schedule", "create", "validate_settings"]
+__all__ = [
+    "ATTR",
+    "HyperbandSettings",
+    "HyperbandSuggester",
+    "Schedule",
+    "create",
+    "schema",
+    "validate_settings",
+]
 
 ATTR = "hyperband"
 DEFAULT_ETA = 3.0
-_SETTINGS = ("resource_name", "r_l", "eta", "random_state")
+_MUST_BE_SET = "must be set for {owner} ({description})"
+
+
+def schema(name: str = "hyperband") -> Schema:
+    """Hyperband's settings, Katib's names (see the module docstring)."""
+    return Schema(
+        name,
+        (
+            Setting(
+                "resource_name",
+                text,
+                required=True,
+                description="the budget parameter",
+                missing=_MUST_BE_SET,
+            ),
+            Setting(
+                "r_l",
+                open_interval(0.0, None, "a positive number"),
+                required=True,
+                description="the largest budget",
+                missing=_MUST_BE_SET,
+            ),
+            Setting(
+                "eta",
+                open_interval(1.0, None, "a number greater than 1"),
+                DEFAULT_ETA,
+                description="the reduction factor",
+            ),
+            Setting("random_state", at_least(0), description="seed of the configurations"),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class HyperbandSettings:
+    """Hyperband's typed settings; validated on construction.
+
+    Raises:
+        ValueError: ``r_l`` is not positive, ``eta`` not above 1 or ``random_state`` negative.
+    """
+
+    resource_name: str
+    r_l: float
+    eta: float = DEFAULT_ETA
+    random_state: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.r_l) and self.r_l > 0):
+            raise ValueError(f"r_l must be a positive number, got {self.r_l}")
+        if not (math.isfinite(self.eta) and self.eta > 1):
+            raise ValueError(f"eta must be a number greater than 1, got {self.eta}")
+        if self.random_state is not None and self.random_state < 0:
+            raise ValueError("random_state must be >= 0")
+
+
 _UNUSABLE = (TrialState.FAILED, TrialState.METRICS_UNAVAILABLE, TrialState.KILLED)
 
 
@@ -114,50 +177,11 @@ def _resource_value(p: Parameter, budget: float) -> ParamValue:
     return budget
 
 
-def _number(value: str, name: str, problems: list[tuple[str, str]], what: str) -> float | None:
-    try:
-        x = float(value.strip())
-    except ValueError:
-        x = math.nan
-    if not math.isfinite(x):
-        problems.append((name, f"must be {what}, got {value!r}"))
-        return None
-    return x
-
-
-def validate_settings(
-    name: str, settings: Mapping[str, str], study: Study
-) -> list[tuple[str, str]]:
+def validate_settings(name: str, settings: Mapping[str, str], study: Study) -> Problems:
     """Problems with the Hyperband settings against the spec; see the module docstring."""
-    problems: list[tuple[str, str]] = []
-    for key in settings:
-        if key not in _SETTINGS:
-            problems.append((key, f"unknown setting for {name}; known: {', '.join(_SETTINGS)}"))
-    if "random_state" in settings:
-        value = settings["random_state"]
-        try:
-            ok = int(value.strip()) >= 0
-        except ValueError:
-            ok = False
-        if not ok:
-            problems.append(("random_state", f"must be an integer >= 0, got {value!r}"))
-    for key, what in (("resource_name", "the budget parameter"), ("r_l", "the largest budget")):
-        if key not in settings:
-            problems.append((key, f"must be set for {name} ({what})"))
-
-    r_l: float | None = None
-    if "r_l" in settings:
-        r_l = _number(settings["r_l"], "r_l", problems, "a positive number")
-        if r_l is not None and r_l <= 0:
-            problems.append(("r_l", f"must be a positive number, got {settings['r_l']!r}"))
-            r_l = None
-    eta: float | None = DEFAULT_ETA
-    if "eta" in settings:
-        eta = _number(settings["eta"], "eta", problems, "a number greater than 1")
-        if eta is not None and eta <= 1:
-            problems.append(("eta", f"must be a number greater than 1, got {settings['eta']!r}"))
-            eta = None
-
+    values, problems = schema(name).parse(settings)
+    r_l: float | None = values.get("r_l")
+    eta: float | None = values.get("eta")
     schedule = None if r_l is None or eta is None else Schedule(r_l, eta)
     if schedule is not None and study.parallel_trial_count < schedule.first_rung_size():
         problems.append(
@@ -169,7 +193,7 @@ def validate_settings(
             )
         )
 
-    resource = settings.get("resource_name")
+    resource: str | None = values.get("resource_name")
     if resource is not None:
         problems += _resource_problems(resource, schedule, study)
     problems += [("", m) for m in space_problems(study.space)]
@@ -232,13 +256,14 @@ def create(name: str, settings: Mapping[str, str], study: Study) -> HyperbandSug
         raise ValueError(
             "invalid hyperband: " + "; ".join(f"{k}: {m}" if k else m for k, m in problems)
         )
-    random_state = settings.get("random_state")
+    values, _ = schema(name).parse(settings)
+    config = HyperbandSettings(**values)
     return HyperbandSuggester(
         study,
-        resource_name=settings["resource_name"],
-        r_l=float(settings["r_l"]),
-        eta=float(settings.get("eta", DEFAULT_ETA)),
-        random_state=None if random_state is None else int(random_state),
+        resource_name=config.resource_name,
+        r_l=config.r_l,
+        eta=config.eta,
+        random_state=config.random_state,
     )
 
 
