@@ -116,7 +116,7 @@ class Parameter:
             ):
                 raise ValueError(f"{self.name}: step must lie in (0, high - low]")
             if self.kind is ParameterKind.INT and not all(
-                x.is_integer() for x in (self.low, self.high, self.step or 1.0)
+                float(x).is_integer() for x in (self.low, self.high, self.step or 1.0)
             ):
                 raise ValueError(f"{self.name}: an int parameter needs integer bounds and step")
             return
