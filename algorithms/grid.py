@@ -1,27 +1,6 @@
 """Grid search (``algorithmName: grid``): every point of the cartesian product, each once.
 
-The axes, as Katib builds them:
-
-* ``int``: ``min, min + step, ...`` up to ``max`` (``step`` defaults to 1);
-* ``double``: the same, and ``step`` is required (a validation error otherwise, as in Katib).
-  Points are computed in decimal arithmetic from the shortest text of each number, so
-  ``min: 0.1, step: 0.1`` gives ``0.3`` rather than ``0.30000000000000004``;
-* ``discrete`` and ``categorical``: the list, in order.
-
-The ``distribution`` is ignored: a ``logUniform`` grid is still ``min + k * step`` (Katib does the
-same). Grids of more than :data:`MAX_POINTS` points are rejected at validation.
-
-Order and the history as the record
------------------------------------
-Points come in ``itertools.product`` order (the first parameter varies slowest). With the
-``random_state`` setting (which Katib documents for ``grid``) the order is a permutation seeded
-by it instead, so that a budget smaller than the grid still spreads over the space.
-
-A point is suggested only if no trial of ``history`` (in any state) has it, so each point is
-tried once even across restarts, and the result is a pure function of (settings, history,
-count). When the grid is used up, fewer points (eventually none) are returned. The suggester
-keeps the set of taken points and a cursor below which every point is taken, so a call costs
-O(new trials + count) amortised; both are rebuilt if trials ever leave the history.
+The rules are on :class:`GridSuggester`.
 """
 
 from __future__ import annotations
@@ -148,7 +127,31 @@ class _Axis:
 
 
 class GridSuggester:
-    """A :class:`~tuner.algorithms.base.Suggester` enumerating the grid (see the module doc)."""
+    """A :class:`~tuner.algorithms.base.Suggester` enumerating the grid.
+
+    The axes, as Katib builds them:
+
+    * ``int``: ``min, min + step, ...`` up to ``max`` (``step`` defaults to 1);
+    * ``double``: the same, and ``step`` is required (a validation error otherwise, as in Katib).
+      Points are computed in decimal arithmetic from the shortest text of each number, so
+      ``min: 0.1, step: 0.1`` gives ``0.3`` rather than ``0.30000000000000004``;
+    * ``discrete`` and ``categorical``: the list, in order.
+
+    The ``distribution`` is ignored: a ``logUniform`` grid is still ``min + k * step`` (Katib
+    does the same). Grids of more than :data:`MAX_POINTS` points are rejected at validation.
+
+    Order and the history as the record
+    -----------------------------------
+    Points come in ``itertools.product`` order (the first parameter varies slowest). With the
+    ``random_state`` setting (which Katib documents for ``grid``) the order is a permutation seeded
+    by it instead, so that a budget smaller than the grid still spreads over the space.
+
+    A point is suggested only if no trial of ``history`` (in any state) has it, so each point is
+    tried once even across restarts, and the result is a pure function of (settings, history,
+    count). When the grid is used up, fewer points (eventually none) are returned. The suggester
+    keeps the set of taken points and a cursor below which every point is taken, so a call costs
+    O(new trials + count) amortised; both are rebuilt if trials ever leave the history.
+    """
 
     def __init__(self, study: Study, random_state: int | None = None) -> None:
         self._axes = [_Axis.of(p) for p in study.space]

@@ -1,53 +1,6 @@
 """Hyperband as a suggestion algorithm (``algorithmName: hyperband``), as in Katib.
 
-Settings (Katib's names):
-
-* ``resource_name`` (required): the spec parameter that carries the budget (epochs, steps, ...);
-  an ``int`` or ``double`` parameter. Each suggestion sets it to its rung's budget; the other
-  parameters are drawn at random from the space.
-* ``r_l`` (required): the largest budget a configuration gets, ``R`` in the paper; ``> 0``.
-* ``eta`` (default 3): the reduction factor; ``> 1``.
-* ``random_state`` (optional): seeds the draws of the configurations.
-
-Schedule (Li et al., 2017): ``s_max = floor(log_eta(r_l))``; brackets run one after the other,
-``s = s_max, ..., 0``. Bracket ``s`` starts ``n = ceil((s_max + 1) / (s + 1) * eta**s)``
-configurations at budget ``r = r_l * eta**-s``; its rung ``i`` (``0..s``) holds the best
-``n_i = floor(n * eta**-i)`` (at least 1) configurations of rung ``i - 1`` at budget
-``r_i = r * eta**i``. For ``r_l=9, eta=3``:
-
-======  =============  =============  =============
- s      rung 0         rung 1         rung 2
-======  =============  =============  =============
- 2      9 at 1         3 at 3         1 at 9
- 1      5 at 3         1 at 9
- 0      3 at 9
-======  =============  =============  =============
-
-A trial of rung ``i`` is a fresh run at budget ``r_i`` (no checkpoint is resumed, as in Katib).
-An ``int`` resource gets ``int(r_i)`` (truncated, as Katib does); a ``double`` gets ``r_i``.
-
-State lives in the history only: each suggestion carries
-``attrs={"hyperband": {"bracket": s, "rung": i, "config": k}}`` and every call re-derives the
-schedule's progress from those attributes, so a rebuilt suggester continues identically. The
-configuration ``k`` of bracket ``s`` is drawn from a generator seeded by ``(random_state, s,
-k)`` (a fresh random seed per suggester when ``random_state`` is unset); promoted
-configurations copy their parameters from the trial of the previous rung. Trials without the
-attribute (added by hand) are ignored.
-
-A rung is promoted once it is complete (all its trials created and finished). Its trials rank by
-objective in the spec's direction; Failed, MetricsUnavailable, Killed trials and trials without
-a finite objective rank last; ties go to the lower trial number. While a rung waits for running
-trials, :meth:`HyperbandSuggester.suggest` returns ``[]`` (the controller waits because trials
-are active). As in Katib, the next bracket starts as soon as the previous bracket's last rung
-has been created. Once every bracket is created the result is ``[]`` for good, which ends the
-experiment as exhausted when the last trial finishes.
-
-Validation follows Katib's ``ValidateAlgorithmSettings`` (``r_l`` and ``resource_name`` set,
-``r_l`` positive, ``resource_name`` one of the parameters, ``parallelTrialCount >=
-eta**s_max``, Katib's requirement that the first rung can run at once), and adds what Katib
-leaves to a runtime failure: ``eta`` must be a number above 1 (Katib silently replaces values
-``<= 0`` by 3 and divides by zero on 1), the resource must be an ``int`` or ``double``, and
-every budget of the schedule must lie in its feasible space (``max >= r_l`` in particular).
+The rules are on :class:`HyperbandSuggester`.
 """
 
 from __future__ import annotations
@@ -88,7 +41,7 @@ _MUST_BE_SET = "must be set for {owner} ({description})"
 
 
 def schema(name: str = "hyperband") -> Schema:
-    """Hyperband's settings, Katib's names (see the module docstring)."""
+    """Hyperband's settings, Katib's names (see :class:`HyperbandSuggester`)."""
     return Schema(
         name,
         (
@@ -178,7 +131,7 @@ def _resource_value(p: Parameter, budget: float) -> ParamValue:
 
 
 def validate_settings(name: str, settings: Mapping[str, str], study: Study) -> Problems:
-    """Problems with the Hyperband settings against the spec; see the module docstring."""
+    """Problems with the Hyperband settings against the spec; see :class:`HyperbandSuggester`."""
     values, problems = schema(name).parse(settings)
     r_l: float | None = values.get("r_l")
     eta: float | None = values.get("eta")
@@ -288,7 +241,57 @@ def _slot(trial: Trial) -> _Slot | None:
 
 
 class HyperbandSuggester:
-    """A :class:`~tuner.algorithms.base.Suggester` running Hyperband; see the module docstring."""
+    """A :class:`~tuner.algorithms.base.Suggester` running Hyperband.
+
+    Settings (Katib's names):
+
+    * ``resource_name`` (required): the spec parameter that carries the budget (epochs, steps, ...);
+      an ``int`` or ``double`` parameter. Each suggestion sets it to its rung's budget; the other
+      parameters are drawn at random from the space.
+    * ``r_l`` (required): the largest budget a configuration gets, ``R`` in the paper; ``> 0``.
+    * ``eta`` (default 3): the reduction factor; ``> 1``.
+    * ``random_state`` (optional): seeds the draws of the configurations.
+
+    Schedule (Li et al., 2017): ``s_max = floor(log_eta(r_l))``; brackets run one after the other,
+    ``s = s_max, ..., 0``. Bracket ``s`` starts ``n = ceil((s_max + 1) / (s + 1) * eta**s)``
+    configurations at budget ``r = r_l * eta**-s``; its rung ``i`` (``0..s``) holds the best
+    ``n_i = floor(n * eta**-i)`` (at least 1) configurations of rung ``i - 1`` at budget
+    ``r_i = r * eta**i``. For ``r_l=9, eta=3``:
+
+    ======  =============  =============  =============
+     s      rung 0         rung 1         rung 2
+    ======  =============  =============  =============
+     2      9 at 1         3 at 3         1 at 9
+     1      5 at 3         1 at 9
+     0      3 at 9
+    ======  =============  =============  =============
+
+    A trial of rung ``i`` is a fresh run at budget ``r_i`` (no checkpoint is resumed, as in Katib).
+    An ``int`` resource gets ``int(r_i)`` (truncated, as Katib does); a ``double`` gets ``r_i``.
+
+    State lives in the history only: each suggestion carries
+    ``attrs={"hyperband": {"bracket": s, "rung": i, "config": k}}`` and every call re-derives the
+    schedule's progress from those attributes, so a rebuilt suggester continues identically. The
+    configuration ``k`` of bracket ``s`` is drawn from a generator seeded by ``(random_state, s,
+    k)`` (a fresh random seed per suggester when ``random_state`` is unset); promoted
+    configurations copy their parameters from the trial of the previous rung. Trials without the
+    attribute (added by hand) are ignored.
+
+    A rung is promoted once it is complete (all its trials created and finished). Its trials rank by
+    objective in the spec's direction; Failed, MetricsUnavailable, Killed trials and trials without
+    a finite objective rank last; ties go to the lower trial number. While a rung waits for running
+    trials, :meth:`HyperbandSuggester.suggest` returns ``[]`` (the controller waits because trials
+    are active). As in Katib, the next bracket starts as soon as the previous bracket's last rung
+    has been created. Once every bracket is created the result is ``[]`` for good, which ends the
+    experiment as exhausted when the last trial finishes.
+
+    Validation follows Katib's ``ValidateAlgorithmSettings`` (``r_l`` and ``resource_name`` set,
+    ``r_l`` positive, ``resource_name`` one of the parameters, ``parallelTrialCount >=
+    eta**s_max``, Katib's requirement that the first rung can run at once), and adds what Katib
+    leaves to a runtime failure: ``eta`` must be a number above 1 (Katib silently replaces values
+    ``<= 0`` by 3 and divides by zero on 1), the resource must be an ``int`` or ``double``, and
+    every budget of the schedule must lie in its feasible space (``max >= r_l`` in particular).
+    """
 
     def __init__(
         self,
