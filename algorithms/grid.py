@@ -1,27 +1,6 @@
 """Grid search (``algorithmName: grid``): every point of the cartesian product, each once.
 
-The axes, as Katib builds them:
-
-* ``int``: ``min, min + step, ...`` up to ``max`` (``step`` defaults to 1);
-* ``double``: the same, and ``step`` is required (a validation error otherwise, as in Katib).
-  Points are computed in decimal arithmetic from the spec's strings, so ``min: 0.1, step: 0.1``
-  gives ``0.3`` rather than ``0.30000000000000004``;
-* ``discrete`` and ``categorical``: the list, in order.
-
-The ``distribution`` is ignored: a ``logUniform`` grid is still ``min + k * step`` (Katib does the
-same). Grids of more than :data:`MAX_POINTS` points are rejected at validation.
-
-Order and the history as the record
------------------------------------
-Points come in ``itertools.product`` order (the first parameter varies slowest). With the
-``random_state`` setting (which Katib documents for ``grid``) the order is a permutation seeded
-by it instead, so that a budget smaller than the grid still spreads over the space.
-
-A point is suggested only if no trial of ``history`` (in any state) has it, so each point is
-tried once even across restarts, and the result is a pure function of (settings, history,
-count). When the grid is used up, fewer points (eventually none) are returned. The suggester
-keeps the set of taken points and a cursor below which every point is taken, so a call costs
-O(new trials + count) amortised; both are rebuilt if trials ever leave the history.
+The rules are on :class:`GridSuggester`.
 """
 
 from __future__ import annotations
@@ -35,53 +14,46 @@ from typing import Any
 
 import numpy as np
 
-from algorithms.base import Suggestion
-from algorithms.space import is_well_formed
-from tuner.spec import ExperimentSpec, ParameterSpec, ParameterType
+from tuner.algorithms.base import Suggestion
+from tuner.algorithms.settings import Problems, Schema, Setting, at_least
+from tuner.space import Parameter, ParameterKind, Study
 from tuner.trials import ParamValue, Trial
 
 __all__ = ["MAX_POINTS", "GridSuggester", "create", "validate_settings"]
 
 MAX_POINTS = 1_000_000
-_SETTINGS = ("random_state",)
 
 
-def _decimal(value: str | None) -> decimal.Decimal:
+def schema(name: str = "grid") -> Schema:
+    """The grid's settings: ``random_state`` (Katib documents it for grid), the order's seed."""
+    return Schema(name, (Setting("random_state", at_least(0), description="seed of the order"),))
+
+
+def _decimal(value: float | None) -> decimal.Decimal:
     assert value is not None
-    return decimal.Decimal(value.strip())
+    return decimal.Decimal(repr(value))
 
 
-def _axis_size(p: ParameterSpec) -> int | None:
-    """Number of grid points of a well-formed parameter; ``None`` if it needs a step."""
-    fs = p.feasible_space
-    if p.parameter_type is ParameterType.INT:
+def _axis_size(p: Parameter) -> int | None:
+    """Number of grid points of a parameter; ``None`` if it needs a step."""
+    if p.kind is ParameterKind.INT:
         return (int(p.high) - int(p.low)) // int(p.step or 1) + 1
-    if p.parameter_type is ParameterType.DOUBLE:
-        if fs.step is None:
+    if p.kind is ParameterKind.DOUBLE:
+        if p.step is None:
             return None
-        return int((_decimal(fs.max) - _decimal(fs.min)) // _decimal(fs.step)) + 1
-    return len(fs.values or [])
+        return int((_decimal(p.high) - _decimal(p.low)) // _decimal(p.step)) + 1
+    return len(p.choices)
 
 
 def validate_settings(
-    name: str, settings: Mapping[str, str], spec: ExperimentSpec
+    name: str, settings: Mapping[str, str], study: Study
 ) -> list[tuple[str, str]]:
     """Problems with the grid settings and with the space as a grid."""
-    problems: list[tuple[str, str]] = []
-    for key, value in settings.items():
-        if key not in _SETTINGS:
-            problems.append((key, f"unknown setting for {name}; known: {', '.join(_SETTINGS)}"))
-            continue
-        try:
-            ok = int(value.strip()) >= 0
-        except ValueError:
-            ok = False
-        if not ok:
-            problems.append((key, f"must be an integer >= 0, got {value!r}"))
+    problems: Problems = schema(name).parse(settings)[1]
+    if not study.complete:
+        return problems  # the spec validator reports the parameters; no size to compute
     size = 1
-    for p in spec.parameters:
-        if not is_well_formed(p):
-            return problems  # the spec validator reports it; no size to compute
+    for p in study.space:
         n = _axis_size(p)
         if n is None:
             problems.append(
@@ -100,38 +72,37 @@ def validate_settings(
     return problems
 
 
-def create(name: str, settings: Mapping[str, str], spec: ExperimentSpec) -> GridSuggester:
+def create(name: str, settings: Mapping[str, str], study: Study) -> GridSuggester:
     """Build the grid suggester of a validated spec.
 
     Raises:
         ValueError: if the settings or the space do not pass :func:`validate_settings`.
     """
-    problems = validate_settings(name, settings, spec)
+    problems = validate_settings(name, settings, study)
     if problems:
         raise ValueError("invalid grid: " + "; ".join(f"{k}: {m}" if k else m for k, m in problems))
-    random_state = settings.get("random_state")
-    return GridSuggester(spec, None if random_state is None else int(random_state))
+    values, _ = schema(name).parse(settings)
+    return GridSuggester(study, values.get("random_state"))
 
 
 @dataclass(frozen=True)
 class _Axis:
-    parameter: ParameterSpec
+    parameter: Parameter
     values: tuple[ParamValue, ...]
 
     @classmethod
-    def of(cls, p: ParameterSpec) -> _Axis:
-        fs = p.feasible_space
-        if p.parameter_type is ParameterType.INT:
+    def of(cls, p: Parameter) -> _Axis:
+        if p.kind is ParameterKind.INT:
             values: tuple[ParamValue, ...] = tuple(
                 range(int(p.low), int(p.high) + 1, int(p.step or 1))
             )
-        elif p.parameter_type is ParameterType.DOUBLE:
-            low, step = _decimal(fs.min), _decimal(fs.step)
+        elif p.kind is ParameterKind.DOUBLE:
+            low, step = _decimal(p.low), _decimal(p.step)
             n = _axis_size(p)
             assert n is not None
             values = tuple(float(low + k * step) for k in range(n))
         else:
-            values = tuple(p.choices)
+            values = p.choices
         return cls(p, values)
 
     def index(self, raw: Any) -> int | None:
@@ -141,7 +112,7 @@ class _Axis:
             value = p.convert(raw)
         except (TypeError, ValueError, OverflowError):
             return None
-        if p.parameter_type in (ParameterType.DISCRETE, ParameterType.CATEGORICAL):
+        if not p.kind.numeric:
             return next((i for i, v in enumerate(self.values) if v == value), None)
         assert not isinstance(value, str)
         if not math.isfinite(value):
@@ -156,10 +127,34 @@ class _Axis:
 
 
 class GridSuggester:
-    """A :class:`~algorithms.base.Suggester` enumerating the grid; see the module docstring."""
+    """A :class:`~tuner.algorithms.base.Suggester` enumerating the grid.
 
-    def __init__(self, spec: ExperimentSpec, random_state: int | None = None) -> None:
-        self._axes = [_Axis.of(p) for p in spec.parameters]
+    The axes, as Katib builds them:
+
+    * ``int``: ``min, min + step, ...`` up to ``max`` (``step`` defaults to 1);
+    * ``double``: the same, and ``step`` is required (a validation error otherwise, as in Katib).
+      Points are computed in decimal arithmetic from the shortest text of each number, so
+      ``min: 0.1, step: 0.1`` gives ``0.3`` rather than ``0.30000000000000004``;
+    * ``discrete`` and ``categorical``: the list, in order.
+
+    The ``distribution`` is ignored: a ``logUniform`` grid is still ``min + k * step`` (Katib
+    does the same). Grids of more than :data:`MAX_POINTS` points are rejected at validation.
+
+    Order and the history as the record
+    -----------------------------------
+    Points come in ``itertools.product`` order (the first parameter varies slowest). With the
+    ``random_state`` setting (which Katib documents for ``grid``) the order is a permutation seeded
+    by it instead, so that a budget smaller than the grid still spreads over the space.
+
+    A point is suggested only if no trial of ``history`` (in any state) has it, so each point is
+    tried once even across restarts, and the result is a pure function of (settings, history,
+    count). When the grid is used up, fewer points (eventually none) are returned. The suggester
+    keeps the set of taken points and a cursor below which every point is taken, so a call costs
+    O(new trials + count) amortised; both are rebuilt if trials ever leave the history.
+    """
+
+    def __init__(self, study: Study, random_state: int | None = None) -> None:
+        self._axes = [_Axis.of(p) for p in study.space]
         self._size = math.prod(len(a.values) for a in self._axes)
         self._order = (
             None

@@ -1,53 +1,6 @@
 """Hyperband as a suggestion algorithm (``algorithmName: hyperband``), as in Katib.
 
-Settings (Katib's names):
-
-* ``resource_name`` (required): the spec parameter that carries the budget (epochs, steps, ...);
-  an ``int`` or ``double`` parameter. Each suggestion sets it to its rung's budget; the other
-  parameters are drawn at random from the space.
-* ``r_l`` (required): the largest budget a configuration gets, ``R`` in the paper; ``> 0``.
-* ``eta`` (default 3): the reduction factor; ``> 1``.
-* ``random_state`` (optional): seeds the draws of the configurations.
-
-Schedule (Li et al., 2017): ``s_max = floor(log_eta(r_l))``; brackets run one after the other,
-``s = s_max, ..., 0``. Bracket ``s`` starts ``n = ceil((s_max + 1) / (s + 1) * eta**s)``
-configurations at budget ``r = r_l * eta**-s``; its rung ``i`` (``0..s``) holds the best
-``n_i = floor(n * eta**-i)`` (at least 1) configurations of rung ``i - 1`` at budget
-``r_i = r * eta**i``. For ``r_l=9, eta=3``:
-
-======  =============  =============  =============
- s      rung 0         rung 1         rung 2
-======  =============  =============  =============
- 2      9 at 1         3 at 3         1 at 9
- 1      5 at 3         1 at 9
- 0      3 at 9
-======  =============  =============  =============
-
-A trial of rung ``i`` is a fresh run at budget ``r_i`` (no checkpoint is resumed, as in Katib).
-An ``int`` resource gets ``int(r_i)`` (truncated, as Katib does); a ``double`` gets ``r_i``.
-
-State lives in the history only: each suggestion carries
-``attrs={"hyperband": {"bracket": s, "rung": i, "config": k}}`` and every call re-derives the
-schedule's progress from those attributes, so a rebuilt suggester continues identically. The
-configuration ``k`` of bracket ``s`` is drawn from a generator seeded by ``(random_state, s,
-k)`` (a fresh random seed per suggester when ``random_state`` is unset); promoted
-configurations copy their parameters from the trial of the previous rung. Trials without the
-attribute (added by hand) are ignored.
-
-A rung is promoted once it is complete (all its trials created and finished). Its trials rank by
-objective in the spec's direction; Failed, MetricsUnavailable, Killed trials and trials without
-a finite objective rank last; ties go to the lower trial number. While a rung waits for running
-trials, :meth:`HyperbandSuggester.suggest` returns ``[]`` (the controller waits because trials
-are active). As in Katib, the next bracket starts as soon as the previous bracket's last rung
-has been created. Once every bracket is created the result is ``[]`` for good, which ends the
-experiment as exhausted when the last trial finishes.
-
-Validation follows Katib's ``ValidateAlgorithmSettings`` (``r_l`` and ``resource_name`` set,
-``r_l`` positive, ``resource_name`` one of the parameters, ``parallelTrialCount >=
-eta**s_max``, Katib's requirement that the first rung can run at once), and adds what Katib
-leaves to a runtime failure: ``eta`` must be a number above 1 (Katib silently replaces values
-``<= 0`` by 3 and divides by zero on 1), the resource must be an ``int`` or ``double``, and
-every budget of the schedule must lie in its feasible space (``max >= r_l`` in particular).
+The rules are on :class:`HyperbandSuggester`.
 """
 
 from __future__ import annotations
@@ -66,16 +19,79 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from algorithms.base import Suggestion
-from algorithms.space import distribution, is_well_formed, space_problems
-from tuner.spec import ExperimentSpec, ObjectiveType, ParameterSpec, ParameterType
+from tuner.algorithms.base import Suggestion
+from tuner.algorithms.settings import Problems, Schema, Setting, at_least, open_interval, text
+from tuner.algorithms.space import distribution, space_problems
+from tuner.space import Parameter, ParameterKind, Study
 from tuner.trials import ParamValue, Trial, TrialState
 
-__all__ = ["ATTR", "HyperbandSuggester", "Schedule", "create", "validate_settings"]
+__all__ = [
+    "ATTR",
+    "HyperbandSettings",
+    "HyperbandSuggester",
+    "Schedule",
+    "create",
+    "schema",
+    "validate_settings",
+]
 
 ATTR = "hyperband"
 DEFAULT_ETA = 3.0
-_SETTINGS = ("resource_name", "r_l", "eta", "random_state")
+_MUST_BE_SET = "must be set for {owner} ({description})"
+
+
+def schema(name: str = "hyperband") -> Schema:
+    """Hyperband's settings, Katib's names (see :class:`HyperbandSuggester`)."""
+    return Schema(
+        name,
+        (
+            Setting(
+                "resource_name",
+                text,
+                required=True,
+                description="the budget parameter",
+                missing=_MUST_BE_SET,
+            ),
+            Setting(
+                "r_l",
+                open_interval(0.0, None, "a positive number"),
+                required=True,
+                description="the largest budget",
+                missing=_MUST_BE_SET,
+            ),
+            Setting(
+                "eta",
+                open_interval(1.0, None, "a number greater than 1"),
+                DEFAULT_ETA,
+                description="the reduction factor",
+            ),
+            Setting("random_state", at_least(0), description="seed of the configurations"),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class HyperbandSettings:
+    """Hyperband's typed settings; validated on construction.
+
+    Raises:
+        ValueError: ``r_l`` is not positive, ``eta`` not above 1 or ``random_state`` negative.
+    """
+
+    resource_name: str
+    r_l: float
+    eta: float = DEFAULT_ETA
+    random_state: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.r_l) and self.r_l > 0):
+            raise ValueError(f"r_l must be a positive number, got {self.r_l}")
+        if not (math.isfinite(self.eta) and self.eta > 1):
+            raise ValueError(f"eta must be a number greater than 1, got {self.eta}")
+        if self.random_state is not None and self.random_state < 0:
+            raise ValueError("random_state must be >= 0")
+
+
 _UNUSABLE = (TrialState.FAILED, TrialState.METRICS_UNAVAILABLE, TrialState.KILLED)
 
 
@@ -108,96 +124,58 @@ class Schedule:
         return math.ceil(self.eta**self.s_max - 1e-9)
 
 
-def _resource_value(p: ParameterSpec, budget: float) -> ParamValue:
-    if p.parameter_type is ParameterType.INT:
+def _resource_value(p: Parameter, budget: float) -> ParamValue:
+    if p.kind is ParameterKind.INT:
         return int(budget + 1e-9)
     return budget
 
 
-def _number(value: str, name: str, problems: list[tuple[str, str]], what: str) -> float | None:
-    try:
-        x = float(value.strip())
-    except ValueError:
-        x = math.nan
-    if not math.isfinite(x):
-        problems.append((name, f"must be {what}, got {value!r}"))
-        return None
-    return x
-
-
-def validate_settings(
-    name: str, settings: Mapping[str, str], spec: ExperimentSpec
-) -> list[tuple[str, str]]:
-    """Problems with the Hyperband settings against the spec; see the module docstring."""
-    problems: list[tuple[str, str]] = []
-    for key in settings:
-        if key not in _SETTINGS:
-            problems.append((key, f"unknown setting for {name}; known: {', '.join(_SETTINGS)}"))
-    if "random_state" in settings:
-        value = settings["random_state"]
-        try:
-            ok = int(value.strip()) >= 0
-        except ValueError:
-            ok = False
-        if not ok:
-            problems.append(("random_state", f"must be an integer >= 0, got {value!r}"))
-    for key, what in (("resource_name", "the budget parameter"), ("r_l", "the largest budget")):
-        if key not in settings:
-            problems.append((key, f"must be set for {name} ({what})"))
-
-    r_l: float | None = None
-    if "r_l" in settings:
-        r_l = _number(settings["r_l"], "r_l", problems, "a positive number")
-        if r_l is not None and r_l <= 0:
-            problems.append(("r_l", f"must be a positive number, got {settings['r_l']!r}"))
-            r_l = None
-    eta: float | None = DEFAULT_ETA
-    if "eta" in settings:
-        eta = _number(settings["eta"], "eta", problems, "a number greater than 1")
-        if eta is not None and eta <= 1:
-            problems.append(("eta", f"must be a number greater than 1, got {settings['eta']!r}"))
-            eta = None
-
+def validate_settings(name: str, settings: Mapping[str, str], study: Study) -> Problems:
+    """Problems with the Hyperband settings against the spec; see :class:`HyperbandSuggester`."""
+    values, problems = schema(name).parse(settings)
+    r_l: float | None = values.get("r_l")
+    eta: float | None = values.get("eta")
     schedule = None if r_l is None or eta is None else Schedule(r_l, eta)
-    if schedule is not None and spec.parallel_trial_count < schedule.first_rung_size():
+    if schedule is not None and study.parallel_trial_count < schedule.first_rung_size():
         problems.append(
             (
                 "",
                 f"parallelTrialCount must be at least {schedule.first_rung_size()} for {name} "
                 f"with r_l={settings['r_l']} and eta={settings.get('eta', '3')} (eta**s_max, the "
-                f"first rung), got {spec.parallel_trial_count}",
+                f"first rung), got {study.parallel_trial_count}",
             )
         )
 
-    resource = settings.get("resource_name")
+    resource: str | None = values.get("resource_name")
     if resource is not None:
-        problems += _resource_problems(resource, schedule, spec)
-    problems += [("", m) for m in space_problems(spec)]
+        problems += _resource_problems(resource, schedule, study)
+    problems += [("", m) for m in space_problems(study.space)]
     return problems
 
 
 def _resource_problems(
-    resource: str, schedule: Schedule | None, spec: ExperimentSpec
+    resource: str, schedule: Schedule | None, study: Study
 ) -> list[tuple[str, str]]:
-    try:
-        p = spec.parameter(resource)
-    except KeyError:
-        names = ", ".join(q.name for q in spec.parameters) or "none"
+    if resource not in study.space:
+        if not study.complete:
+            return []  # it may be one of the parameters that did not parse
+        names = ", ".join(study.space.names) or "none"
         return [("resource_name", f"{resource!r} is not a parameter of the spec (have: {names})")]
-    if p.parameter_type not in (ParameterType.INT, ParameterType.DOUBLE):
+    p = study.space[resource]
+    if not p.kind.numeric:
         return [
             (
                 "resource_name",
-                f"parameter {resource!r} is {p.parameter_type}; the resource must be int or double",
+                f"parameter {resource!r} is {p.kind}; the resource must be int or double",
             )
         ]
-    if schedule is None or not is_well_formed(p):
+    if schedule is None:
         return []
     if p.high < schedule.r_l - 1e-9:
         return [
             (
                 "r_l",
-                f"r_l={schedule.r_l:g} exceeds the maximum {p.feasible_space.max} of the resource "
+                f"r_l={schedule.r_l:g} exceeds the maximum {p.high:g} of the resource "
                 f"parameter {resource!r}",
             )
         ]
@@ -220,24 +198,25 @@ def _resource_problems(
     return []
 
 
-def create(name: str, settings: Mapping[str, str], spec: ExperimentSpec) -> HyperbandSuggester:
+def create(name: str, settings: Mapping[str, str], study: Study) -> HyperbandSuggester:
     """Build the Hyperband suggester of a validated spec.
 
     Raises:
         ValueError: if the settings do not pass :func:`validate_settings`.
     """
-    problems = validate_settings(name, settings, spec)
+    problems = validate_settings(name, settings, study)
     if problems:
         raise ValueError(
             "invalid hyperband: " + "; ".join(f"{k}: {m}" if k else m for k, m in problems)
         )
-    random_state = settings.get("random_state")
+    values, _ = schema(name).parse(settings)
+    config = HyperbandSettings(**values)
     return HyperbandSuggester(
-        spec,
-        resource_name=settings["resource_name"],
-        r_l=float(settings["r_l"]),
-        eta=float(settings.get("eta", DEFAULT_ETA)),
-        random_state=None if random_state is None else int(random_state),
+        study,
+        resource_name=config.resource_name,
+        r_l=config.r_l,
+        eta=config.eta,
+        random_state=config.random_state,
     )
 
 
@@ -262,11 +241,61 @@ def _slot(trial: Trial) -> _Slot | None:
 
 
 class HyperbandSuggester:
-    """A :class:`~algorithms.base.Suggester` running Hyperband; see the module docstring."""
+    """A :class:`~tuner.algorithms.base.Suggester` running Hyperband.
+
+    Settings (Katib's names):
+
+    * ``resource_name`` (required): the spec parameter that carries the budget (epochs, steps, ...);
+      an ``int`` or ``double`` parameter. Each suggestion sets it to its rung's budget; the other
+      parameters are drawn at random from the space.
+    * ``r_l`` (required): the largest budget a configuration gets, ``R`` in the paper; ``> 0``.
+    * ``eta`` (default 3): the reduction factor; ``> 1``.
+    * ``random_state`` (optional): seeds the draws of the configurations.
+
+    Schedule (Li et al., 2017): ``s_max = floor(log_eta(r_l))``; brackets run one after the other,
+    ``s = s_max, ..., 0``. Bracket ``s`` starts ``n = ceil((s_max + 1) / (s + 1) * eta**s)``
+    configurations at budget ``r = r_l * eta**-s``; its rung ``i`` (``0..s``) holds the best
+    ``n_i = floor(n * eta**-i)`` (at least 1) configurations of rung ``i - 1`` at budget
+    ``r_i = r * eta**i``. For ``r_l=9, eta=3``:
+
+    ======  =============  =============  =============
+     s      rung 0         rung 1         rung 2
+    ======  =============  =============  =============
+     2      9 at 1         3 at 3         1 at 9
+     1      5 at 3         1 at 9
+     0      3 at 9
+    ======  =============  =============  =============
+
+    A trial of rung ``i`` is a fresh run at budget ``r_i`` (no checkpoint is resumed, as in Katib).
+    An ``int`` resource gets ``int(r_i)`` (truncated, as Katib does); a ``double`` gets ``r_i``.
+
+    State lives in the history only: each suggestion carries
+    ``attrs={"hyperband": {"bracket": s, "rung": i, "config": k}}`` and every call re-derives the
+    schedule's progress from those attributes, so a rebuilt suggester continues identically. The
+    configuration ``k`` of bracket ``s`` is drawn from a generator seeded by ``(random_state, s,
+    k)`` (a fresh random seed per suggester when ``random_state`` is unset); promoted
+    configurations copy their parameters from the trial of the previous rung. Trials without the
+    attribute (added by hand) are ignored.
+
+    A rung is promoted once it is complete (all its trials created and finished). Its trials rank by
+    objective in the spec's direction; Failed, MetricsUnavailable, Killed trials and trials without
+    a finite objective rank last; ties go to the lower trial number. While a rung waits for running
+    trials, :meth:`HyperbandSuggester.suggest` returns ``[]`` (the controller waits because trials
+    are active). As in Katib, the next bracket starts as soon as the previous bracket's last rung
+    has been created. Once every bracket is created the result is ``[]`` for good, which ends the
+    experiment as exhausted when the last trial finishes.
+
+    Validation follows Katib's ``ValidateAlgorithmSettings`` (``r_l`` and ``resource_name`` set,
+    ``r_l`` positive, ``resource_name`` one of the parameters, ``parallelTrialCount >=
+    eta**s_max``, Katib's requirement that the first rung can run at once), and adds what Katib
+    leaves to a runtime failure: ``eta`` must be a number above 1 (Katib silently replaces values
+    ``<= 0`` by 3 and divides by zero on 1), the resource must be an ``int`` or ``double``, and
+    every budget of the schedule must lie in its feasible space (``max >= r_l`` in particular).
+    """
 
     def __init__(
         self,
-        spec: ExperimentSpec,
+        study: Study,
         *,
         resource_name: str,
         r_l: float,
@@ -274,11 +303,11 @@ class HyperbandSuggester:
         random_state: int | None = None,
     ) -> None:
         self._schedule = Schedule(r_l, eta)
-        self._resource = spec.parameter(resource_name)
-        self._others = [p for p in spec.parameters if p.name != resource_name]
+        self._resource = study.space[resource_name]
+        self._others = [p for p in study.space if p.name != resource_name]
         self._space = {p.name: distribution(p) for p in self._others}
-        self._parameters = list(spec.parameters)
-        self._maximize = spec.objective.type is ObjectiveType.MAXIMIZE
+        self._parameters = list(study.space)
+        self._maximize = not study.objective.minimize
         self._seed = secrets.randbits(63) if random_state is None else random_state
 
     @property

@@ -10,29 +10,30 @@ import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from tuner.space import HasStudy, Study, study_of
+
 if TYPE_CHECKING:
-    from algorithms.base import Suggester
-    from tuner.spec import ExperimentSpec
+    from tuner.algorithms.base import Suggester
 
 
 class AlgorithmModule(Protocol):
     def validate_settings(
-        self, name: str, settings: Mapping[str, str], spec: ExperimentSpec
+        self, name: str, settings: Mapping[str, str], study: Study
     ) -> list[tuple[str, str]]: ...
 
-    def create(self, name: str, settings: Mapping[str, str], spec: ExperimentSpec) -> Suggester: ...
+    def create(self, name: str, settings: Mapping[str, str], study: Study) -> Suggester: ...
 
 
 # algorithmName -> module implementing validate_settings() and create()
 _ALGORITHMS: dict[str, str] = {
-    "random": "algorithms.optuna_samplers",
-    "tpe": "algorithms.optuna_samplers",
-    "multivariate-tpe": "algorithms.optuna_samplers",
-    "cmaes": "algorithms.optuna_samplers",
-    "sobol": "algorithms.optuna_samplers",
-    "bayesianoptimization": "algorithms.optuna_samplers",
-    "grid": "algorithms.grid",
-    "hyperband": "algorithms.hyperband",
+    "random": "tuner.algorithms.optuna_samplers",
+    "tpe": "tuner.algorithms.optuna_samplers",
+    "multivariate-tpe": "tuner.algorithms.optuna_samplers",
+    "cmaes": "tuner.algorithms.optuna_samplers",
+    "sobol": "tuner.algorithms.optuna_samplers",
+    "bayesianoptimization": "tuner.algorithms.optuna_samplers",
+    "grid": "tuner.algorithms.grid",
+    "hyperband": "tuner.algorithms.hyperband",
 }
 
 
@@ -46,15 +47,20 @@ def _module(name: str) -> AlgorithmModule:
 
 
 def validate_algorithm(
-    name: str, settings: Mapping[str, str], spec: ExperimentSpec
+    name: str, settings: Mapping[str, str], study: Study | HasStudy
 ) -> list[tuple[str, str]]:
     """Problems with an algorithm choice: ``[(setting name or "", message)]``."""
     if name not in _ALGORITHMS:
         return [("", f"unknown algorithm {name!r}; known: {', '.join(algorithm_names())}")]
-    return _module(name).validate_settings(name, settings, spec)
+    return _module(name).validate_settings(name, settings, study_of(study))
 
 
-def create_suggester(spec: ExperimentSpec) -> Suggester:
-    """Build the suggester a (validated) spec asks for."""
-    name = spec.algorithm.algorithm_name
-    return _module(name).create(name, spec.algorithm.settings, spec)
+def create_suggester(source: Study | HasStudy) -> Suggester:
+    """Build the suggester a study (or a validated spec, through its ``study``) asks for.
+
+    Raises:
+        ValueError: the algorithm's settings are not valid.
+    """
+    study = study_of(source)
+    name = study.algorithm.name
+    return _module(name).create(name, study.algorithm.settings, study)

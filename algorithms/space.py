@@ -1,6 +1,6 @@
 """The Katib search space as Optuna distributions, and the way back.
 
-Mapping (one :class:`~tuner.spec.ParameterSpec` → one Optuna distribution):
+Mapping (one :class:`~tuner.space.Parameter` → one Optuna distribution):
 
 ========================  ==================================================================
 Katib parameter           Optuna distribution
@@ -46,85 +46,52 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from tuner.spec import ExperimentSpec, ParameterSpec, ParameterType
+from tuner.space import Parameter, ParameterKind, SearchSpace
 from tuner.trials import ParamValue
 
 __all__ = [
     "distribution",
     "distributions",
-    "is_well_formed",
     "optuna_params",
     "point_key",
     "space_problems",
 ]
 
 
-def is_well_formed(p: ParameterSpec) -> bool:
-    """Whether ``p`` can be read at all (the spec validator reports why when it cannot).
-
-    Algorithm settings are validated in the same pass as the parameters, so the algorithms must
-    not trip over a parameter with a missing ``min`` or an unparsable ``step``.
-    """
-    fs = p.feasible_space
-    if p.parameter_type in (ParameterType.INT, ParameterType.DOUBLE):
-        try:
-            low, high = float(fs.min or "nan"), float(fs.max or "nan")
-            step = None if fs.step is None else float(fs.step)
-        except ValueError:
-            return False
-        if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            return False
-        if p.log and low <= 0:
-            return False
-        if step is not None and not (math.isfinite(step) and step > 0):
-            return False
-        if p.parameter_type is ParameterType.INT:
-            return low.is_integer() and high.is_integer() and (step is None or step.is_integer())
-        return True
-    if not fs.values:
-        return False
-    if p.parameter_type is ParameterType.DISCRETE:
-        try:
-            return all(math.isfinite(float(v)) for v in fs.values)
-        except ValueError:
-            return False
-    return True
-
-
-def space_problems(spec: ExperimentSpec) -> list[str]:
+def space_problems(space: SearchSpace) -> list[str]:
     """Parameters the Optuna-backed algorithms cannot represent, one message each."""
     problems = []
-    for p in spec.parameters:
-        if not is_well_formed(p) or not p.log:
+    for p in space:
+        if not p.log:
             continue
         step = p.step
-        if p.parameter_type is ParameterType.DOUBLE and step is not None:
+        if p.kind is ParameterKind.DOUBLE and step is not None:
             problems.append(
                 f"parameter {p.name!r}: step cannot be combined with distribution "
-                f"{p.feasible_space.distribution} for a double (Optuna samples log-scaled values "
+                f"{p.distribution} for a double (Optuna samples log-scaled values "
                 "continuously); remove step or use a linear distribution"
             )
-        elif p.parameter_type is ParameterType.INT and step is not None and step != 1:
+        elif p.kind is ParameterKind.INT and step is not None and step != 1:
             problems.append(
                 f"parameter {p.name!r}: an int with distribution "
-                f"{p.feasible_space.distribution} supports only step 1 (got {step:g})"
+                f"{p.distribution} supports only step 1 (got {step:g})"
             )
     return problems
 
 
-def distribution(p: ParameterSpec) -> BaseDistribution:
+def distribution(p: Parameter) -> BaseDistribution:
     """The Optuna distribution of one (valid, see :func:`space_problems`) parameter."""
-    if p.parameter_type is ParameterType.INT:
+    if p.kind is ParameterKind.INT:
         low, high = int(p.low), int(p.high)
         step = int(p.step or 1)
         high = low + (high - low) // step * step
         return IntDistribution(low, high, log=p.log, step=step)
-    if p.parameter_type is ParameterType.DOUBLE:
+    if p.kind is ParameterKind.DOUBLE:
         step_f = p.step
         if step_f is None or p.log:
             return FloatDistribution(p.low, p.high, log=p.log)
         return FloatDistribution(p.low, _grid_high(p.low, p.high, step_f), step=step_f)
-    return CategoricalDistribution(p.choices)
+    return CategoricalDistribution(list(p.choices))
 
 
 def _grid_high(low: float, high: float, step: float) -> float:
@@ -136,13 +103,13 @@ def _grid_high(low: float, high: float, step: float) -> float:
     return float((d_high - d_low) // d_step * d_step + d_low)
 
 
-def distributions(spec: ExperimentSpec) -> dict[str, BaseDistribution]:
-    """The Optuna search space of a spec, in the spec's parameter order."""
-    return {p.name: distribution(p) for p in spec.parameters}
+def distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
+    """The Optuna search space, in the space's parameter order."""
+    return {p.name: distribution(p) for p in space}
 
 
 def optuna_params(
-    parameters: Sequence[ParameterSpec],
+    parameters: Sequence[Parameter],
     space: Mapping[str, BaseDistribution],
     values: Mapping[str, Any],
 ) -> dict[str, Any] | None:
@@ -185,7 +152,7 @@ def _snap(dist: BaseDistribution, value: ParamValue) -> Any:
     return min(max(v, dist.low), dist.high)
 
 
-def point_key(parameters: Sequence[ParameterSpec], values: Mapping[str, Any]) -> tuple[Any, ...]:
+def point_key(parameters: Sequence[Parameter], values: Mapping[str, Any]) -> tuple[Any, ...]:
     """A hashable identity of a parameter set, tolerant to float noise (12 significant digits).
 
     Used to recognise, in the history, the trials made from suggestions this process handed out.

@@ -4,7 +4,7 @@ One "trial" is the bookkeeping a tuning service does around a trial, with no tra
 over the 5-parameter space of ``bench/_common.py`` and a random sampler:
 
 * ``tuner`` (SQLite file, PostgreSQL): what the controller does, through
-  :class:`tuner.storage.Repository` and the suggester of ``algorithms.registry``:
+  :class:`tuner.storage.Repository` and the suggester of ``tuner.algorithms.registry``:
   the history caught up incrementally (:class:`tuner.history.HistoryCache`, as
   ``ExperimentController._reconcile_once`` reads it) →
   ``suggester.suggest(history, 1)`` → ``create_trials`` → ``mark_running`` →
@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
 
-from algorithms.registry import create_suggester  # noqa: E402
 from bench._common import (  # noqa: E402
     experiment,
     loss,
@@ -46,6 +45,7 @@ from bench._common import (  # noqa: E402
     mean,
     postgres_schema,
 )
+from tuner.algorithms.registry import create_suggester  # noqa: E402
 from tuner.history import HistoryCache  # noqa: E402
 from tuner.spec import load_spec  # noqa: E402
 from tuner.storage import Repository, make_engine  # noqa: E402

@@ -1,6 +1,6 @@
 """TPE suggestion latency with 1k and 10k completed trials (5 parameters).
 
-* ``tuner``: a suggester from ``algorithms.registry.create_suggester`` for ``tpe``
+* ``tuner``: a suggester from ``tuner.algorithms.registry.create_suggester`` for ``tpe``
   (``random_state=1``; defaults ``n_startup_trials=10``, ``n_ei_candidates=24``,
   univariate), first fed a history of ``N`` completed :class:`tuner.trials.Trial` (untimed,
   plus 3 untimed warm-up calls). Each timed call is ``suggest(history, 1)`` after the previous
@@ -36,7 +36,6 @@ sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
 
-from algorithms.registry import create_suggester  # noqa: E402
 from bench._common import (  # noqa: E402
     experiment,
     loss,
@@ -45,6 +44,7 @@ from bench._common import (  # noqa: E402
     optuna_distributions,
     percentile,
 )
+from tuner.algorithms.registry import create_suggester  # noqa: E402
 from tuner.spec import load_spec  # noqa: E402
 from tuner.trials import ParamValue, Trial, TrialState  # noqa: E402
 

@@ -20,9 +20,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from algorithms.base import Suggester
-from algorithms.registry import create_suggester
 from tuner import early_stopping, metrics
+from tuner.algorithms.base import Suggester
+from tuner.algorithms.registry import create_suggester
 from tuner.errors import RunnerError, TunerError
 from tuner.history import HistoryCache
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome

@@ -1,6 +1,6 @@
 """Metrics collection: turning what a trial prints or writes into :class:`Observation` values.
 
-Trials report metrics three ways (see ``DESIGN.md``): the push API, lines on stdout, or a
+Trials report metrics three ways (README, "Metrics"): the push API, lines on stdout, or a
 metrics file. This module covers the two text channels; the controller feeds it lines and
 stores what comes out.
 

@@ -51,8 +51,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from algorithms.base import Suggester
 from tuner import early_stopping
+from tuner.algorithms.base import Suggester
 from tuner.controller import ControllerEvent, ExperimentController, base_trial_env
 from tuner.controller import experiment_verdict as verdict_of
 from tuner.errors import Conflict, FieldError, InvalidRequest, NotFound, RunnerError, SpecError
@@ -408,7 +408,7 @@ class Service:
                 return [], f"no room for new trials: {_full(spec, active, len(history))}"
             suggester = self._suggesters.get(record.id)
             if suggester is None:
-                from algorithms.registry import create_suggester
+                from tuner.algorithms.registry import create_suggester
 
                 suggester = await asyncio.to_thread(create_suggester, spec)
                 self._suggesters[record.id] = suggester

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from algorithms.base import Suggester
-from algorithms.registry import algorithm_names, create_suggester
+from tuner.algorithms.base import Suggester
+from tuner.algorithms.registry import algorithm_names, create_suggester
 from tuner.spec import ExperimentSpec, load_spec
 from tuner.trials import ParamValue, Trial, TrialState
 

@@ -1,7 +1,7 @@
 """The contract every suggestion algorithm meets, checked for each registered algorithm.
 
 Like Optuna's ``tests/samplers_tests/test_samplers.py``: one suite, parametrized over
-``algorithms.registry.algorithm_names()``, so a new algorithm is tested by registering it.
+``tuner.algorithms.registry.algorithm_names()``, so a new algorithm is tested by registering it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from algorithms.registry import create_suggester
 from tests.algorithms._support import (
     ALGORITHMS,
     CONTINUOUS,
@@ -32,6 +31,7 @@ from tests.algorithms._support import (
     skip_without_dependency,
     suggester,
 )
+from tuner.algorithms.registry import create_suggester
 from tuner.errors import SpecError
 from tuner.spec import ParameterType, load_spec
 from tuner.trials import TrialState

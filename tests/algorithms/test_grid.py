@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from algorithms.grid import GridSuggester
 from tests.algorithms._support import loss, make_spec, make_trial, param, point, run
+from tuner.algorithms.grid import GridSuggester
 from tuner.trials import TrialState
 
 
 def grid(*parameters: dict[str, object], random_state: str | None = None) -> GridSuggester:
     settings = {} if random_state is None else {"random_state": random_state}
     return GridSuggester(
-        make_spec("grid", parameters, settings),
+        make_spec("grid", parameters, settings).study,
         None if random_state is None else int(random_state),
     )
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from algorithms.base import Suggester, Suggestion
-from algorithms.hyperband import HyperbandSuggester, Schedule
-from algorithms.registry import create_suggester
 from tests.algorithms._support import experiment, param
+from tuner.algorithms.base import Suggester, Suggestion
+from tuner.algorithms.hyperband import HyperbandSuggester, Schedule
+from tuner.algorithms.registry import create_suggester
 from tuner.errors import SpecError
 from tuner.spec import ExperimentSpec, load_spec
 from tuner.trials import ParamValue, Trial, TrialState

@@ -10,7 +10,6 @@ import optuna
 import pytest
 from optuna.trial import TrialState as OptunaState
 
-from algorithms.optuna_samplers import OptunaSuggester
 from tests.algorithms._support import (
     CONTINUOUS,
     make_trial,
@@ -20,6 +19,7 @@ from tests.algorithms._support import (
     run,
     suggester,
 )
+from tuner.algorithms.optuna_samplers import OptunaSuggester
 from tuner.trials import Trial, TrialState
 
 
@@ -137,7 +137,7 @@ def test_trials_outside_the_space_are_logged_and_ignored(caplog: pytest.LogCaptu
         make_trial(2, {"x": "abc", "y": 0.0}, objective=1.0),  # not a number
         make_trial(3, {"x": 0.5, "y": 0.5, "gone": 3}, objective=2.0),  # a removed parameter
     ]
-    with caplog.at_level(logging.WARNING, logger="algorithms.optuna_samplers"):
+    with caplog.at_level(logging.WARNING, logger="tuner.algorithms.optuna_suggester"):
         assert len(s.suggest(history, 2)) == 2
         s.suggest(history, 1)
     ignored = [r for r in caplog.records if "not in the current search space" in r.message]
@@ -200,7 +200,7 @@ def test_sobol_fills_the_space_evenly() -> None:
 
 def test_restart_strategy_without_effect_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     pytest.importorskip("cmaes")
-    with caplog.at_level(logging.WARNING, logger="algorithms.optuna_samplers"):
+    with caplog.at_level(logging.WARNING, logger="tuner.algorithms.optuna_samplers"):
         s = optuna_suggester("cmaes", {"restart_strategy": "ipop"})
     assert "restart_strategy=ipop has no effect" in caplog.text
     assert len(run(s, rounds=2, batch=2, objective=quadratic)) == 4

@@ -7,15 +7,15 @@ import warnings
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from algorithms import space
 from tests.algorithms._support import make_spec, param
+from tuner.algorithms import space
 
 
 def dists(*parameters: dict[str, object]) -> dict[str, object]:
     spec = make_spec("random", parameters)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Optuna must find nothing to adjust
-        return dict(space.distributions(spec))
+        return dict(space.distributions(spec.space))
 
 
 def test_each_parameter_type() -> None:
@@ -46,7 +46,7 @@ def test_log_scale_with_a_step_is_a_space_problem() -> None:
             param("m", "int", min="1", max="64", step="1", distribution="logUniform"),
         ],
     )
-    problems = space.space_problems(spec)
+    problems = space.space_problems(spec.space)
     assert len(problems) == 2
     assert problems[0].startswith("parameter 'lr': step cannot be combined")
     assert problems[1].startswith("parameter 'n': an int with distribution logUniform")
@@ -71,7 +71,7 @@ def test_stored_values_are_checked_and_snapped(value: dict[str, object], expecte
             param("c", "categorical", list=["a", "b"]),
         ],
     )
-    assert space.optuna_params(spec.parameters, space.distributions(spec), value) == expected
+    assert space.optuna_params(list(spec.space), space.distributions(spec.space), value) == expected
 
 
 def test_point_keys_ignore_float_noise_and_number_types() -> None:
@@ -82,7 +82,7 @@ def test_point_keys_ignore_float_noise_and_number_types() -> None:
             param("k", "discrete", list=["1", "2"]),
         ],
     )
-    a = space.point_key(spec.parameters, {"x": 0.1 + 0.2, "k": 1})
-    b = space.point_key(spec.parameters, {"x": 0.3, "k": 1.0})
+    a = space.point_key(list(spec.space), {"x": 0.1 + 0.2, "k": 1})
+    b = space.point_key(list(spec.space), {"x": 0.3, "k": 1.0})
     assert a == b and hash(a) == hash(b)
-    assert a != space.point_key(spec.parameters, {"x": 0.3001, "k": 1})
+    assert a != space.point_key(list(spec.space), {"x": 0.3001, "k": 1})
