@@ -110,7 +110,7 @@ def main() -> None:
     finally:
         stop_server(server)
     print(f"\n{args.runs} timed loads per page after one warm-up (ms)")
-    print(markdown_table(["page", "median", "worst", "target", ""], rows, align="lrrrl"))
+    print(markdown_table(["page", "median", "worst", "target", "verdict"], rows, align="lrrrl"))
 
 
 if __name__ == "__main__":
