@@ -56,10 +56,6 @@ class Axis:
     type: str
     categories: tuple[str, ...] | None = None
 
-    @property
-    def categorical(self) -> bool:
-        return self.categories is not None
-
 
 # -- selections -------------------------------------------------------------------------------
 
