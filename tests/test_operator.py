@@ -162,7 +162,7 @@ def test_failed_status_fits_the_crd_schema() -> None:
 
 
 def test_the_deployments_command_line_parses() -> None:
-    from tuner.cli import _parser
+    from tuner.cli.parser import build_parser as _parser
 
     deployment = Path(__file__).resolve().parents[1] / "deploy" / "base" / "deployment.yaml"
     container = yaml.safe_load(deployment.read_text())["spec"]["template"]["spec"]["containers"][0]

@@ -18,6 +18,8 @@ from tests.servers import Server, stop_server  # noqa: F401 (used by the UI test
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
+WAIT_MS = 60_000
+"""Default bound of a page's waits: generous, so a slow or loaded machine passes too."""
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -69,7 +71,7 @@ class Console:
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.set_default_timeout(15000)
+    page.set_default_timeout(WAIT_MS)
     yield page
     context.close()
 

@@ -18,6 +18,8 @@ from tuner.templates import job_trial_template
 
 TOKEN = "ui-test-token"
 HERE = Path(__file__).parent
+# Real trials and a browser on a busy machine: a bound far above the suite's default.
+pytestmark = pytest.mark.timeout(600)
 
 
 def live_spec(name: str) -> str:
@@ -85,7 +87,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def api(server: Server, method: str, path: str, **kwargs: Any) -> Any:
     headers = {"Authorization": f"Bearer {TOKEN}", **kwargs.pop("headers", {})}
     response = httpx.request(
-        method, f"{server.url}/api/v1/{path}", headers=headers, timeout=10, **kwargs
+        method, f"{server.url}/api/v1/{path}", headers=headers, timeout=60, **kwargs
     )
     assert response.is_success, response.text
     return response.json()
@@ -126,7 +128,7 @@ def test_watch_raise_stop_and_open_a_trial(server: Server, page: Any) -> None:
     navigations: list[str] = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
     page.wait_for_function(
-        f"Number(document.getElementById('done').dataset.done) >= {at_load + 4}", timeout=30000
+        f"Number(document.getElementById('done').dataset.done) >= {at_load + 4}", timeout=120_000
     )
     assert navigations == [], "the page reloaded"
 
@@ -148,7 +150,7 @@ def test_watch_raise_stop_and_open_a_trial(server: Server, page: Any) -> None:
     page.wait_for_function(
         "() => { const n = document.querySelector('#plot-importance.js-plotly-plot');"
         " return n && n.data[0].y.length === 2 }",
-        timeout=30000,
+        timeout=120_000,
     )
 
     # Raise the budget (confirmed), then stop (confirmed).

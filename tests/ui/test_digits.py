@@ -16,6 +16,8 @@ from tests.ui.conftest import Console, screenshot, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 50
+# Real trials and a browser on a busy machine: a bound far above the suite's default.
+pytestmark = pytest.mark.timeout(600)
 
 
 def digits_spec() -> dict[str, Any]:
@@ -50,9 +52,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def test_finished_digits_experiment_page(server: Server, page: Any) -> None:
-    created = httpx.post(f"{server.url}/api/v1/experiments", json=digits_spec(), timeout=10)
+    created = httpx.post(f"{server.url}/api/v1/experiments", json=digits_spec(), timeout=60)
     assert created.status_code == 201, created.text
-    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=10) as api:
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as api:
         with api.stream("GET", "/experiments/digits/events", timeout=300) as events:
             for _ in events.iter_lines():  # the stream ends when the experiment does
                 pass
@@ -82,7 +84,7 @@ def test_finished_digits_experiment_page(server: Server, page: Any) -> None:
     page.wait_for_function(
         "() => { const n = document.querySelector('#plot-importance.js-plotly-plot');"
         " return n && n.data[0].y.length === 3 }",
-        timeout=30000,
+        timeout=120_000,
     )
     page.locator("body").scroll_into_view_if_needed()
     page.wait_for_timeout(300)  # let plotly finish its transitions before the picture

@@ -1,39 +1,29 @@
-"""Aggregates for the dashboard: compact, downsampled JSON computed on the server.
+"""The dashboard's aggregates: compact, downsampled JSON computed on the server.
 
-The browser never receives every trial of a large experiment: each plot endpoint reads light
-rows (:meth:`tuner.storage.Repository.trial_points`) in one query, computes what the plot shows
-(best-so-far, importances) over all of them, and ships at most ``cap`` points.
-
-Parameter importance is the mean decrease in impurity of a random forest fitted on the completed
-trials (parameters -> objective), the model fANOVA also starts from, when scikit-learn is
-installed; otherwise each parameter's share of the objective's variance explained by grouping
-the trials on that parameter alone (correlation ratio, eta squared, on quantile bins).
-Importances are cached per experiment until another trial completes.
+Each plot endpoint reads light rows (:meth:`tuner.storage.Repository.trial_points`) in one
+query and hands them to the pure functions of :mod:`tuner.plots`, which decide what the plot
+shows; the routes only read and shape the JSON.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from tuner import plots
 from tuner.api.auth import APIAuth
 from tuner.api.deps import ExperimentDep, RepoDep, ServiceDep, TrialName
 from tuner.api.routes.common import AUTH_ERRORS, INVALID, NOT_FOUND
 from tuner.errors import NotFound
 from tuner.spec import ObjectiveType, ParameterType
 from tuner.storage import ExperimentRecord
-from tuner.storage.repository import TrialPoint
-from tuner.trials import TrialState
-
-COMPLETED = (TrialState.SUCCEEDED, TrialState.EARLY_STOPPED)
 
 router = APIRouter(
     prefix="/experiments/{name}",
@@ -139,30 +129,24 @@ class TrialTailRead(_Read):
     message: str | None = Field(default=None, description="why there is no log")
 
 
-# -- helpers ----------------------------------------------------------------------------------
+# -- inputs -----------------------------------------------------------------------------------
 
 
-def _direction(record: ExperimentRecord) -> ObjectiveType:
-    return record.spec.spec.objective.type
+def _maximize(record: ExperimentRecord) -> bool:
+    return record.spec.spec.objective.type is ObjectiveType.MAXIMIZE
 
 
-def _finite(points: list[TrialPoint]) -> list[TrialPoint]:
-    return [p for p in points if p.objective is not None and math.isfinite(p.objective)]
-
-
-def _spread(items: list[TrialPoint], count: int) -> list[TrialPoint]:
-    """``count`` items evenly spread over ``items`` (all of them when there are fewer)."""
-    if count <= 0:
-        return []
-    if len(items) <= count:
-        return list(items)
-    stride = len(items) / count
-    return [items[int(i * stride)] for i in range(count)]
-
-
-def _best_first(points: list[TrialPoint], direction: ObjectiveType) -> list[TrialPoint]:
-    sign = -1.0 if direction is ObjectiveType.MAXIMIZE else 1.0
-    return sorted(points, key=lambda p: (sign * (p.objective or 0.0), p.number))
+def _axes(record: ExperimentRecord) -> list[plots.Axis]:
+    return [
+        plots.Axis(
+            p.name,
+            p.parameter_type.value,
+            tuple(str(c) for c in p.choices)
+            if p.parameter_type is ParameterType.CATEGORICAL
+            else None,
+        )
+        for p in record.spec.spec.parameters
+    ]
 
 
 # -- list page --------------------------------------------------------------------------------
@@ -182,11 +166,10 @@ def overview(
     records = repo.list_experiments(namespace=namespace, limit=limit)
     tallies = repo.experiment_tallies([r.id for r in records])
     rows = []
-    finished = [s for s in TrialState if s.finished]
     for r in records:
         spec = r.spec.spec
-        tally = tallies[r.id]
-        maximize = spec.objective.type is ObjectiveType.MAXIMIZE
+        found = tallies[r.id]
+        counts = plots.tally(found.counts)
         rows.append(
             ExperimentOverviewRead(
                 namespace=r.namespace,
@@ -198,11 +181,11 @@ def overview(
                 objective_metric=spec.objective.objective_metric_name,
                 objective_type=spec.objective.type.value,
                 max_trial_count=spec.max_trial_count,
-                trials=sum(tally.counts.values()),
-                done=sum(tally.counts[s] for s in finished),
-                running=tally.counts[TrialState.RUNNING] + tally.counts[TrialState.CREATED],
-                failed=tally.counts[TrialState.FAILED],
-                best=tally.high if maximize else tally.low,
+                trials=counts.trials,
+                done=counts.done,
+                running=counts.running,
+                failed=counts.failed,
+                best=found.high if _maximize(r) else found.low,
                 created_at=r.created_at.isoformat(),
             )
         )
@@ -218,39 +201,20 @@ def history(
     repo: RepoDep,
     cap: Annotated[int, Query(ge=10, le=20000, description="at most this many points")] = 2000,
 ) -> HistoryRead:
-    direction = _direction(record)
-    points = _finite(repo.trial_points(record.id, COMPLETED, with_parameters=False))
-    maximize = direction is ObjectiveType.MAXIMIZE
-    best_number: list[int] = []
-    best_value: list[float] = []
-    improving: set[int] = set()
-    best: float | None = None
-    for p in points:
-        assert p.objective is not None
-        if best is None or (p.objective > best if maximize else p.objective < best):
-            best = p.objective
-            best_number.append(p.number)
-            best_value.append(best)
-            improving.add(p.number)
-    if points and best is not None and best_number[-1] != points[-1].number:
-        best_number.append(points[-1].number)  # carry the line to the last trial
-        best_value.append(best)
-    shown = points
-    if len(points) > cap:
-        rest = [p for p in points if p.number not in improving]
-        keep = {p.number for p in _spread(rest, max(0, cap - len(improving)))} | improving
-        shown = [p for p in points if p.number in keep]
+    points = plots.finite(repo.trial_points(record.id, plots.COMPLETED, with_parameters=False))
+    result = plots.history(points, maximize=_maximize(record), cap=cap)
+    shown = result.shown
     return HistoryRead(
         metric=record.spec.spec.objective.objective_metric_name,
-        direction=direction.value,
-        total=len(points),
-        sampled=len(shown) < len(points),
+        direction=record.spec.spec.objective.type.value,
+        total=result.total,
+        sampled=len(shown) < result.total,
         number=[p.number for p in shown],
         trial=[p.name for p in shown],
         value=[p.objective for p in shown if p.objective is not None],
         state=[p.state.value for p in shown],
-        best_number=best_number,
-        best_value=best_value,
+        best_number=list(result.best_number),
+        best_value=list(result.best_value),
     )
 
 
@@ -263,53 +227,21 @@ def parallel(
     repo: RepoDep,
     cap: Annotated[int, Query(ge=10, le=5000, description="at most this many trials")] = 1000,
 ) -> ParallelRead:
-    direction = _direction(record)
-    points = _finite(repo.trial_points(record.id, COMPLETED))
-    shown = points
-    if len(points) > cap:
-        ranked = _best_first(points, direction)
-        top = cap // 5
-        chosen = ranked[:top] + _spread(ranked[top:], cap - top)
-        shown = sorted(chosen, key=lambda p: p.number)
-    dimensions = []
-    for param in record.spec.spec.parameters:
-        raw = [p.parameters.get(param.name) for p in shown]
-        if param.parameter_type is ParameterType.CATEGORICAL:
-            categories = [str(c) for c in param.choices]
-            index = {c: i for i, c in enumerate(categories)}
-            values: list[float | None] = [
-                float(index[str(v)]) if v is not None and str(v) in index else None for v in raw
-            ]
-            dimensions.append(
-                DimensionRead(
-                    name=param.name, type="categorical", values=values, categories=categories
-                )
-            )
-        else:
-            dimensions.append(
-                DimensionRead(
-                    name=param.name,
-                    type=param.parameter_type.value,
-                    values=[_as_float(v) for v in raw],
-                )
-            )
+    points = plots.finite(repo.trial_points(record.id, plots.COMPLETED))
+    result = plots.parallel(points, _axes(record), maximize=_maximize(record), cap=cap)
+    shown = result.shown
     return ParallelRead(
         metric=record.spec.spec.objective.objective_metric_name,
-        direction=direction.value,
-        total=len(points),
-        sampled=len(shown) < len(points),
+        direction=record.spec.spec.objective.type.value,
+        total=result.total,
+        sampled=len(shown) < result.total,
         trial=[p.name for p in shown],
         objective=[p.objective for p in shown if p.objective is not None],
-        dimensions=dimensions,
+        dimensions=[
+            DimensionRead(name=d.name, type=d.type, values=d.values, categories=d.categories)
+            for d in result.dimensions
+        ],
     )
-
-
-def _as_float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 @router.get(
@@ -325,25 +257,13 @@ def curves(
     ] = 15,
     points: Annotated[int, Query(ge=10, le=5000, description="points per curve at most")] = 300,
 ) -> CurvesRead:
-    direction = _direction(record)
     metric = record.spec.spec.objective.objective_metric_name
-    all_points = repo.trial_points(record.id, with_parameters=False)
-    finished = _finite([p for p in all_points if p.state is TrialState.SUCCEEDED])
-    running = [p for p in all_points if p.state is TrialState.RUNNING]
-    top = _best_first(finished, direction)[:limit]
-    if len(top) < limit:  # early in an experiment: show what is running too
-        top += running[-(limit - len(top)) :]
-    early = [p for p in all_points if p.state is TrialState.EARLY_STOPPED][-stopped:]
-    early = early if stopped else []
-    chosen: list[tuple[TrialPoint, Literal["top", "stopped"]]] = [(p, "top") for p in top]
-    chosen += [(p, "stopped") for p in early]
+    every = repo.trial_points(record.id, with_parameters=False)
+    chosen = plots.curve_trials(every, maximize=_maximize(record), limit=limit, stopped=stopped)
     data = repo.metric_curves(record.id, [p.name for p, _ in chosen], metric)
     result = []
     for p, group in chosen:
-        curve = data.get(p.name, [])
-        if len(curve) > points:
-            stride = len(curve) / points
-            curve = [curve[int(i * stride)] for i in range(points)] + [curve[-1]]
+        curve = plots.thin_curve(data.get(p.name, []), points)
         result.append(
             CurveRead(
                 trial=p.name,
@@ -360,8 +280,6 @@ def curves(
 
 # -- importance -------------------------------------------------------------------------------
 
-MIN_TRIALS_FOR_IMPORTANCE = 4
-_IMPORTANCE_SAMPLE = 2000
 _cache_lock = threading.Lock()
 _importance_cache: OrderedDict[tuple[str, int, int, int], ImportanceRead] = OrderedDict()
 
@@ -371,100 +289,29 @@ _importance_cache: OrderedDict[tuple[str, int, int, int], ImportanceRead] = Orde
     summary="How much each parameter explains the objective (computed from completed trials)",
 )
 def importance(record: ExperimentDep, repo: RepoDep) -> ImportanceRead:
-    metric = record.spec.spec.objective.objective_metric_name
-    points = _finite(repo.trial_points(record.id, COMPLETED))
-    parameters = record.spec.spec.parameters
-    if len(points) < MIN_TRIALS_FOR_IMPORTANCE:
-        return ImportanceRead(
-            metric=metric,
-            method="none",
-            trials=len(points),
-            importances=[],
-            message=(
-                f"needs at least {MIN_TRIALS_FOR_IMPORTANCE} completed trials "
-                f"({len(points)} so far)"
-            ),
-        )
-    key = (str(repo.engine.url), record.id, len(points), points[-1].number)
-    with _cache_lock:
-        cached = _importance_cache.get(key)
-    if cached is not None:
-        return cached
-    sample = _spread(points, _IMPORTANCE_SAMPLE)
-    columns: list[list[float]] = []
-    for param in parameters:
-        raw = [p.parameters.get(param.name) for p in sample]
-        if param.parameter_type is ParameterType.CATEGORICAL:
-            index = {str(c): float(i) for i, c in enumerate(param.choices)}
-            columns.append([index.get(str(v), -1.0) for v in raw])
-        else:
-            columns.append([_as_float(v) or 0.0 for v in raw])
-    y = [p.objective or 0.0 for p in sample]
-    method, scores = _forest_importance(columns, y)
-    if scores is None:
-        method, scores = "variance", [_eta_squared(c, y) for c in columns]
-    total = sum(scores)
-    normalized = [s / total if total > 0 else 0.0 for s in scores]
+    # Cached per experiment until another trial completes (a forest over 2000 trials is slow).
+    points = plots.finite(repo.trial_points(record.id, plots.COMPLETED))
+    cacheable = len(points) >= plots.MIN_TRIALS_FOR_IMPORTANCE
+    key = (str(repo.engine.url), record.id, len(points), points[-1].number if points else -1)
+    if cacheable:
+        with _cache_lock:
+            cached = _importance_cache.get(key)
+        if cached is not None:
+            return cached
+    found = plots.importance(points, _axes(record))
     result = ImportanceRead(
-        metric=metric,
-        method=method,
-        trials=len(points),
-        importances=sorted(
-            (
-                ImportanceItem(parameter=p.name, importance=v)
-                for p, v in zip(parameters, normalized, strict=True)
-            ),
-            key=lambda item: -item.importance,
-        ),
+        metric=record.spec.spec.objective.objective_metric_name,
+        method=found.method,
+        trials=found.trials,
+        importances=[ImportanceItem(parameter=p, importance=v) for p, v in found.importances],
+        message=found.message,
     )
-    with _cache_lock:
-        _importance_cache[key] = result
-        while len(_importance_cache) > 64:
-            _importance_cache.popitem(last=False)
+    if cacheable:
+        with _cache_lock:
+            _importance_cache[key] = result
+            while len(_importance_cache) > 64:
+                _importance_cache.popitem(last=False)
     return result
-
-
-def _forest_importance(
-    columns: list[list[float]], y: list[float]
-) -> tuple[str, list[float] | None]:
-    """Mean decrease in impurity of a random forest, or None without scikit-learn."""
-    try:
-        from sklearn.ensemble import RandomForestRegressor
-    except ImportError:
-        return "variance", None
-    if len(set(y)) < 2:
-        return "random-forest", [0.0 for _ in columns]
-    rows = [list(r) for r in zip(*columns, strict=True)]
-    forest = RandomForestRegressor(
-        n_estimators=64, min_samples_leaf=2, max_features=None, random_state=0, n_jobs=1
-    )
-    forest.fit(rows, y)
-    return "random-forest", [float(v) for v in forest.feature_importances_]
-
-
-def _eta_squared(column: list[float], y: list[float], bins: int = 10) -> float:
-    """Share of the variance of ``y`` explained by grouping on ``column`` (quantile bins)."""
-    n = len(y)
-    mean = sum(y) / n
-    total = sum((v - mean) ** 2 for v in y)
-    if total <= 0:
-        return 0.0
-    distinct = sorted(set(column))
-    if len(distinct) <= bins:
-        edges = distinct
-        group = {v: i for i, v in enumerate(distinct)}
-        labels = [group[v] for v in column]
-    else:
-        ordered = sorted(column)
-        edges = [ordered[(i * n) // bins] for i in range(1, bins)]
-        labels = [sum(1 for e in edges if v >= e) for v in column]
-    sums: dict[int, float] = {}
-    counts: dict[int, int] = {}
-    for label, v in zip(labels, y, strict=True):
-        sums[label] = sums.get(label, 0.0) + v
-        counts[label] = counts.get(label, 0) + 1
-    between = sum(counts[g] * (sums[g] / counts[g] - mean) ** 2 for g in sums)
-    return between / total
 
 
 # -- trial page -------------------------------------------------------------------------------

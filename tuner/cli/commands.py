@@ -1,0 +1,76 @@
+"""The short commands: validate a spec, read an experiment (any source), submit, migrate."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import closing
+from pathlib import Path
+
+from tuner.cli.options import EXIT_OK, SERVER_ENV
+from tuner.cli.render import leaderboard_table, print_json, status_text, trials_table
+from tuner.cli.source import open_client, open_source
+from tuner.errors import TunerError
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    from tuner.spec import load_spec
+
+    experiment = load_spec(Path(args.spec))
+    print(f"{args.spec}: valid Experiment {experiment.namespace}/{experiment.name}")
+    return EXIT_OK
+
+
+def leaderboard_command(args: argparse.Namespace) -> int:
+    with closing(open_source(args)) as source:
+        info = source.experiment(args.name)
+        rows = source.leaderboard(args.name, limit=args.limit, metric=args.metric)
+    if args.json:
+        print_json([r.to_json() for r in rows])
+    else:
+        leaderboard_table(info, rows)
+    return EXIT_OK
+
+
+def trials_command(args: argparse.Namespace) -> int:
+    with closing(open_source(args)) as source:
+        rows = source.trials(args.name, state=args.state)
+    if args.json:
+        print_json([r.to_json() for r in rows])
+    else:
+        trials_table(f"{args.namespace}/{args.name}", rows)
+    return EXIT_OK
+
+
+def status_command(args: argparse.Namespace) -> int:
+    with closing(open_source(args)) as source:
+        status = source.status(args.name)
+    if args.json:
+        print_json(status.document)
+    else:
+        status_text(f"{args.namespace}/{args.name}", status)
+    return EXIT_OK
+
+
+def submit_command(args: argparse.Namespace) -> int:
+    if not args.server:
+        raise TunerError(
+            f"submit needs --server URL (or ${SERVER_ENV}); `tuner run SPEC` runs a spec here"
+        )
+    with open_client(args) as client:
+        experiment = client.submit(Path(args.spec), namespace=args.namespace)
+    if args.json:
+        print_json(experiment)
+        return EXIT_OK
+    meta, status = experiment["metadata"], experiment["status"]
+    print(f"experiment {meta['namespace']}/{meta['name']} submitted: {status['phase']}")
+    return EXIT_OK
+
+
+def db_command(args: argparse.Namespace) -> int:
+    from tuner.storage.engine import current_revision, make_engine, migrate
+
+    engine = make_engine(args.db, create_schema=False)
+    if args.action == "upgrade":
+        migrate(engine)
+    print(f"schema revision: {current_revision(engine) or 'none (run `tuner db upgrade`)'}")
+    return EXIT_OK

@@ -1,0 +1,115 @@
+"""``tuner serve``: the REST API and dashboard, driving every Running experiment."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tuner.cli.options import EXIT_OK, EXIT_USAGE, SECRET_ENV, TOKEN_ENV, read_token
+
+if TYPE_CHECKING:
+    from tuner.service import Settings
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    token = read_token(args.token_file)
+    if token is None and not is_loopback(args.host):
+        print(
+            f"error: refusing to listen on {args.host} without an API token: the local runner "
+            "executes the commands of the specs it receives, so an open port would let anyone "
+            f"who can reach it run code on this host. Set ${TOKEN_ENV} or pass --token-file, "
+            "or listen on 127.0.0.1.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if not 0 < args.port < 65536:
+        print("error: --port must be between 1 and 65535", file=sys.stderr)
+        return EXIT_USAGE
+
+    import logging
+
+    import uvicorn
+
+    from tuner.api.app import create_app
+    from tuner.service import Settings
+
+    # The service's own messages (controllers, runner, operator) at the server's log level.
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tuner").setLevel(args.log_level.upper())
+    url = connect_url(args.host, args.port)
+    secret = os.environ.get(SECRET_ENV)
+    settings = Settings(
+        db_url=args.db,
+        api_token=token,
+        secret=secret.encode() if secret else None,
+        workdir=Path(args.workdir),
+        api_url=args.trial_api_url or url,
+        lease_ttl=args.lease_ttl,
+        lease_interval=max(0.5, args.lease_ttl / 5),
+    )
+    if args.replica_id:
+        settings.replica_id = args.replica_id
+    if args.runner == "kubernetes":
+        kubernetes_settings(settings, args)
+    print(
+        f"tuner serve: {url} ({'API token required' if token else 'no API token: loopback only'})",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=5,
+    )
+    return EXIT_OK
+
+
+def kubernetes_settings(settings: Settings, args: argparse.Namespace) -> None:
+    """Trials as Jobs, and the operator of Experiment resources beside the service."""
+    from functools import partial
+
+    from tuner.operator import resource_owner_reference, run_operator
+    from tuner.runners.kubernetes import KubernetesRunner
+
+    runner = KubernetesRunner(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        owner_reference=resource_owner_reference,
+    )
+    settings.runner = runner
+    if not args.no_operator:
+        settings.companions.append(
+            partial(
+                run_operator,
+                runner=runner,
+                namespace=args.namespace_scope,
+                resync_interval=args.resync_interval,
+            )
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def connect_url(host: str, port: int) -> str:
+    """The URL local trials reach the server at (TUNER_API_URL)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host.strip("[]"):
+        host = f"[{host.strip('[]')}]"
+    return f"http://{host}:{port}"
