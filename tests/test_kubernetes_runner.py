@@ -11,13 +11,8 @@ import pytest
 
 pytest.importorskip("kubernetes")
 
-from tuner.runners.kubernetes import (
-    compile_condition,
-    dns_label,
-    image_pull_problem,
-    is_dns_label,
-    job_outcome,
-)
+from tuner.k8s.gjson import compile_condition
+from tuner.k8s.jobs import dns_label, image_pull_problem, is_dns_label, job_outcome
 from tuner.spec import JOB_FAILURE_CONDITION, JOB_SUCCESS_CONDITION
 
 

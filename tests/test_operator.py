@@ -18,7 +18,7 @@ from tuner.templates import RESOURCE_UID_ANNOTATION
 pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[kubernetes]'")
 jsonschema = pytest.importorskip("jsonschema")
 
-from tuner.operator import (  # noqa: E402  (imports kubernetes)
+from tuner.operator.status import (  # noqa: E402  (the package imports kubernetes)
     experiment_from_resource,
     failed_status,
     resource_owner_reference,

@@ -1,51 +1,13 @@
-"""The Experiment operator: ``kubectl apply -f experiment.yaml`` runs the experiment.
+"""The Experiment operator's loop: watch Experiment resources, reconcile each with the service.
 
-It runs inside ``tuner serve --runner kubernetes`` (a :attr:`tuner.service.Settings.companions`
-coroutine) and talks to the :class:`~tuner.service.Service` directly. With the Kubernetes runner it
-is the only other module that imports the ``kubernetes`` client.
-
-**Watching.** One list of ``experiments.tuner.dev`` (in every namespace, or in one), then a watch
-from the list's resourceVersion, resumed window after window. ``410 Gone``, a dropped or garbled
-stream and apiserver errors lead to a new list (with backoff); the list is the truth, so events
-missed meanwhile are made up for: resources that vanished count as deleted.
-
-**Reconciling** happens per resource, one pass at a time (a pass requested meanwhile runs once
-after it), on every watch event, on every event of the experiment in the service, and every
-``resync_interval`` seconds:
-
-* *new resource*: its spec goes through :func:`tuner.spec.load_spec` and
-  :meth:`Service.submit <tuner.service.Service.submit>` under the resource's namespace and name.
-  The stored metadata carries the annotation :data:`UID_ANNOTATION`, from which
-  :func:`resource_owner_reference` gives the trial Jobs an ownerReference to the resource, so the
-  garbage collector removes them with it (also after a restart: it is stored). An invalid spec
-  (most are rejected by the CRD schema already) ends as status phase Failed, reason
-  ``InvalidSpec``, with the field paths in the message;
-* *changed spec* (a new ``metadata.generation``): changed budget fields (``maxTrialCount``,
-  ``parallelTrialCount``, ``maxFailedTrialCount``) go to :meth:`Service.edit_budget
-  <tuner.service.Service.edit_budget>`; other changes are ignored and a ``SpecChangeIgnored``
-  condition says which;
-* *status*: :func:`tuner.views.experiment_summary` shaped to the CRD's status schema
-  (:func:`resource_status`): phase, reason, message, conditions, trial counts and the current
-  optimal trial, never a list of trials, so its size stays flat. It is written to the ``/status``
-  subresource only when it differs from the resource's, with the resourceVersion read (a 409
-  re-reads and compares again);
-* *deleted resource*: :meth:`Service.delete <tuner.service.Service.delete>` stops the experiment
-  and removes it with its Jobs (which the garbage collector removes as well).
-
-An experiment submitted through the REST API has no resource and is left alone. A resource whose
-name is taken by such an experiment is marked Failed (``NameTaken``). A resource whose experiment
-was deleted through the API is marked Failed (``ExperimentDeleted``) and not run again.
-
-Several replicas each run an operator; they submit once (the database rejects a second submit) and
-agree on the status they write, so they only cost a few 409s. There is no leader election.
+The pure mapping between resources and experiments is in :mod:`tuner.operator.status`; the client
+and the watch come from :mod:`tuner.k8s`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,195 +15,77 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from tuner.errors import Conflict, NotFound, SpecError, TunerError
-from tuner.runners.kubernetes import (
-    API_ERRORS,
-    KubernetesRunner,
-    _thread_lines,
-    backoff_delay,
-    experiment_owner_reference,
+from tuner.k8s.client import API_ERRORS, backoff_delay
+from tuner.k8s.watching import Changed, Listed, watch_objects
+from tuner.operator.status import (
+    BUDGET_FIELDS,
+    GROUP,
+    INVALID_SPEC,
+    PLURAL,
+    VERSION,
+    Key,
+    experiment_from_resource,
+    failed_status,
+    object_generation,
+    object_key,
+    object_uid,
+    resource_status,
+    resource_uid,
+    spec_changes,
 )
+from tuner.runners.kubernetes import KubernetesRunner
 from tuner.service import Service, ServiceEvent
-from tuner.spec import Experiment, load_spec
 from tuner.storage import ExperimentRecord
-from tuner.templates import RESOURCE_UID_ANNOTATION
 from tuner.views import experiment_summary
 
 log = logging.getLogger(__name__)
 
-GROUP, VERSION, PLURAL = "tuner.dev", "v1beta1", "experiments"
-API_VERSION = f"{GROUP}/{VERSION}"
-UID_ANNOTATION = RESOURCE_UID_ANNOTATION
-BUDGET_FIELDS = ("maxTrialCount", "parallelTrialCount", "maxFailedTrialCount")
-INVALID_SPEC = "InvalidSpec"
-_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/",)  # last-applied-configuration: a spec copy
-
-WATCH_ERRORS: tuple[type[BaseException], ...] = (*API_ERRORS, ValueError, ConnectionError)
-"""A broken watch: list again (ValueError: a garbled event)."""
-
-Key = tuple[str, str]
-
-
-# ---------------------------------------------------------------------------------------------
-# Pure helpers: resource <-> experiment, status
-
-
-def resource_owner_reference(experiment: Experiment) -> Mapping[str, Any] | None:
-    """The ownerReference of an experiment's Jobs: its Experiment resource, if it has one."""
-    uid = experiment.metadata.annotations.get(UID_ANNOTATION)
-    return experiment_owner_reference(experiment.name, uid) if uid else None
-
-
-def resource_uid(record: ExperimentRecord) -> str | None:
-    return record.spec.metadata.annotations.get(UID_ANNOTATION)
-
-
-def experiment_from_resource(obj: Mapping[str, Any]) -> Experiment:
-    """The Experiment spec of a resource, its uid kept in :data:`UID_ANNOTATION`.
-
-    Raises:
-        SpecError: when the spec is invalid.
-    """
-    meta = obj.get("metadata") or {}
-    annotations = {
-        k: v
-        for k, v in (meta.get("annotations") or {}).items()
-        if not k.startswith(_DROPPED_ANNOTATIONS)
-    }
-    annotations[UID_ANNOTATION] = str(meta.get("uid", ""))
-    metadata: dict[str, Any] = {
-        "name": meta.get("name"),
-        "namespace": meta.get("namespace") or "default",
-        "annotations": annotations,
-    }
-    if meta.get("labels"):
-        metadata["labels"] = meta["labels"]
-    return load_spec(
-        {
-            "apiVersion": obj.get("apiVersion", API_VERSION),
-            "kind": obj.get("kind", "Experiment"),
-            "metadata": metadata,
-            "spec": obj.get("spec") or {},
-        }
-    )
-
-
-def spec_changes(resource: Experiment, stored: Experiment) -> tuple[dict[str, Any], list[str]]:
-    """``(budget changes for Service.edit_budget, names of other changed spec fields)``."""
-    new, old = resource.dump()["spec"], stored.dump()["spec"]
-    budget = {k: new.get(k) for k in BUDGET_FIELDS if new.get(k) != old.get(k)}
-    ignored = sorted(
-        f"spec.{k}"
-        for k in set(new) | set(old)
-        if k not in BUDGET_FIELDS and new.get(k) != old.get(k)
-    )
-    return budget, ignored
-
-
-def _drop_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_none(v) for v in value]
-    return value
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def resource_status(
-    summary: Mapping[str, Any],
-    *,
-    generation: int | None,
-    objective: str,
-    metric_ranges: Mapping[str, tuple[float, float, float]] | None = None,
-    conditions: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """The CR status of :func:`tuner.views.experiment_summary`, in the CRD's status schema.
-
-    ``metric_ranges`` gives ``(min, max, latest)`` of each metric of the optimal trial.
-    """
-    counts = summary.get("trialCounts") or {}
-    optimal = summary.get("currentOptimalTrial")
-    best: dict[str, Any] | None = None
-    if optimal:
-        ranges = metric_ranges or {}
-        metrics = []
-        value = None
-        for m in optimal["observation"]["metrics"]:
-            if m["name"] == objective:
-                value = m["value"]
-            lo, hi, latest = ranges.get(m["name"], (m["value"], m["value"], m["value"]))
-            metrics.append(
-                {"name": m["name"], "min": _text(lo), "max": _text(hi), "latest": _text(latest)}
-            )
-        best = {
-            "bestTrialName": optimal["bestTrialName"],
-            "objectiveValue": value,
-            "parameterAssignments": [
-                {"name": p["name"], "value": _text(p["value"])}
-                for p in optimal["parameterAssignments"]
-            ],
-            "observation": {"metrics": metrics},
-        }
-    status = {
-        "observedGeneration": generation,
-        "phase": summary["phase"],
-        "reason": summary.get("reason"),
-        "message": summary.get("message"),
-        "startTime": summary.get("startTime"),
-        "completionTime": summary.get("completionTime"),
-        "conditions": [*summary.get("conditions", []), *(conditions or [])],
-        "trials": summary.get("trials", 0),
-        "trialsCreated": counts.get("Created", 0),
-        "trialsRunning": counts.get("Running", 0),
-        "trialsSucceeded": counts.get("Succeeded", 0),
-        "trialsFailed": counts.get("Failed", 0),
-        "trialsKilled": counts.get("Killed", 0),
-        "trialsEarlyStopped": counts.get("EarlyStopped", 0),
-        "trialMetricsUnavailable": counts.get("MetricsUnavailable", 0),
-        "currentOptimalTrial": best,
-    }
-    result: dict[str, Any] = _drop_none(status)
-    return result
-
-
-def failed_status(reason: str, message: str, generation: int | None) -> dict[str, Any]:
-    """The status of a resource that cannot run."""
-    result: dict[str, Any] = _drop_none(
-        {
-            "observedGeneration": generation,
-            "phase": "Failed",
-            "reason": reason,
-            "message": message,
-            "conditions": [
-                {"type": "Failed", "status": "True", "reason": reason, "message": message}
-            ],
-        }
-    )
-    return result
-
-
-def _key(obj: Mapping[str, Any]) -> Key:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or "default"), str(meta.get("name", ""))
-
-
-def _uid(obj: Mapping[str, Any] | None) -> str:
-    return str(((obj or {}).get("metadata") or {}).get("uid", ""))
-
-
-def _generation(obj: Mapping[str, Any]) -> int | None:
-    value = (obj.get("metadata") or {}).get("generation")
-    return int(value) if value is not None else None
-
-
-# ---------------------------------------------------------------------------------------------
-# The operator
-
 
 class Operator:
     """Watches Experiment resources and keeps them and the service's database in step.
+
+    It runs inside ``tuner serve --runner kubernetes`` (a
+    :attr:`tuner.service.Settings.companions` coroutine, :func:`run_operator`) and talks to the
+    :class:`~tuner.service.Service` directly.
+
+    **Watching.** Through :func:`tuner.k8s.watching.watch_objects`: one list of
+    ``experiments.tuner.dev`` (in every namespace, or in one), then a watch from the list's
+    resourceVersion, resumed window after window. ``410 Gone``, a dropped or garbled stream and
+    apiserver errors lead to a new list; the list is the truth, so events missed meanwhile are made
+    up for: resources that vanished count as deleted.
+
+    **Reconciling** happens per resource, one pass at a time (a pass requested meanwhile runs once
+    after it), on every watch event, on every event of the experiment in the service, and every
+    ``resync_interval`` seconds:
+
+    * *new resource*: its spec goes through :func:`tuner.spec.load_spec` and
+      :meth:`Service.submit <tuner.service.Service.submit>` under the resource's namespace and
+      name. The stored metadata carries the annotation
+      :data:`~tuner.operator.status.UID_ANNOTATION`, from which
+      :func:`~tuner.operator.status.resource_owner_reference` gives the trial Jobs an
+      ownerReference to the resource, so the garbage collector removes them with it (also after a
+      restart: it is stored). An invalid spec (most are rejected by the CRD schema already) ends
+      as status phase Failed, reason ``InvalidSpec``, with the field paths in the message;
+    * *changed spec* (a new ``metadata.generation``): changed budget fields (``maxTrialCount``,
+      ``parallelTrialCount``, ``maxFailedTrialCount``) go to :meth:`Service.edit_budget
+      <tuner.service.Service.edit_budget>`; other changes are ignored and a ``SpecChangeIgnored``
+      condition says which;
+    * *status*: :func:`tuner.views.experiment_summary` shaped to the CRD's status schema
+      (:func:`~tuner.operator.status.resource_status`): phase, reason, message, conditions, trial
+      counts and the current optimal trial, never a list of trials, so its size stays flat. It is
+      written to the ``/status`` subresource only when it differs from the resource's, with the
+      resourceVersion read (a 409 re-reads and compares again);
+    * *deleted resource*: :meth:`Service.delete <tuner.service.Service.delete>` stops the experiment
+      and removes it with its Jobs (which the garbage collector removes as well).
+
+    An experiment submitted through the REST API has no resource and is left alone. A resource
+    whose name is taken by such an experiment is marked Failed (``NameTaken``). A resource whose
+    experiment was deleted through the API is marked Failed (``ExperimentDeleted``) and not run
+    again.
+
+    Several replicas each run an operator; they submit once (the database rejects a second
+    submit) and agree on the status they write, so they only cost a few 409s. There is no leader
+    election.
 
     Args:
         service: the started service (its runner should be ``runner``).
@@ -299,38 +143,28 @@ class Operator:
         )
 
     async def _watch_forever(self) -> None:
-        rv: str | None = None
-        errors = 0
-        while True:
-            try:
-                if rv is None:
-                    rv = await self._list()
-                started = time.monotonic()
-                rv, events = await self._watch(rv)
-                if rv is not None and events == 0 and time.monotonic() - started < 1.0:
-                    raise ConnectionError("the watch ended at once")
-                errors = 0
-            except asyncio.CancelledError:
-                raise
-            except WATCH_ERRORS as e:
-                if isinstance(e, ApiException) and e.status == 404:
-                    log.error(
-                        "the Experiment CRD (%s) is not installed: kubectl apply -f "
-                        "deploy/crd/experiments.tuner.dev.yaml",
-                        f"{PLURAL}.{GROUP}",
-                    )
-                else:
-                    log.warning("watching Experiment resources: %r; listing again", e)
-                rv = None
-                await asyncio.sleep(backoff_delay(errors, 0.5, 30.0))
-                errors += 1
+        items = watch_objects(
+            self.runner.client,
+            self._list_call,
+            window=self.watch_window,
+            what="Experiment resources",
+            missing=(
+                f"the Experiment CRD ({PLURAL}.{GROUP}) is not installed: "
+                "kubectl apply -f deploy/crd/experiments.tuner.dev.yaml"
+            ),
+        )
+        try:
+            async for item in items:
+                if isinstance(item, Listed):
+                    await self._relisted(item.objects)
+                elif isinstance(item, Changed):
+                    self._changed(item.type, item.object)
+        finally:
+            await items.aclose()
 
-    async def _list(self) -> str:
-        """List every resource; forget the ones gone. Returns the list's resourceVersion."""
-        listed = await self.runner.get_json(self._list_call)
-        if listed is None:
-            raise ApiException(status=404, reason="Not Found")
-        objects = {_key(o): o for o in listed.get("items") or []}
+    async def _relisted(self, listed: list[dict[str, Any]]) -> None:
+        """Take a new list as the truth: forget the resources gone, reconcile every one."""
+        objects = {object_key(o): o for o in listed}
         gone = set(self._objects) - set(objects)
         self._objects = objects
         first = not self._listed
@@ -342,7 +176,6 @@ class Operator:
                 key = (record.namespace, record.name)
                 if key not in objects:
                     self._kick(key)
-        return str((listed.get("metadata") or {}).get("resourceVersion", ""))
 
     def _resource_records(self) -> list[ExperimentRecord]:
         records: list[ExperimentRecord] = []
@@ -353,43 +186,15 @@ class Operator:
             records.extend(r for r in batch if resource_uid(r))
         return records
 
-    async def _watch(self, rv: str) -> tuple[str | None, int]:
-        """Apply watch events from ``rv``; returns where to resume (None: list again)."""
-        window = self.watch_window
-
-        def open_watch() -> Any:
-            return self._list_call(
-                watch=True,
-                resource_version=rv or None,
-                timeout_seconds=max(1, int(window)),
-                allow_watch_bookmarks=True,
-                _preload_content=False,
-                _request_timeout=(10, window + 10),
-            )
-
-        events = 0
-        stream = _thread_lines(open_watch, "watch experiments")
-        try:
-            async for raw in stream:
-                event = json.loads(raw)
-                kind, obj = event.get("type"), event.get("object") or {}
-                if kind == "ERROR":  # 410 Gone: the resourceVersion is too old
-                    log.info("Experiment watch: %s; listing again", obj.get("message"))
-                    return None, events
-                rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
-                if kind == "BOOKMARK":
-                    continue
-                events += 1
-                key = _key(obj)
-                if kind == "DELETED":
-                    if _uid(self._objects.get(key)) == _uid(obj):
-                        del self._objects[key]
-                else:
-                    self._objects[key] = obj
-                self._kick(key)
-        finally:
-            await stream.aclose()
-        return rv, events
+    def _changed(self, kind: str, obj: dict[str, Any]) -> None:
+        """Apply one watch event to the known resources and reconcile the one it is about."""
+        key = object_key(obj)
+        if kind == "DELETED":
+            if object_uid(self._objects.get(key)) == object_uid(obj):
+                del self._objects[key]
+        else:
+            self._objects[key] = obj
+        self._kick(key)
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -456,7 +261,7 @@ class Operator:
                 log.info("Experiment %s/%s deleted: deleting the experiment", *key)
                 await self.service.delete(record)
             return
-        uid, generation = _uid(obj), _generation(obj)
+        uid, generation = object_uid(obj), object_generation(obj)
         if record is not None and resource_uid(record) != uid:
             if not resource_uid(record):
                 message = (
@@ -480,7 +285,7 @@ class Operator:
 
     async def _submit(self, key: Key, obj: dict[str, Any]) -> ExperimentRecord | None:
         status = obj.get("status") or {}
-        generation = _generation(obj)
+        generation = object_generation(obj)
         if status.get("phase"):
             reason = status.get("reason")
             retry = reason == "NameTaken" or (
@@ -509,7 +314,7 @@ class Operator:
         except Conflict:  # another replica submitted it first
             return self._record(key)
         log.info("Experiment %s/%s submitted", *key)
-        self._handled[key] = (_uid(obj), generation)
+        self._handled[key] = (object_uid(obj), generation)
         self._notes.pop(key, None)
         return record
 
@@ -573,13 +378,13 @@ class Operator:
 
     async def _write_status(self, key: Key, obj: dict[str, Any], status: dict[str, Any]) -> None:
         """Replace the resource's status when it differs; re-read and compare again on 409."""
-        uid = _uid(obj)
+        uid = object_uid(obj)
         for attempt in range(8):
             if (obj.get("status") or {}) == status:
                 return
             body = {**obj, "status": status}
             try:
-                updated = await self.runner.get_json(
+                updated = await self.runner.client.get_json(
                     self.custom.replace_namespaced_custom_object_status,
                     GROUP,
                     VERSION,
@@ -592,10 +397,10 @@ class Operator:
                 if e.status != 409:
                     raise
                 await asyncio.sleep(backoff_delay(attempt, 0.05))
-                updated = await self.runner.get_json(
+                updated = await self.runner.client.get_json(
                     self.custom.get_namespaced_custom_object, GROUP, VERSION, key[0], PLURAL, key[1]
                 )
-                if updated is None or _uid(updated) != uid:
+                if updated is None or object_uid(updated) != uid:
                     return
                 obj = updated
                 self._remember(key, obj)
@@ -608,7 +413,7 @@ class Operator:
     def _remember(self, key: Key, obj: dict[str, Any]) -> None:
         """Keep ``obj`` as the resource's latest state (unless it was deleted meanwhile)."""
         known = self._objects.get(key)
-        if known is not None and _uid(known) == _uid(obj):
+        if known is not None and object_uid(known) == object_uid(obj):
             self._objects[key] = obj  # a stale cache only costs a 409 and a re-read
 
 
