@@ -278,7 +278,28 @@ class _PodLog:
 
 
 class KubernetesHandle(TrialHandle):
-    """A trial's Job: its log, its outcome, and how to stop it. ``ref`` is the Job name."""
+    """A trial's Job: its log, its outcome, and how to stop it. ``ref`` is the Job name.
+
+    **Outcome.** :meth:`wait` watches the Job until the template's ``successCondition`` or
+    ``failureCondition`` holds (:func:`tuner.k8s.gjson.compile_condition` covers the forms Katib
+    uses, such as ``status.conditions.#(type=="Complete")#|#(status=="True")#``). The reason comes
+    from the pods (:func:`tuner.k8s.jobs.job_outcome`): ``OOMKilled``, the Job's
+    ``BackoffLimitExceeded`` / ``DeadlineExceeded``, the primary container's exit code, or an image
+    pull error (``ErrImagePull``, ``ImagePullBackOff``, ...) that lasts longer than the runner's
+    ``image_pull_timeout``, which fails the trial and removes its Job.
+
+    **Metrics.** :meth:`lines` follows the primary container's log through the API
+    (``follow=true``), pod after pod when the Job retries. A dropped stream is reopened and the
+    lines already yielded are skipped, so no line is seen twice by one handle. A handle from
+    :meth:`KubernetesRunner.attach` (after a restart) reads the log from its first line again: the
+    metrics parsers number steps from the start of the output and storage keys observations by
+    ``(trial, metric, step)``, so a replayed line stores nothing new. The Push collector needs
+    nothing from the runner.
+
+    **Stopping.** :meth:`kill` deletes the Job with Background propagation. With ``retain: true``
+    in the trial template the Job is kept, but its running pods are stopped by setting
+    ``spec.parallelism`` to 0 (Jobs had no ``suspend`` before Kubernetes 1.21).
+    """
 
     def __init__(
         self,
