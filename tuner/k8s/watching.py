@@ -116,6 +116,8 @@ async def watch_objects(
             try:
                 async for raw in stream:
                     event = json.loads(raw)
+                    if not isinstance(event, dict):
+                        raise ValueError(f"not a watch event: {raw[:200]!r}")
                     kind, obj = event.get("type"), event.get("object") or {}
                     if kind == "ERROR":
                         if obj.get("code") == 410:
