@@ -18,12 +18,13 @@ from tuner.errors import Conflict, NotFound, SpecError, TunerError
 from tuner.k8s.client import API_ERRORS, backoff_delay
 from tuner.k8s.watching import Changed, Listed, watch_objects
 from tuner.operator.status import (
-    BUDGET_FIELDS,
     GROUP,
     INVALID_SPEC,
     PLURAL,
     VERSION,
     Key,
+    edit_rejected_condition,
+    edits_ignored_condition,
     experiment_from_resource,
     failed_status,
     object_generation,
@@ -32,6 +33,7 @@ from tuner.operator.status import (
     resource_status,
     resource_uid,
     spec_changes,
+    spec_error_text,
 )
 from tuner.runners.kubernetes import KubernetesRunner
 from tuner.service import Service, ServiceEvent
@@ -305,7 +307,7 @@ class Operator:
             experiment = experiment_from_resource(obj)
             record = await self.service.submit(experiment)
         except SpecError as e:
-            lines = "; ".join(f"{x.path}: {x.message}" for x in e.errors)
+            lines = spec_error_text(e)
             log.info("Experiment %s/%s is invalid: %s", *key, lines)
             await self._write_status(
                 key, obj, failed_status(INVALID_SPEC, f"invalid spec: {lines}", generation)
@@ -328,29 +330,10 @@ class Operator:
                 log.info("Experiment %s/%s: budget edited: %s", *key, budget)
                 await self.service.edit_budget(record, budget)
         except SpecError as e:
-            lines = "; ".join(f"{x.path}: {x.message}" for x in e.errors)
-            notes.append(
-                {
-                    "type": "SpecChangeRejected",
-                    "status": "True",
-                    "reason": INVALID_SPEC,
-                    "message": f"the edited spec was not applied: {lines}",
-                }
-            )
+            notes.append(edit_rejected_condition(e))
             ignored = []
         if ignored:
-            notes.append(
-                {
-                    "type": "SpecChangeIgnored",
-                    "status": "True",
-                    "reason": "OnlyBudgetEditable",
-                    "message": (
-                        f"{', '.join(ignored)} changed and are ignored: only "
-                        f"{', '.join(BUDGET_FIELDS)} can be edited; delete and re-create the "
-                        "resource to change the rest"
-                    ),
-                }
-            )
+            notes.append(edits_ignored_condition(ignored))
         self._notes[key] = notes
 
     def _status(

@@ -12,9 +12,10 @@ a list of trials, so its size stays flat; :func:`failed_status` for a resource t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tuner.errors import SpecError
 from tuner.k8s.jobs import experiment_owner_reference
 from tuner.spec import Experiment, load_spec
 from tuner.storage import ExperimentRecord
@@ -82,6 +83,36 @@ def spec_changes(resource: Experiment, stored: Experiment) -> tuple[dict[str, An
         if k not in BUDGET_FIELDS and new.get(k) != old.get(k)
     )
     return budget, ignored
+
+
+def spec_error_text(error: SpecError) -> str:
+    """The field paths and messages of a spec error, on one line."""
+    return "; ".join(f"{x.path}: {x.message}" for x in error.errors)
+
+
+def edit_rejected_condition(error: SpecError) -> dict[str, Any]:
+    """The status condition of an edited spec that is invalid (the stored one still runs)."""
+    return {
+        "type": "SpecChangeRejected",
+        "status": "True",
+        "reason": INVALID_SPEC,
+        "message": f"the edited spec was not applied: {spec_error_text(error)}",
+    }
+
+
+def edits_ignored_condition(ignored: Sequence[str]) -> dict[str, Any]:
+    """The status condition of edits to spec fields other than the budget (see
+    :func:`spec_changes`)."""
+    return {
+        "type": "SpecChangeIgnored",
+        "status": "True",
+        "reason": "OnlyBudgetEditable",
+        "message": (
+            f"{', '.join(ignored)} changed and are ignored: only "
+            f"{', '.join(BUDGET_FIELDS)} can be edited; delete and re-create the "
+            "resource to change the rest"
+        ),
+    }
 
 
 def _drop_none(value: Any) -> Any:
