@@ -1,87 +1,77 @@
-"""Pure parts of the Kubernetes runner: names, conditions, outcomes (no cluster needed).
+"""The Kubernetes runner without a cluster: what it accepts, the Job it makes, its verdicts.
 
-The runner against a real apiserver is tested in tests/k8s/test_kubernetes_runner.py.
+The pure parts live in tuner.k8s (tests/test_k8s_gjson.py, tests/test_k8s_jobs.py,
+tests/test_k8s_watching.py); the runner against a real apiserver is tested in
+tests/k8s/test_kubernetes_runner.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.conftest import experiment_dict
+
 pytest.importorskip("kubernetes")
+from kubernetes import client
 
-from tuner.runners.kubernetes import (
-    compile_condition,
-    dns_label,
-    image_pull_problem,
-    is_dns_label,
-    job_outcome,
-)
-from tuner.spec import JOB_FAILURE_CONDITION, JOB_SUCCESS_CONDITION
-
-
-def job(*conditions: dict[str, str]) -> dict[str, Any]:
-    return {"status": {"conditions": list(conditions)}}
+from tuner.k8s.gjson import compile_condition
+from tuner.k8s.jobs import experiment_owner_reference, job_name
+from tuner.runners.kubernetes import KubernetesHandle, KubernetesRunner
+from tuner.spec import JOB_FAILURE_CONDITION, JOB_SUCCESS_CONDITION, Experiment, load_spec
+from tuner.templates import render_trial
+from tuner.trials import Trial
 
 
-def pod(state: dict[str, Any], last: dict[str, Any] | None = None, name: str = "p") -> Any:
-    status = {"name": "main", "image": "img", "state": state, "lastState": last or {}}
-    return {"metadata": {"name": name}, "status": {"containerStatuses": [status]}}
-
-
-def test_katib_job_conditions() -> None:
-    ok, bad = compile_condition(JOB_SUCCESS_CONDITION), compile_condition(JOB_FAILURE_CONDITION)
-    complete = job({"type": "Complete", "status": "True"})
-    failed = job({"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"})
-    running = job()
-    stale = job({"type": "Failed", "status": "False"})
-    assert (ok(complete), bad(complete)) == (True, False)
-    assert (ok(failed), bad(failed)) == (False, True)
-    assert (ok(running), bad(running), ok({}), bad(stale)) == (False, False, False, False)
-
-
-def test_other_gjson_forms() -> None:
-    assert compile_condition("status.succeeded")({"status": {"succeeded": 1}})
-    assert not compile_condition("status.succeeded")({"status": {}})
-    assert compile_condition('status.conditions.#(type=="Complete").status')(
-        job({"type": "Complete", "status": "True"})
+@pytest.fixture
+def runner() -> Iterator[KubernetesRunner]:
+    # A client configuration pointing nowhere: these tests send no request.
+    r = KubernetesRunner(
+        client.ApiClient(client.Configuration()),
+        owner_reference=lambda e: experiment_owner_reference(e.name, "uid-1"),
     )
-    assert compile_condition("status.conditions.#")(job({"type": "x"}))
-    assert compile_condition('status.conditions.#(reason%"Backoff*")#')(
-        job({"type": "Failed", "reason": "BackoffLimitExceeded"})
+    yield r
+    r.close()
+    r.api.close()
+
+
+def experiment(**template: Any) -> Experiment:
+    data = experiment_dict()
+    data["spec"]["trialTemplate"].update(template)
+    return load_spec(data)
+
+
+def test_conditions_outside_the_gjson_subset_are_rejected() -> None:
+    bad = experiment(successCondition="status.#(type~1)")
+    (error,) = KubernetesRunner.problems(bad)
+    assert error.path == "spec.trialTemplate.successCondition"
+    assert KubernetesRunner.problems(experiment()) == []
+
+
+def test_manifest_carries_the_runners_owner(runner: KubernetesRunner) -> None:
+    exp = experiment()
+    trial = Trial(name="exp-0001", number=1, parameters={"x": 0.5, "n": 1})
+    job = runner.manifest(exp, trial, render_trial(exp, trial), {"TUNER_TRIAL": "exp-0001"})
+    assert job["metadata"]["name"] == job_name(exp, trial) == "exp-0001"
+    assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+
+
+def test_handle_verdict_follows_the_template_conditions(runner: KubernetesRunner) -> None:
+    handle = KubernetesHandle(
+        runner,
+        namespace="default",
+        name="exp-0001",
+        uid="u1",
+        trial_label="exp-0001",
+        container="main",
+        retain=False,
+        success=compile_condition(JOB_SUCCESS_CONDITION),
+        failure=compile_condition(JOB_FAILURE_CONDITION),
     )
-    for broken in ("", "a..b", 'status.#(type=="x"', "status.#(type~1)"):
-        with pytest.raises(ValueError):
-            compile_condition(broken)
-
-
-@pytest.mark.parametrize("length", [1, 40, 63, 64, 68, 200])
-def test_dns_labels_at_any_length(length: int) -> None:
-    text = ("Exp_" + "x" * length)[:length] + "-0001"
-    label = dns_label(text)
-    assert is_dns_label(label) and label == dns_label(text)
-    assert dns_label("exp-0001") == "exp-0001"
-    assert dns_label("a" * 70 + "-0001") != dns_label("a" * 70 + "-0002")
-
-
-def test_outcomes_name_the_reason() -> None:
-    backoff = job({"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"})
-    out = job_outcome(
-        backoff, [pod({"terminated": {"exitCode": 3, "reason": "Error"}})], "main", False
-    )
-    assert (out.reason, out.exit_code) == ("BackoffLimitExceeded", 3)
-    assert out.message.startswith("exit code 3")
-    oom = [pod({"terminated": {"exitCode": 137, "reason": "OOMKilled"}})]
-    assert job_outcome(backoff, oom, "main", False).reason == "OOMKilled"
-    deadline = job({"type": "Failed", "status": "True", "reason": "DeadlineExceeded"})
-    assert job_outcome(deadline, [], "main", False).reason == "DeadlineExceeded"
-    done = job_outcome(job({"type": "Complete", "status": "True"}), [], "main", True)
-    assert (done.succeeded, done.reason, done.exit_code) == (True, "Completed", 0)
-
-
-def test_image_pull_errors_are_found() -> None:
-    waiting = pod({"waiting": {"reason": "ImagePullBackOff", "message": "back-off pulling"}})
-    assert image_pull_problem([waiting]) == ("ImagePullBackOff", "container main: back-off pulling")
-    assert image_pull_problem([pod({"waiting": {"reason": "ContainerCreating"}})]) is None
-    assert image_pull_problem([pod({"running": {}})]) is None
+    assert handle.ref == "exp-0001"
+    assert handle.verdict({"status": {}}) is None
+    assert handle.verdict({"status": {"conditions": [{"type": "Complete", "status": "True"}]}})
+    failed = {"status": {"conditions": [{"type": "Failed", "status": "True"}]}}
+    assert handle.verdict(failed) is False

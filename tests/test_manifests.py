@@ -23,11 +23,8 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 jsonschema = pytest.importorskip("jsonschema")
 pytest.importorskip("kubernetes")
 
-from tuner.runners.kubernetes import (  # noqa: E402
-    KubernetesRunner,
-    experiment_owner_reference,
-    job_manifest,
-)
+from tuner.k8s.jobs import experiment_owner_reference, job_manifest  # noqa: E402
+from tuner.runners.kubernetes import KubernetesRunner  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

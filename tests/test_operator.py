@@ -12,18 +12,21 @@ import pytest
 import yaml
 
 from tests.conftest import experiment_dict
-from tuner.errors import SpecError
+from tuner.errors import FieldError, SpecError
 from tuner.templates import RESOURCE_UID_ANNOTATION
 
 pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[kubernetes]'")
 jsonschema = pytest.importorskip("jsonschema")
 
-from tuner.operator import (  # noqa: E402  (imports kubernetes)
+from tuner.operator.status import (  # noqa: E402  (the package imports kubernetes)
+    edit_rejected_condition,
+    edits_ignored_condition,
     experiment_from_resource,
     failed_status,
     resource_owner_reference,
     resource_status,
     spec_changes,
+    spec_error_text,
 )
 
 CRD = Path(__file__).resolve().parents[1] / "deploy" / "crd" / "experiments.tuner.dev.yaml"
@@ -159,6 +162,19 @@ def test_failed_status_fits_the_crd_schema() -> None:
     status = failed_status("InvalidSpec", "invalid spec: spec.x: bad", 1)
     jsonschema.validate(status, status_schema())
     assert (status["phase"], status["reason"]) == ("Failed", "InvalidSpec")
+
+
+def test_edit_conditions_say_what_was_not_applied_and_fit_the_crd_schema() -> None:
+    error = SpecError([FieldError("spec.maxTrialCount", "must be positive")])
+    rejected = edit_rejected_condition(error)
+    assert (rejected["type"], rejected["reason"]) == ("SpecChangeRejected", "InvalidSpec")
+    assert rejected["message"].endswith("spec.maxTrialCount: must be positive")
+    ignored = edits_ignored_condition(["spec.algorithm", "spec.objective"])
+    assert ignored["type"] == "SpecChangeIgnored"
+    assert ignored["message"].startswith("spec.algorithm, spec.objective changed and are ignored")
+    status = failed_status("InvalidSpec", spec_error_text(error), 2)
+    status["conditions"] += [rejected, ignored]
+    jsonschema.validate(status, status_schema())
 
 
 def test_the_deployments_command_line_parses() -> None:

@@ -27,7 +27,8 @@ pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[ku
 from kubernetes import client
 
 from tuner.controller import ExperimentController
-from tuner.runners.kubernetes import KubernetesHandle, KubernetesRunner, is_dns_label, job_name
+from tuner.k8s.jobs import is_dns_label, job_name
+from tuner.runners.kubernetes import KubernetesHandle, KubernetesRunner
 from tuner.spec import Experiment, load_spec
 from tuner.storage import Repository, make_engine
 from tuner.templates import EXPERIMENT_LABEL, TRIAL_LABEL, render_trial

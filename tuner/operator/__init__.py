@@ -1,0 +1,26 @@
+"""The Experiment operator: ``kubectl apply -f experiment.yaml`` runs the experiment.
+
+:mod:`tuner.operator.status` maps resources to experiments and back (pure);
+:mod:`tuner.operator.reconcile` runs the :class:`Operator` loop (:func:`run_operator`).
+"""
+
+from tuner.operator.reconcile import Operator, run_operator
+from tuner.operator.status import (
+    UID_ANNOTATION,
+    experiment_from_resource,
+    failed_status,
+    resource_owner_reference,
+    resource_status,
+    spec_changes,
+)
+
+__all__ = [
+    "UID_ANNOTATION",
+    "Operator",
+    "experiment_from_resource",
+    "failed_status",
+    "resource_owner_reference",
+    "resource_status",
+    "run_operator",
+    "spec_changes",
+]
