@@ -20,7 +20,7 @@ def _experiment(repo: Repository, name: str = "exp", **overrides: object):  # ty
 def test_create_get_list_delete(repo: Repository) -> None:
     record = _experiment(repo)
     assert record.phase is ExperimentPhase.CREATED
-    assert repo.get_experiment("default", "exp").spec == record.spec
+    assert repo.get_experiment("default", "exp").experiment == record.experiment
     with pytest.raises(Conflict):
         _experiment(repo)
     _experiment(repo, "other")
