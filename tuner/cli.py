@@ -509,7 +509,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tuner.api.app import create_app
-    from tuner.service import Settings
+    from tuner.settings import Settings
 
     # The service's own messages (controllers, runner, operator) at the server's log level.
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")

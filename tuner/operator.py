@@ -53,6 +53,7 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from tuner.errors import Conflict, NotFound, SpecError, TunerError
+from tuner.events import Event as ServiceEvent
 from tuner.runners.kubernetes import (
     API_ERRORS,
     KubernetesRunner,
@@ -60,7 +61,7 @@ from tuner.runners.kubernetes import (
     backoff_delay,
     experiment_owner_reference,
 )
-from tuner.service import Service, ServiceEvent
+from tuner.service import Service
 from tuner.spec import Experiment, load_spec
 from tuner.storage import ExperimentRecord
 from tuner.templates import RESOURCE_UID_ANNOTATION

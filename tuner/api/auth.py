@@ -29,9 +29,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from tuner.api.deps import ExperimentName, NamespaceDep, ServiceDep, TrialName
 from tuner.errors import Forbidden, Unauthorized
-from tuner.service import tokens_equal
+from tuner.names import HEADER_TRIAL_TOKEN
+from tuner.tokens import tokens_equal
 
-TRIAL_TOKEN_HEADER = "X-Tuner-Trial-Token"
+TRIAL_TOKEN_HEADER = HEADER_TRIAL_TOKEN
 
 bearer = HTTPBearer(
     auto_error=False,
