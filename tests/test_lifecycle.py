@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
+
 from algorithms.base import Suggestion
 from tests.conftest import experiment_dict
 from tuner import lifecycle
+from tuner.errors import SpecError
 from tuner.spec import ExperimentSpec, load_spec
 from tuner.trials import ExperimentPhase, Trial, TrialState
 
@@ -86,3 +89,17 @@ def test_endings_of_the_experiment() -> None:
         "ExperimentStopped",
         "bye",
     )
+
+
+def test_budget_edit_and_resume() -> None:
+    experiment = load_spec(experiment_dict(maxTrialCount=4))
+    edited = lifecycle.edit_budget(experiment, {"maxTrialCount": 6, "maxFailedTrialCount": None})
+    assert edited.spec.max_trial_count == 6 and edited.spec.max_failed_trial_count is None
+    assert lifecycle.resumed_by(experiment.spec, edited.spec, {"maxTrialCount": 6}) == (
+        "ExperimentRestarted",
+        "maxTrialCount raised from 4 to 6",
+    )
+    lowered = lifecycle.edit_budget(experiment, {"maxTrialCount": 3})
+    assert lifecycle.resumed_by(experiment.spec, lowered.spec, {"maxTrialCount": 3}) is None
+    with pytest.raises(SpecError):
+        lifecycle.edit_budget(experiment, {"objective": {}})

@@ -9,12 +9,13 @@ size batches, turn suggestions into trial rows and judge finished trials by the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from algorithms.base import Suggestion
-from tuner.spec import CollectorKind, ExperimentSpec, Objective
+from tuner.errors import FieldError, SpecError
+from tuner.spec import CollectorKind, Experiment, ExperimentSpec, Objective, load_spec
 from tuner.trials import ACTIVE_STATES, ExperimentPhase, ParamValue, Trial, TrialState
 
 SUGGESTION_END = "ExperimentSuggestionEndReached"
@@ -91,6 +92,39 @@ def kill_ending(verdict: Verdict) -> TrialEnding:
 def stopped(message: str) -> Verdict:
     """The ending of an experiment stopped by a user."""
     return Verdict(ExperimentPhase.STOPPED, "ExperimentStopped", message)
+
+
+BUDGET_FIELDS = frozenset({"maxTrialCount", "parallelTrialCount", "maxFailedTrialCount"})
+
+
+def edit_budget(experiment: Experiment, changes: Mapping[str, Any]) -> Experiment:
+    """The experiment with its budget changed (a ``None`` value removes a limit).
+
+    Raises:
+        SpecError: a change of anything but the budget, or an invalid result.
+    """
+    unknown = sorted(set(changes) - BUDGET_FIELDS)
+    if unknown:
+        raise SpecError([FieldError(f"spec.{k}", "only the budget can be edited") for k in unknown])
+    data = experiment.dump()
+    for key, value in changes.items():
+        if value is None:
+            data["spec"].pop(key, None)
+        else:
+            data["spec"][key] = value
+    return load_spec(data)
+
+
+def resumed_by(
+    old: ExperimentSpec, new: ExperimentSpec, changes: Mapping[str, Any]
+) -> tuple[str, str] | None:
+    """``(reason, message)`` when a budget edit resumes a finished experiment: a raised
+    ``maxTrialCount``; ``None`` otherwise."""
+    before, after = old.max_trial_count, new.max_trial_count
+    if "maxTrialCount" not in changes or before is None or (after is not None and after <= before):
+        return None
+    limit = after if after is not None else "unlimited"
+    return "ExperimentRestarted", f"maxTrialCount raised from {before} to {limit}"
 
 
 # -- room and suggestions -----------------------------------------------------------------

@@ -21,16 +21,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tuner import names
+from tuner import lifecycle, names
 from tuner.asktell import AskTell, is_ask_tell
 from tuner.controller import ExperimentController, base_trial_env
-from tuner.errors import Conflict, FieldError, NotFound, RunnerError, SpecError
+from tuner.errors import Conflict, NotFound, RunnerError
 from tuner.events import DELETED, Event, EventHub, Listener
 from tuner.leases import Leases
-from tuner.lifecycle import stopped
 from tuner.runners.base import Runner
 from tuner.settings import Settings
-from tuner.spec import Experiment, load_spec
+from tuner.spec import Experiment
 from tuner.storage import ExperimentRecord, Repository, make_engine
 from tuner.storage.aio import AsyncRepository
 from tuner.storage.repository import utcnow
@@ -185,31 +184,13 @@ class Service:
 
         Raising ``maxTrialCount`` of a finished experiment resumes it.
         """
-        allowed = {"maxTrialCount", "parallelTrialCount", "maxFailedTrialCount"}
-        unknown = sorted(set(changes) - allowed)
-        if unknown:
-            raise SpecError(
-                [FieldError(f"spec.{k}", "only the budget can be edited") for k in unknown]
-            )
         async with self.asktell.lock(record.id):
             record = await self.db.experiment_by_id(record.id)
-            data = record.experiment.dump()
-            for key, value in changes.items():
-                if value is None:
-                    data["spec"].pop(key, None)
-                else:
-                    data["spec"][key] = value
-            edited = load_spec(data)
+            edited = lifecycle.edit_budget(record.experiment, changes)
             await self.db.update_spec(record.id, edited)
-            old, new = record.experiment.spec.max_trial_count, edited.spec.max_trial_count
-            raised = "maxTrialCount" in changes and old is not None and (new is None or new > old)
-            if record.phase.finished and raised:
-                await self.db.set_phase(
-                    record.id,
-                    ExperimentPhase.RUNNING,
-                    "ExperimentRestarted",
-                    f"maxTrialCount raised from {old} to {new if new is not None else 'unlimited'}",
-                )
+            resumed = lifecycle.resumed_by(record.experiment.spec, edited.spec, changes)
+            if record.phase.finished and resumed is not None:
+                await self.db.set_phase(record.id, ExperimentPhase.RUNNING, *resumed)
                 record = await self.db.experiment_by_id(record.id)
                 self.hub.publish_phase(record)
                 await self._begin(record)
@@ -240,7 +221,7 @@ class Service:
             record = await self.db.experiment_by_id(record.id)
             if record.phase.finished:
                 return record
-            await self.asktell.end(record, stopped(message))
+            await self.asktell.end(record, lifecycle.stopped(message))
         return await self.db.experiment_by_id(record.id)
 
     async def delete(self, record: ExperimentRecord) -> None:
