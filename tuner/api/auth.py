@@ -9,7 +9,7 @@ API token
 Trial tokens
     The two endpoints a trial calls, ``POST .../trials/{trial}/observations`` and
     ``POST .../trials/{trial}/complete``, take that trial's token instead
-    (:func:`tuner.service.derive_trial_token`), in ``X-Tuner-Trial-Token`` or as
+    (:func:`tuner.tokens.derive_trial_token`), in ``X-Tuner-Trial-Token`` or as
     ``Authorization: Bearer``. A trial only has its own token, never the API token, so a trial
     can report for itself and do nothing else. Those endpoints also accept the API token (an
     administrator may act for any trial); the Python client sends the API token as bearer and

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,19 +84,22 @@ class _SpecCache:
     def __init__(self, size: int = 1024) -> None:
         self.size = size
         self._entries: dict[int, tuple[dict[str, Any], Experiment]] = {}
+        self._lock = threading.Lock()  # reads come from the database thread and FastAPI's pool
 
     def get(self, experiment_id: int, stored: dict[str, Any]) -> Experiment:
         entry = self._entries.get(experiment_id)
         if entry is not None and entry[0] == stored:
             return entry[1]
         parsed = Experiment.model_validate(stored)
-        if len(self._entries) >= self.size:
-            self._entries.pop(next(iter(self._entries)), None)
-        self._entries[experiment_id] = (copy.deepcopy(stored), parsed)
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.pop(next(iter(self._entries)), None)
+            self._entries[experiment_id] = (copy.deepcopy(stored), parsed)
         return parsed
 
     def forget(self, experiment_id: int) -> None:
-        self._entries.pop(experiment_id, None)
+        with self._lock:
+            self._entries.pop(experiment_id, None)
 
 
 def _nan_to_none(v: float) -> float | None:
