@@ -6,7 +6,6 @@ rows, and each method is one short transaction.
 
 from __future__ import annotations
 
-import copy
 import math
 import threading
 from collections.abc import Iterable, Sequence
@@ -94,7 +93,10 @@ class _SpecCache:
         with self._lock:
             if len(self._entries) >= self.size:
                 self._entries.pop(next(iter(self._entries)), None)
-            self._entries[experiment_id] = (copy.deepcopy(stored), parsed)
+            self._entries[experiment_id] = (
+                stored,
+                parsed,
+            )  # a fresh dict per read: nobody else holds it
         return parsed
 
     def forget(self, experiment_id: int) -> None:
