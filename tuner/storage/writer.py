@@ -34,6 +34,7 @@ class _Request:
 class ObservationWriter:
     def __init__(self, repo: Repository | AsyncRepository, max_batch: int = 256) -> None:
         self.db = as_async(repo)
+        self._own_db = self.db is not repo
         self.max_batch = max_batch
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -46,6 +47,14 @@ class ObservationWriter:
         """Write what is queued, then stop."""
         if self._task is None:
             return
+        try:
+            await self._drain()
+        finally:
+            if self._own_db:
+                self.db.close()
+
+    async def _drain(self) -> None:
+        assert self._task is not None
         await self._queue.join()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
