@@ -66,8 +66,8 @@ EXPORT_TRIALS = 10_000
 
 def csv_export(record: ExperimentRecord, rows: list[dict[str, Any]]) -> bytes:
     """The API's CSV body for leaderboard rows (its own writer when available)."""
-    parameters = [p.name for p in record.spec.spec.parameters]
-    metrics = record.spec.spec.objective.metric_names
+    parameters = [p.name for p in record.experiment.spec.parameters]
+    metrics = record.experiment.spec.objective.metric_names
     try:
         from tuner.api.routes.leaderboard import _csv
     except ImportError:  # the API is optional: the same columns through flatten_rows
@@ -94,7 +94,7 @@ def _ts(t: datetime) -> str:
 
 def populate(engine: Engine, record: ExperimentRecord, n: int, first_id: int, seed: int) -> int:
     """COPY ``n`` trials (ids from ``first_id``) with their metrics and observations."""
-    objective = record.spec.spec.objective
+    objective = record.experiment.spec.objective
     strategies = {m: objective.strategy(m) for m in METRICS}
     rng = random.Random(seed)
     states = [s for s, w in STATES for _ in range(w)]

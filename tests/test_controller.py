@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import DATA, experiment_dict
-from tuner.controller import ControllerEvent, ExperimentController
+from tuner.controller import ExperimentController
+from tuner.events import Event
 from tuner.runners.local import LocalRunner
 from tuner.spec import load_spec
 from tuner.storage import ExperimentRecord, Repository, make_engine
@@ -250,7 +251,7 @@ def test_file_collector_gives_each_trial_its_own_file(
 
 def test_events_report_trials_and_best(sqlite_repo: Repository, tmp_path: Path) -> None:
     record = sqlite_repo.create_experiment(load_spec(experiment_dict(maxTrialCount=3)))
-    events: list[ControllerEvent] = []
+    events: list[Event] = []
     final = run(sqlite_repo, record, tmp_path, listeners=[events.append])
     assert final.phase is ExperimentPhase.SUCCEEDED
     kinds = [(e.kind, e.state) for e in events]

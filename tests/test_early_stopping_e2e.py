@@ -1,4 +1,10 @@
-"""Early stopping wired to real trial processes: bad trials are killed and marked EarlyStopped."""
+"""Early stopping wired to real trial processes: bad trials are killed and marked EarlyStopped.
+
+A trial may write its output faster than the controller reads it (a loaded machine: the lines
+wait in the pipe), so by the time the rule decides, the process may have printed every step.
+What is stored must still end at the deciding step: the ``burst`` case makes that the rule
+(the trial prints all its steps at once) instead of a matter of timing.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +23,16 @@ STEPS = 12
 
 
 @pytest.mark.parametrize(
-    ("rule", "settings"),
+    ("rule", "settings", "sleep"),
     [
-        ("medianstop", {"min_trials_required": "2", "start_step": "2"}),
-        ("asha", {"min_resource": "2", "reduction_factor": "2"}),
+        ("medianstop", {"min_trials_required": "2", "start_step": "2"}, 0.05),
+        ("asha", {"min_resource": "2", "reduction_factor": "2"}, 0.05),
+        ("medianstop", {"min_trials_required": "2", "start_step": "2"}, 0.0),
     ],
+    ids=["medianstop", "asha", "medianstop-burst"],
 )
 def test_bad_trials_stop_early_and_save_steps(
-    tmp_path: Path, rule: str, settings: dict[str, str]
+    tmp_path: Path, rule: str, settings: dict[str, str], sleep: float
 ) -> None:
     repo = Repository(make_engine(f"sqlite:///{tmp_path / 'tuner.db'}"))
     data = experiment_dict(
@@ -48,7 +56,7 @@ def test_bad_trials_stop_early_and_save_steps(
     )
     data["spec"]["trialTemplate"]["trialParameters"] = [{"name": "x", "reference": "x"}]
     cmd = command(data)
-    cmd[:] = [*cmd[:3], f"--steps={STEPS}", "--sleep=0.05"]
+    cmd[:] = [*cmd[:3], f"--steps={STEPS}", f"--sleep={sleep}"]
     record = repo.create_experiment(load_spec(data))
     final = run(repo, record, tmp_path)
     assert final.phase is ExperimentPhase.SUCCEEDED

@@ -4,6 +4,10 @@ Every decision reads the history; reading all of it each time costs O(trials). A
 has finished never changes again, so catching up needs only the trials created since the last
 read and the ones that were still active. The database stays the record: the cache is rebuilt
 from it whenever a controller starts.
+
+The cache is synchronous (it reads through :class:`~tuner.storage.Repository`): coroutine code
+refreshes it on the database thread, ``await db.run(lambda _: cache.refresh())`` (see
+:class:`tuner.storage.aio.AsyncRepository`).
 """
 
 from __future__ import annotations

@@ -33,12 +33,17 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from tuner.errors import ReportError
+from tuner.names import (
+    ENV_API_URL,
+    ENV_EXPERIMENT,
+    ENV_NAMESPACE,
+    ENV_TRIAL,
+    ENV_TRIAL_TOKEN,
+    HEADER_AUTHORIZATION,
+)
 
-ENV_URL = "TUNER_API_URL"
-ENV_NAMESPACE = "TUNER_NAMESPACE"
-ENV_EXPERIMENT = "TUNER_EXPERIMENT"
-ENV_TRIAL = "TUNER_TRIAL"
-ENV_TOKEN = "TUNER_TRIAL_TOKEN"
+ENV_URL = ENV_API_URL
+ENV_TOKEN = ENV_TRIAL_TOKEN
 
 RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.5)
 """Pauses between attempts after a connection error or a 502/503/504 (about 3 s in all)."""
@@ -130,7 +135,7 @@ def _post(url: str, body: bytes, token: str) -> dict[str, Any]:
         headers={
             "Content-Type": "application/json",
             "Accept": "application/json",
-            "Authorization": f"Bearer {token}",
+            HEADER_AUTHORIZATION: f"Bearer {token}",
         },
     )
     last: str = ""

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import experiment_dict
 from tuner.api.app import create_app
 from tuner.runners.local import LocalRunner
-from tuner.service import Settings
+from tuner.settings import Settings
 
 with warnings.catch_warnings():
     # Starlette prefers httpx2 for its TestClient and warns at import when it finds httpx.

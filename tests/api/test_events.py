@@ -13,7 +13,8 @@ from typing import Any
 
 from tests.api.conftest import V1, TestClient, ask_tell_dict, make_settings
 from tests.conftest import experiment_dict
-from tuner.service import Service, ServiceEvent
+from tuner.events import Event
+from tuner.service import Service
 from tuner.spec import load_spec
 from tuner.trials import ExperimentPhase, Observation, TrialState
 
@@ -86,7 +87,7 @@ def test_events_of_an_experiment_driven_elsewhere_are_polled(tmp_path: Path) -> 
     """Another process drives this experiment: the stream polls the database."""
     service = Service(make_settings(tmp_path, events_poll_interval=0.01))
 
-    async def scenario() -> list[ServiceEvent]:
+    async def scenario() -> list[Event]:
         await service.start()
         repo = service.repo
         record = repo.create_experiment(load_spec(experiment_dict("elsewhere", maxTrialCount=3)))
@@ -94,7 +95,7 @@ def test_events_of_an_experiment_driven_elsewhere_are_polled(tmp_path: Path) -> 
         assert not service.drives(repo.experiment_by_id(record.id))
         (early,) = repo.create_trials(record, [({"x": 0.0, "n": 1}, {})])
         repo.mark_running(record.id, early.name, "pid:1")
-        events: list[ServiceEvent] = []
+        events: list[Event] = []
 
         async def consume() -> None:
             async for event in service.events(record):
@@ -172,7 +173,7 @@ def test_server_shutdown_ends_streams(tmp_path: Path) -> None:
     async def scenario() -> float:
         await service.start()
         record = await service.submit(load_spec(ask_tell_dict("forever")))
-        events: list[ServiceEvent] = []
+        events: list[Event] = []
 
         async def consume() -> None:
             async for event in service.events(record):

@@ -10,7 +10,7 @@ import pytest
 from tests.api.conftest import AUTH, V1, TestClient, ask_tell_dict, make_settings
 from tuner.api.app import create_app
 from tuner.errors import InvalidRequest
-from tuner.service import SECRET_FILE, derive_trial_token, load_or_create_secret, tokens_equal
+from tuner.tokens import SECRET_FILE, derive_trial_token, load_or_create_secret, tokens_equal
 
 
 def test_the_secret_is_created_once_private_and_reused(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import API_TOKEN, SECRET, V1, TestClient, ask_tell_dict
-from tuner.service import derive_trial_token
+from tuner.tokens import derive_trial_token
 
 Submit = Callable[..., dict[str, Any]]
 

@@ -20,7 +20,7 @@ def _experiment(repo: Repository, name: str = "exp", **overrides: object):  # ty
 def test_create_get_list_delete(repo: Repository) -> None:
     record = _experiment(repo)
     assert record.phase is ExperimentPhase.CREATED
-    assert repo.get_experiment("default", "exp").spec == record.spec
+    assert repo.get_experiment("default", "exp").experiment == record.experiment
     with pytest.raises(Conflict):
         _experiment(repo)
     _experiment(repo, "other")
@@ -127,3 +127,13 @@ def test_leases_give_an_experiment_to_one_owner_at_a_time(repo: Repository) -> N
     assert not repo.acquire_lease(record.id, "a", ttl=30)
     repo.release_lease(record.id, "b")
     assert repo.acquire_lease(record.id, "a", ttl=30)
+
+
+def test_spec_parsed_once_and_never_stale(repo: Repository) -> None:
+    record = _experiment(repo)
+    first = repo.experiment_by_id(record.id).experiment
+    assert repo.experiment_by_id(record.id).experiment is first  # parsed once per revision
+    edited = load_spec(experiment_dict(maxTrialCount=9))
+    repo.update_spec(record.id, edited)
+    assert repo.experiment_by_id(record.id).experiment.spec.max_trial_count == 9
+    assert repo.get_experiment("default", "exp").experiment == edited

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tuner.api.app import create_app
-    from tuner.service import Settings
+    from tuner.settings import Settings
 
 __all__ = ["Settings", "create_app"]
 
@@ -21,7 +21,7 @@ def __getattr__(name: str) -> Any:
 
         return create_app
     if name == "Settings":
-        from tuner.service import Settings
+        from tuner.settings import Settings
 
         return Settings
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

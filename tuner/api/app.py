@@ -28,9 +28,11 @@ from tuner.api.routes import (
     suggestions,
     trials,
 )
-from tuner.api.schemas import ErrorRead, EventRead, FieldErrorRead
+from tuner.api.schemas import ErrorRead, FieldErrorRead
 from tuner.errors import SpecError, TunerError, Unauthorized
-from tuner.service import Service, Settings
+from tuner.events import Event
+from tuner.service import Service
+from tuner.settings import Settings
 from tuner.spec import Experiment, format_path
 from tuner.ui.routes import router as ui_router
 
@@ -148,11 +150,12 @@ def _install_openapi(app: FastAPI) -> None:
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         _, defs = models_json_schema(
-            [(Experiment, "validation"), (EventRead, "serialization")],
-            ref_template="#/components/schemas/{model}",
+            [(Experiment, "validation")], ref_template="#/components/schemas/{model}"
         )
         for name, definition in defs.get("$defs", {}).items():
             components.setdefault(name, definition)
+        # The data of each Server-Sent Event, under its public schema name.
+        components.setdefault("EventRead", Event.model_json_schema(mode="serialization"))
         app.openapi_schema = schema
         return schema
 

@@ -9,7 +9,7 @@ API token
 Trial tokens
     The two endpoints a trial calls, ``POST .../trials/{trial}/observations`` and
     ``POST .../trials/{trial}/complete``, take that trial's token instead
-    (:func:`tuner.service.derive_trial_token`), in ``X-Tuner-Trial-Token`` or as
+    (:func:`tuner.tokens.derive_trial_token`), in ``X-Tuner-Trial-Token`` or as
     ``Authorization: Bearer``. A trial only has its own token, never the API token, so a trial
     can report for itself and do nothing else. Those endpoints also accept the API token (an
     administrator may act for any trial); the Python client sends the API token as bearer and
@@ -29,9 +29,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from tuner.api.deps import ExperimentName, NamespaceDep, ServiceDep, TrialName
 from tuner.errors import Forbidden, Unauthorized
-from tuner.service import tokens_equal
+from tuner.names import HEADER_TRIAL_TOKEN
+from tuner.tokens import tokens_equal
 
-TRIAL_TOKEN_HEADER = "X-Tuner-Trial-Token"
+TRIAL_TOKEN_HEADER = HEADER_TRIAL_TOKEN
 
 bearer = HTTPBearer(
     auto_error=False,

@@ -242,29 +242,14 @@ class SuggestionsRead(BaseModel):
     )
 
 
-# -- events -----------------------------------------------------------------------------------
-
-
-class EventRead(BaseModel):
-    """One Server-Sent Event's data; the SSE ``event:`` field repeats ``kind``."""
-
-    kind: Literal["trial", "best", "experiment"]
-    namespace: str
-    experiment: str
-    trial: str | None = None
-    state: str | None = None
-    value: float | None = None
-    reason: str | None = None
-
-
 # -- conversions ------------------------------------------------------------------------------
 
 
 def experiment_read(repo: Repository, record: ExperimentRecord) -> ExperimentRead:
     return ExperimentRead(
-        api_version=record.spec.api_version,
-        metadata=record.spec.metadata,
-        spec=record.spec.spec,
+        api_version=record.experiment.api_version,
+        metadata=record.experiment.metadata,
+        spec=record.experiment.spec,
         status=ExperimentStatusRead.model_validate(experiment_summary(repo, record)),
     )
 

@@ -80,7 +80,7 @@ def create_or_resume(
     if replace:
         repo.delete_experiment(existing.id)
         return repo.create_experiment(experiment)
-    if existing.spec.dump() != experiment.dump():
+    if existing.experiment.dump() != experiment.dump():
         raise TunerError(
             f"experiment {experiment.namespace}/{experiment.name} already exists with a different "
             "spec; pass --replace to start over, or rename it"
@@ -98,7 +98,7 @@ async def progress(repo: Repository, record: ExperimentRecord, done: asyncio.Eve
 
     from tuner.trials import TrialState
 
-    spec = record.spec.spec
+    spec = record.experiment.spec
     total = spec.max_trial_count
     with Progress(
         TextColumn("[bold]{task.description}"),

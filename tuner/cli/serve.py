@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from tuner.cli.options import EXIT_OK, EXIT_USAGE, SECRET_ENV, TOKEN_ENV, read_token
 
 if TYPE_CHECKING:
-    from tuner.service import Settings
+    from tuner.settings import Settings
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -35,7 +35,7 @@ def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tuner.api.app import create_app
-    from tuner.service import Settings
+    from tuner.settings import Settings
 
     # The service's own messages (controllers, runner, operator) at the server's log level.
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -168,7 +168,7 @@ class LocalSource:
 
     def experiment(self, name: str) -> ExperimentInfo:
         record = self._record(name)
-        spec = record.spec.spec
+        spec = record.experiment.spec
         return ExperimentInfo(
             namespace=record.namespace,
             name=record.name,

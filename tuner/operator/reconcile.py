@@ -15,6 +15,7 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from tuner.errors import Conflict, NotFound, SpecError, TunerError
+from tuner.events import Event as ServiceEvent
 from tuner.k8s.client import API_ERRORS, backoff_delay
 from tuner.k8s.watching import Changed, Listed, watch_objects
 from tuner.operator.status import (
@@ -36,7 +37,7 @@ from tuner.operator.status import (
     spec_error_text,
 )
 from tuner.runners.kubernetes import KubernetesRunner
-from tuner.service import Service, ServiceEvent
+from tuner.service import Service
 from tuner.storage import ExperimentRecord
 from tuner.views import experiment_summary
 
@@ -325,7 +326,7 @@ class Operator:
     ) -> None:
         notes: list[dict[str, Any]] = []
         try:
-            budget, ignored = spec_changes(experiment_from_resource(obj), record.spec)
+            budget, ignored = spec_changes(experiment_from_resource(obj), record.experiment)
             if budget:
                 log.info("Experiment %s/%s: budget edited: %s", *key, budget)
                 await self.service.edit_budget(record, budget)
@@ -354,7 +355,7 @@ class Operator:
         return resource_status(
             summary,
             generation=generation,
-            objective=record.spec.spec.objective.objective_metric_name,
+            objective=record.experiment.spec.objective.objective_metric_name,
             metric_ranges=ranges,
             conditions=notes,
         )

@@ -40,7 +40,7 @@ def resource_owner_reference(experiment: Experiment) -> Mapping[str, Any] | None
 
 def resource_uid(record: ExperimentRecord) -> str | None:
     """The uid of the resource an experiment came from (``None``: submitted through the API)."""
-    return record.spec.metadata.annotations.get(UID_ANNOTATION)
+    return record.experiment.metadata.annotations.get(UID_ANNOTATION)
 
 
 def experiment_from_resource(obj: Mapping[str, Any]) -> Experiment:

@@ -19,6 +19,7 @@ import signal
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
+from tuner import names
 from tuner.errors import RunnerError
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
 from tuner.spec import Experiment
@@ -132,7 +133,7 @@ class LocalRunner(Runner):
             **self._base_env,
             **rendered.env,
             **env,
-            "TUNER_TRIAL_DIR": str(directory),
+            names.ENV_TRIAL_DIR: str(directory),
             "PYTHONUNBUFFERED": "1",
         }
         argv, metrics_path = _private_metrics_file(rendered, full_env, directory)
@@ -200,4 +201,4 @@ def _is_trial_process(pid: int, trial_name: str) -> bool:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return False
-    return f"TUNER_TRIAL={trial_name}".encode() in environ.split(b"\0")
+    return f"{names.ENV_TRIAL}={trial_name}".encode() in environ.split(b"\0")

@@ -19,11 +19,12 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 from tuner.errors import TunerError
+from tuner.names import ENV_DATABASE_URL
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 0x7475_6E72  # "tunr"
 
-DEFAULT_DB_ENV = "TUNER_DATABASE_URL"
+DEFAULT_DB_ENV = ENV_DATABASE_URL
 
 
 def default_url() -> str:

@@ -7,6 +7,7 @@ rows, and each method is one short transaction.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,16 +48,55 @@ def _aware(t: datetime | None) -> datetime | None:
 
 @dataclass(frozen=True)
 class ExperimentRecord:
+    """One stored experiment: its parsed spec document and its status.
+
+    Attributes:
+        experiment: the Experiment document (``apiVersion``, ``metadata``, ``spec``).
+    """
+
     id: int
     namespace: str
     name: str
-    spec: Experiment
+    experiment: Experiment
     phase: ExperimentPhase
     reason: str | None
     message: str | None
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+
+
+class _SpecCache:
+    """Parsed specs, one per experiment, reused while the stored spec JSON is unchanged.
+
+    Parsing a spec (pydantic validation) costs far more than comparing the stored JSON with
+    the JSON it was parsed from, so each read compares and parses only when they differ: a
+    budget edit or a replaced spec is seen on the very next read, and a stale spec is never
+    served. The cache holds no state of its own beyond that: the database stays the record.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._entries: dict[int, tuple[dict[str, Any], Experiment]] = {}
+        self._lock = threading.Lock()  # reads come from the database thread and FastAPI's pool
+
+    def get(self, experiment_id: int, stored: dict[str, Any]) -> Experiment:
+        entry = self._entries.get(experiment_id)
+        if entry is not None and entry[0] == stored:
+            return entry[1]
+        parsed = Experiment.model_validate(stored)
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.pop(next(iter(self._entries)), None)
+            self._entries[experiment_id] = (
+                stored,
+                parsed,
+            )  # a fresh dict per read: nobody else holds it
+        return parsed
+
+    def forget(self, experiment_id: int) -> None:
+        with self._lock:
+            self._entries.pop(experiment_id, None)
 
 
 def _nan_to_none(v: float) -> float | None:
@@ -71,6 +111,7 @@ class Repository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._session = sessionmaker(engine, expire_on_commit=False)
+        self._specs = _SpecCache()
 
     def session(self) -> Session:
         return self._session()
@@ -220,14 +261,14 @@ class Repository:
             s.execute(delete(TrialRow).where(TrialRow.experiment_id == experiment_id))
             s.execute(delete(ExperimentRow).where(ExperimentRow.id == experiment_id))
             s.commit()
+        self._specs.forget(experiment_id)
 
-    @staticmethod
-    def _experiment(row: ExperimentRow) -> ExperimentRecord:
+    def _experiment(self, row: ExperimentRow) -> ExperimentRecord:
         return ExperimentRecord(
             id=row.id,
             namespace=row.namespace,
             name=row.name,
-            spec=Experiment.model_validate(row.spec),
+            experiment=self._specs.get(row.id, row.spec),
             phase=ExperimentPhase(row.phase),
             reason=row.reason,
             message=row.message,
@@ -478,7 +519,7 @@ class Repository:
         }
         inserted = conn.execute(statements.insert_observations, list(unique.values())).all()
         if inserted:
-            self._update_metrics(conn, trial_id, experiment.spec.spec.objective, inserted)
+            self._update_metrics(conn, trial_id, experiment.experiment.spec.objective, inserted)
         return len(inserted)
 
     @cached_property
@@ -556,7 +597,7 @@ class Repository:
         offset: int = 0,
     ) -> list[Trial]:
         """Trials best first by the objective (or by ``metric`` in its direction), one query."""
-        objective = experiment.spec.spec.objective
+        objective = experiment.experiment.spec.objective
         metric = metric or objective.objective_metric_name
         strategy = objective.strategy(metric)
         descending = (

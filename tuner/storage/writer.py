@@ -2,9 +2,10 @@
 
 Every pushed report and every parsed log line of a server goes through
 :meth:`ObservationWriter.write`. A single task takes whatever is queued, writes it in one
-transaction off the event loop, and only then answers each caller, so an acknowledged report is
-stored. With one writer, concurrent reporters never contend for SQLite's write lock, and under
-load the cost of a transaction is shared by many reports.
+transaction on the database thread (:class:`~tuner.storage.aio.AsyncRepository`), and only
+then answers each caller, so an acknowledged report is stored. With one writer, concurrent
+reporters never contend for SQLite's write lock, and under load the cost of a transaction is
+shared by many reports.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tuner.storage.aio import AsyncRepository, as_async
 from tuner.storage.repository import ExperimentRecord, Repository
 from tuner.trials import Observation
 
@@ -30,8 +32,9 @@ class _Request:
 
 
 class ObservationWriter:
-    def __init__(self, repo: Repository, max_batch: int = 256) -> None:
-        self.repo = repo
+    def __init__(self, repo: Repository | AsyncRepository, max_batch: int = 256) -> None:
+        self.db = as_async(repo)
+        self._own_db = self.db is not repo
         self.max_batch = max_batch
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -44,6 +47,14 @@ class ObservationWriter:
         """Write what is queued, then stop."""
         if self._task is None:
             return
+        try:
+            await self._drain()
+        finally:
+            if self._own_db:
+                self.db.close()
+
+    async def _drain(self) -> None:
+        assert self._task is not None
         await self._queue.join()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -55,9 +66,7 @@ class ObservationWriter:
     ) -> int:
         """Store observations of one trial; returns how many were new (see Repository)."""
         if self._task is None:  # not started (tests, one-off use): write directly
-            return await asyncio.to_thread(
-                self.repo.add_observations, experiment, trial, observations
-            )
+            return await self.db.add_observations(experiment, trial, observations)
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Request(experiment, trial, observations, done))
         return await done
@@ -75,9 +84,8 @@ class ObservationWriter:
 
     async def _write(self, batch: list[_Request]) -> None:
         try:
-            counts = await asyncio.to_thread(
-                self.repo.add_observation_batches,
-                [(r.experiment, r.trial, r.observations) for r in batch],
+            counts = await self.db.add_observation_batches(
+                [(r.experiment, r.trial, r.observations) for r in batch]
             )
         except Exception as error:
             if len(batch) > 1:

@@ -29,7 +29,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from tuner.errors import Forbidden, NotFound
-from tuner.service import Service, tokens_equal
+from tuner.service import Service
+from tuner.tokens import tokens_equal
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
@@ -11,7 +10,6 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from tuner.api.auth import APIAuth
 from tuner.api.deps import ExperimentDep, ServiceDep
 from tuner.api.routes.common import AUTH_ERRORS, INVALID, NOT_FOUND, json_errors
-from tuner.api.schemas import EventRead
 
 router = APIRouter(
     prefix="/experiments/{name}/events",
@@ -54,4 +52,4 @@ async def stream_events(
     record: ExperimentDep, service: ServiceDep
 ) -> AsyncIterator[ServerSentEvent]:
     async for event in service.events(record):
-        yield ServerSentEvent(event=event.kind, data=EventRead(**dataclasses.asdict(event)))
+        yield ServerSentEvent(event=event.kind, data=event)

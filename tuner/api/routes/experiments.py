@@ -145,7 +145,7 @@ async def create_experiment(
             ]
         )
     record = await service.submit(experiment)
-    return experiment_read(service.repo, record)
+    return await service.db.run(experiment_read, record)
 
 
 @router.get("", summary="List experiments, newest first")
@@ -181,7 +181,7 @@ async def edit_budget(
     record: ExperimentDep, update: BudgetUpdate, service: ServiceDep
 ) -> ExperimentRead:
     edited = await service.edit_budget(record, update.changes())
-    return experiment_read(service.repo, edited)
+    return await service.db.run(experiment_read, edited)
 
 
 @router.post(
@@ -191,7 +191,7 @@ async def edit_budget(
 )
 async def stop_experiment(record: ExperimentDep, service: ServiceDep) -> ExperimentRead:
     stopped = await service.stop(record)
-    return experiment_read(service.repo, stopped)
+    return await service.db.run(experiment_read, stopped)
 
 
 @router.delete(

@@ -48,7 +48,7 @@ def leaderboard(
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
-    objective = record.spec.spec.objective
+    objective = record.experiment.spec.objective
     if metric is not None and metric not in objective.metric_names:
         raise InvalidRequest(
             f"unknown metric {metric!r}: the objective lists {', '.join(objective.metric_names)}"
@@ -58,7 +58,9 @@ def leaderboard(
     )
     rows = [leaderboard_row(t) for t in trials]
     if accept is not None and "text/csv" in accept:
-        return _csv(rows, [p.name for p in record.spec.spec.parameters], objective.metric_names)
+        return _csv(
+            rows, [p.name for p in record.experiment.spec.parameters], objective.metric_names
+        )
     return rows
 
 

@@ -133,7 +133,7 @@ class TrialTailRead(_Read):
 
 
 def _maximize(record: ExperimentRecord) -> bool:
-    return record.spec.spec.objective.type is ObjectiveType.MAXIMIZE
+    return record.experiment.spec.objective.type is ObjectiveType.MAXIMIZE
 
 
 def _axes(record: ExperimentRecord) -> list[plots.Axis]:
@@ -145,7 +145,7 @@ def _axes(record: ExperimentRecord) -> list[plots.Axis]:
             if p.parameter_type is ParameterType.CATEGORICAL
             else None,
         )
-        for p in record.spec.spec.parameters
+        for p in record.experiment.spec.parameters
     ]
 
 
@@ -167,7 +167,7 @@ def overview(
     tallies = repo.experiment_tallies([r.id for r in records])
     rows = []
     for r in records:
-        spec = r.spec.spec
+        spec = r.experiment.spec
         found = tallies[r.id]
         counts = plots.tally(found.counts)
         rows.append(
@@ -205,8 +205,8 @@ def history(
     result = plots.history(points, maximize=_maximize(record), cap=cap)
     shown = result.shown
     return HistoryRead(
-        metric=record.spec.spec.objective.objective_metric_name,
-        direction=record.spec.spec.objective.type.value,
+        metric=record.experiment.spec.objective.objective_metric_name,
+        direction=record.experiment.spec.objective.type.value,
         total=result.total,
         sampled=len(shown) < result.total,
         number=[p.number for p in shown],
@@ -231,8 +231,8 @@ def parallel(
     result = plots.parallel(points, _axes(record), maximize=_maximize(record), cap=cap)
     shown = result.shown
     return ParallelRead(
-        metric=record.spec.spec.objective.objective_metric_name,
-        direction=record.spec.spec.objective.type.value,
+        metric=record.experiment.spec.objective.objective_metric_name,
+        direction=record.experiment.spec.objective.type.value,
         total=result.total,
         sampled=len(shown) < result.total,
         trial=[p.name for p in shown],
@@ -257,7 +257,7 @@ def curves(
     ] = 15,
     points: Annotated[int, Query(ge=10, le=5000, description="points per curve at most")] = 300,
 ) -> CurvesRead:
-    metric = record.spec.spec.objective.objective_metric_name
+    metric = record.experiment.spec.objective.objective_metric_name
     every = repo.trial_points(record.id, with_parameters=False)
     chosen = plots.curve_trials(every, maximize=_maximize(record), limit=limit, stopped=stopped)
     data = repo.metric_curves(record.id, [p.name for p, _ in chosen], metric)
@@ -300,7 +300,7 @@ def importance(record: ExperimentDep, repo: RepoDep) -> ImportanceRead:
             return cached
     found = plots.importance(points, _axes(record))
     result = ImportanceRead(
-        metric=record.spec.spec.objective.objective_metric_name,
+        metric=record.experiment.spec.objective.objective_metric_name,
         method=found.method,
         trials=found.trials,
         importances=[ImportanceItem(parameter=p, importance=v) for p, v in found.importances],

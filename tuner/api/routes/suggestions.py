@@ -29,7 +29,7 @@ async def suggest(
     record: ExperimentDep, body: SuggestionCreate, service: ServiceDep
 ) -> SuggestionsRead:
     trials, message = await service.suggest(record, body.count)
-    current = service.repo.experiment_by_id(record.id)
+    current = await service.db.experiment_by_id(record.id)
     return SuggestionsRead(
         trials=[
             suggested_trial_read(t, service.trial_token(record.namespace, record.name, t.name))

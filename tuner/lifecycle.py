@@ -1,0 +1,218 @@
+"""The pure decisions of an experiment's life: functions of the spec and the stored trials.
+
+No I/O and no asyncio here: the controller (:mod:`tuner.controller`, experiments with a
+``trialTemplate``) and the ask/tell driver (:mod:`tuner.asktell`, experiments without one) read
+the database, call these functions, and act on what they return. So both end experiments,
+size batches, turn suggestions into trial rows and judge finished trials by the same rules.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from tuner.algorithms.base import Suggestion
+from tuner.errors import FieldError, SpecError
+from tuner.spec import CollectorKind, Experiment, ExperimentSpec, Objective, load_spec
+from tuner.trials import ACTIVE_STATES, ExperimentPhase, ParamValue, Trial, TrialState
+
+SUGGESTION_END = "ExperimentSuggestionEndReached"
+SUGGESTION_END_MESSAGE = (
+    "the algorithm has no more parameter sets to suggest (search space exhausted)"
+)
+
+
+class Verdict(NamedTuple):
+    """How an experiment ends: its final phase, the reason and a human message."""
+
+    phase: ExperimentPhase
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class TrialEnding:
+    """How one trial ends: its final state, the reason and a human message."""
+
+    state: TrialState
+    reason: str
+    message: str | None
+
+
+# -- the experiment -----------------------------------------------------------------------
+
+
+def experiment_verdict(spec: ExperimentSpec, history: Sequence[Trial]) -> Verdict | None:
+    """Whether the stored trials end the experiment, or ``None``.
+
+    The goal reached, more than ``maxFailedTrialCount`` failures, or ``maxTrialCount`` trials
+    finished (checked in that order).
+    """
+    objective = spec.objective
+    best = best_trial(objective, history) if objective.goal is not None else None
+    if best is not None and best.objective is not None and objective.goal_reached(best.objective):
+        return Verdict(
+            ExperimentPhase.SUCCEEDED,
+            "ExperimentGoalReached",
+            f"trial {best.name} reached {objective.objective_metric_name}="
+            f"{best.objective:g} (goal {objective.goal:g})",
+        )
+    failed = sum(1 for t in history if t.state is TrialState.FAILED)
+    if spec.max_failed_trial_count is not None and failed > spec.max_failed_trial_count:
+        return Verdict(
+            ExperimentPhase.FAILED,
+            "ExperimentMaxFailedTrialsReached",
+            f"{failed} trials failed (maxFailedTrialCount {spec.max_failed_trial_count})",
+        )
+    finished = sum(1 for t in history if t.state.finished)
+    if spec.max_trial_count is not None and finished >= spec.max_trial_count:
+        return Verdict(
+            ExperimentPhase.SUCCEEDED,
+            "ExperimentMaxTrialsReached",
+            f"{finished} trials finished (maxTrialCount {spec.max_trial_count})",
+        )
+    return None
+
+
+def suggestions_exhausted(suggested: int, active: int) -> Verdict | None:
+    """The ending when the algorithm suggested nothing and no trial is active any more."""
+    if suggested == 0 and active == 0:
+        return Verdict(ExperimentPhase.SUCCEEDED, SUGGESTION_END, SUGGESTION_END_MESSAGE)
+    return None
+
+
+def kill_ending(verdict: Verdict) -> TrialEnding:
+    """How the still-active trials of an ending experiment end: Killed, with its reason."""
+    reason = "ExperimentStopped" if verdict.phase is ExperimentPhase.STOPPED else verdict.reason
+    return TrialEnding(TrialState.KILLED, reason, verdict.message)
+
+
+def stopped(message: str) -> Verdict:
+    """The ending of an experiment stopped by a user."""
+    return Verdict(ExperimentPhase.STOPPED, "ExperimentStopped", message)
+
+
+BUDGET_FIELDS = frozenset({"maxTrialCount", "parallelTrialCount", "maxFailedTrialCount"})
+
+
+def edit_budget(experiment: Experiment, changes: Mapping[str, Any]) -> Experiment:
+    """The experiment with its budget changed (a ``None`` value removes a limit).
+
+    Raises:
+        SpecError: a change of anything but the budget, or an invalid result.
+    """
+    unknown = sorted(set(changes) - BUDGET_FIELDS)
+    if unknown:
+        raise SpecError([FieldError(f"spec.{k}", "only the budget can be edited") for k in unknown])
+    data = experiment.dump()
+    for key, value in changes.items():
+        if value is None:
+            data["spec"].pop(key, None)
+        else:
+            data["spec"][key] = value
+    return load_spec(data)
+
+
+def resumed_by(
+    old: ExperimentSpec, new: ExperimentSpec, changes: Mapping[str, Any]
+) -> tuple[str, str] | None:
+    """``(reason, message)`` when a budget edit resumes a finished experiment: a raised
+    ``maxTrialCount``; ``None`` otherwise."""
+    before, after = old.max_trial_count, new.max_trial_count
+    if "maxTrialCount" not in changes or before is None or (after is not None and after <= before):
+        return None
+    limit = after if after is not None else "unlimited"
+    return "ExperimentRestarted", f"maxTrialCount raised from {before} to {limit}"
+
+
+# -- room and suggestions -----------------------------------------------------------------
+
+
+def active_count(history: Sequence[Trial]) -> int:
+    return sum(1 for t in history if t.state in ACTIVE_STATES)
+
+
+def room_for_trials(spec: ExperimentSpec, active: int, total: int) -> int:
+    """How many trials may be created now (<= 0: none), given active and all stored trials."""
+    room = spec.parallel_trial_count - active
+    if spec.max_trial_count is not None:
+        room = min(room, spec.max_trial_count - total)
+    return room
+
+
+def why_no_room(spec: ExperimentSpec, active: int, total: int) -> str:
+    """Why no more trials can be created now (after :func:`room_for_trials`)."""
+    if spec.max_trial_count is not None and total >= spec.max_trial_count:
+        return f"maxTrialCount ({spec.max_trial_count}) trials exist"
+    if active >= spec.parallel_trial_count:
+        return (
+            f"parallelTrialCount ({spec.parallel_trial_count}) trials are running; "
+            "complete some first"
+        )
+    return "the algorithm suggested fewer"
+
+
+def trial_rows(
+    spec: ExperimentSpec, suggestions: Sequence[Suggestion], room: int
+) -> list[tuple[dict[str, ParamValue], dict[str, Any]]]:
+    """The rows to store for at most ``room`` suggestions: typed parameters and attributes."""
+    return [
+        ({p.name: p.convert(s.parameters[p.name]) for p in spec.parameters}, dict(s.attrs))
+        for s in suggestions[:room]
+    ]
+
+
+# -- one trial ----------------------------------------------------------------------------
+
+
+def trial_ending(
+    spec: ExperimentSpec,
+    succeeded: bool,
+    reported_objective: bool,
+    reason: str,
+    message: str | None,
+) -> TrialEnding:
+    """How a trial whose process (or client) finished ends.
+
+    A failure is Failed. A success is Succeeded when the objective metric was reported (or no
+    metrics are collected), else MetricsUnavailable.
+    """
+    if not succeeded:
+        return TrialEnding(TrialState.FAILED, reason, message)
+    if reported_objective or spec.metrics_collector_spec.kind is CollectorKind.NONE:
+        return TrialEnding(TrialState.SUCCEEDED, reason, message)
+    return TrialEnding(
+        TrialState.METRICS_UNAVAILABLE,
+        "MetricsUnavailable",
+        f"the trial succeeded but never reported {spec.objective.objective_metric_name}",
+    )
+
+
+# -- the best -----------------------------------------------------------------------------
+
+
+def best_trial(objective: Objective, history: Sequence[Trial]) -> Trial | None:
+    """The completed trial with the best finite objective (the first of equals)."""
+    best: Trial | None = None
+    best_value = math.nan
+    for t in history:
+        value = t.objective
+        if not t.state.completed or value is None or not math.isfinite(value):
+            continue
+        if best is None or objective.better(value, best_value):
+            best, best_value = t, value
+    return best
+
+
+def new_best(
+    objective: Objective, history: Sequence[Trial], previous: float | None
+) -> float | None:
+    """The best objective value when it improves on ``previous``; ``None`` otherwise."""
+    best = best_trial(objective, history)
+    if best is None or best.objective is None:
+        return None
+    if previous is None or objective.better(best.objective, previous):
+        return best.objective
+    return None

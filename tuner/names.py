@@ -1,0 +1,29 @@
+"""Names shared across process boundaries: ``TUNER_*`` environment variables and HTTP headers.
+
+Stdlib only, with nothing but constants: :mod:`tuner.report` (imported by every training
+script) reads them, so this module must stay free of heavy imports.
+"""
+
+from __future__ import annotations
+
+# -- environment a trial process gets ------------------------------------------------------
+ENV_API_URL = "TUNER_API_URL"
+"""The URL trials reach the API at (also ``tuner serve``'s default for it)."""
+ENV_NAMESPACE = "TUNER_NAMESPACE"
+ENV_EXPERIMENT = "TUNER_EXPERIMENT"
+ENV_TRIAL = "TUNER_TRIAL"
+ENV_TRIAL_TOKEN = "TUNER_TRIAL_TOKEN"
+"""The per-trial push token (HMAC of the server secret, see :mod:`tuner.tokens`)."""
+ENV_TRIAL_DIR = "TUNER_TRIAL_DIR"
+"""The local runner's private directory of one trial."""
+
+# -- environment the service and the command line read -------------------------------------
+ENV_DATABASE_URL = "TUNER_DATABASE_URL"
+ENV_API_TOKEN = "TUNER_API_TOKEN"
+ENV_SECRET = "TUNER_SECRET"
+ENV_SERVER = "TUNER_SERVER"
+
+# -- HTTP ----------------------------------------------------------------------------------
+HEADER_AUTHORIZATION = "Authorization"
+HEADER_TRIAL_TOKEN = "X-Tuner-Trial-Token"
+"""A trial's token, for clients that also send an API token in ``Authorization``."""

@@ -1,0 +1,61 @@
+"""How to build the service (:class:`Settings`). Nothing is read from the environment here."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuner.runners.base import Runner
+
+Companion = Callable[[Any], Coroutine[Any, Any, None]]
+"""A coroutine function run beside the service, given the started
+:class:`~tuner.service.Service` (typed ``Any`` here: the service imports these settings)."""
+
+
+def _replica_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class Settings:
+    """How to build the service.
+
+    Attributes:
+        db_url: SQLAlchemy URL (default: ``TUNER_DATABASE_URL`` or ``./tuner.db``).
+        api_token: when set, every endpoint but ``/healthz`` needs ``Bearer <api_token>``.
+        secret: the key trial tokens derive from; default: ``<workdir>/server-secret``.
+        workdir: trial directories and logs (local runner), and the default secret.
+        api_url: the URL trials reach the API at (``TUNER_API_URL``).
+        trial_cwd: where trial commands run (default: the current directory).
+        trial_env: the environment trials inherit (default: this process's).
+        runner: a runner to use instead of the local runner (tests, Kubernetes).
+        events_poll_interval: seconds between database polls of an event stream.
+        max_body_size: request bodies above this many bytes get 413.
+        stop_timeout: seconds to wait for a controller to kill its trials on stop.
+        replica_id: this replica's name in experiment leases (default: host, pid, random).
+        lease_ttl: seconds a lease lasts without renewal: the failover time after a crash.
+        lease_interval: seconds between lease renewals and scans for orphaned experiments.
+        companions: coroutines run beside the service from its start to its close, each given
+            the started service (``tuner serve --runner kubernetes`` runs the operator so).
+    """
+
+    db_url: str | None = None
+    api_token: str | None = field(default=None, repr=False)
+    secret: bytes | None = field(default=None, repr=False)
+    workdir: Path = Path(".tuner")
+    api_url: str = "http://127.0.0.1:8000"
+    trial_cwd: Path | None = None
+    trial_env: Mapping[str, str] | None = field(default=None, repr=False)
+    runner: Runner | None = None
+    events_poll_interval: float = 1.0
+    max_body_size: int = 4 << 20
+    stop_timeout: float = 60.0
+    replica_id: str = field(default_factory=_replica_id)
+    lease_ttl: float = 10.0
+    lease_interval: float = 2.0
+    companions: list[Companion] = field(default_factory=list)
