@@ -22,7 +22,10 @@ PACKAGE = ROOT / "tuner"
 
 # Modules over MAX_LINES, each holding one idea (the reason says which).
 MAX_LINES = 500
-ONE_IDEA: dict[str, str] = {}
+ONE_IDEA: dict[str, str] = {
+    "tuner.storage.repository": "the Repository: every query of the database, in one place",
+    "tuner.runners.kubernetes": "a trial as a Kubernetes Job: start, attach, wait, logs, kill",
+}
 
 
 def _module_files() -> dict[str, Path]:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
 
+from tuner import names
 from tuner.api.tabular import flatten_rows
 from tuner.errors import (
     Conflict,
@@ -53,8 +54,8 @@ if TYPE_CHECKING:
     from tuner.spec import Experiment
 
 API = "/api/v1"
-TOKEN_ENV = "TUNER_API_TOKEN"
-TRIAL_TOKEN_HEADER = "X-Tuner-Trial-Token"
+TOKEN_ENV = names.ENV_API_TOKEN
+TRIAL_TOKEN_HEADER = names.HEADER_TRIAL_TOKEN
 FINISHED = frozenset({"Succeeded", "Failed", "Stopped"})
 TRIAL_FINISHED = frozenset({"Succeeded", "Failed", "EarlyStopped", "MetricsUnavailable", "Killed"})
 _ERRORS: dict[int, type[TunerError]] = {
@@ -100,7 +101,7 @@ class Client:
         token = token if token is not None else os.environ.get(TOKEN_ENV) or None
         headers = {"Accept": "application/json"}
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            headers[names.HEADER_AUTHORIZATION] = f"Bearer {token}"
         self.url = url.rstrip("/")
         self.namespace = namespace or "default"
         self._explicit_namespace = namespace

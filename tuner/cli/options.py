@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tuner import names
 from tuner.errors import TunerError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-TOKEN_ENV = "TUNER_API_TOKEN"
-SERVER_ENV = "TUNER_SERVER"
-SECRET_ENV = "TUNER_SECRET"
-API_URL_ENV = "TUNER_API_URL"
+TOKEN_ENV = names.ENV_API_TOKEN
+SERVER_ENV = names.ENV_SERVER
+SECRET_ENV = names.ENV_SECRET
+API_URL_ENV = names.ENV_API_URL
 
 
 def read_token(token_file: str | None) -> str | None:
