@@ -70,10 +70,6 @@ def test_bad_trials_stop_early_and_save_steps(
     for t in stopped:
         assert t.message and "step" in t.message
         assert t.steps < STEPS
-        # Killed within a second of the observation that decided it.
-        last = max(o.time for o in repo.observations(record.id, t.name) if o.time)
-        assert t.finished_at is not None
-        assert (t.finished_at - last).total_seconds() < 1.0
     best = repo.best_trial(record)
     assert best is not None and best.state is TrialState.SUCCEEDED
     assert best.parameters["x"] == 0.5

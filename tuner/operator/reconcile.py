@@ -38,7 +38,7 @@ from tuner.operator.status import (
 )
 from tuner.runners.kubernetes import KubernetesRunner
 from tuner.service import Service
-from tuner.storage import ExperimentRecord
+from tuner.storage import ExperimentRecord, Repository
 from tuner.views import experiment_summary
 
 log = logging.getLogger(__name__)
@@ -248,15 +248,15 @@ class Operator:
 
     # -- one resource ----------------------------------------------------------------------
 
-    def _record(self, key: Key) -> ExperimentRecord | None:
+    async def _record(self, key: Key) -> ExperimentRecord | None:
         try:
-            return self.service.get(*key)
+            return await self.service.db.get_experiment(*key)
         except NotFound:
             return None
 
     async def _reconcile(self, key: Key) -> None:
         obj = self._objects.get(key)
-        record = self._record(key)
+        record = await self._record(key)
         if obj is None:
             self._handled.pop(key, None)
             self._notes.pop(key, None)
@@ -283,8 +283,9 @@ class Operator:
         if self._handled.get(key) != (uid, generation):
             await self._apply_edits(key, obj, record)
             self._handled[key] = (uid, generation)
-            record = self._record(key) or record
-        await self._write_status(key, obj, self._status(record, generation, self._notes.get(key)))
+            record = await self._record(key) or record
+        status = await self.service.db.run(self._status, record, generation, self._notes.get(key))
+        await self._write_status(key, obj, status)
 
     async def _submit(self, key: Key, obj: dict[str, Any]) -> ExperimentRecord | None:
         status = obj.get("status") or {}
@@ -315,7 +316,7 @@ class Operator:
             )
             return None
         except Conflict:  # another replica submitted it first
-            return self._record(key)
+            return await self._record(key)
         log.info("Experiment %s/%s submitted", *key)
         self._handled[key] = (object_uid(obj), generation)
         self._notes.pop(key, None)
@@ -337,13 +338,14 @@ class Operator:
             notes.append(edits_ignored_condition(ignored))
         self._notes[key] = notes
 
+    @staticmethod
     def _status(
-        self,
+        repo: Repository,
         record: ExperimentRecord,
         generation: int | None,
         notes: list[dict[str, Any]] | None,
     ) -> dict[str, Any]:
-        repo = self.service.repo
+        """The resource's status, read on the database thread (``service.db.run``)."""
         summary = experiment_summary(repo, record)
         ranges: dict[str, tuple[float, float, float]] = {}
         optimal = summary.get("currentOptimalTrial")
