@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -121,9 +121,18 @@ class AlgorithmSetting(_Model):
     value: KatibStr
 
 
-class AlgorithmSpec(_Model):
+class EarlyStoppingSetting(AlgorithmSetting):
+    """Katib names the settings of a stopping rule apart; their shape is the same."""
+
+
+SettingT = TypeVar("SettingT", bound=AlgorithmSetting)
+
+
+class _NamedChoice(_Model, Generic[SettingT]):
+    """An algorithm or stopping rule by name, with its settings (Katib's shape for both)."""
+
     algorithm_name: str
-    algorithm_settings: list[AlgorithmSetting] = Field(default_factory=list)
+    algorithm_settings: list[SettingT] = Field(default_factory=list)
 
     @property
     def settings(self) -> dict[str, str]:
@@ -134,22 +143,12 @@ class AlgorithmSpec(_Model):
         return space.AlgorithmChoice(self.algorithm_name, self.settings)
 
 
-class EarlyStoppingSetting(_Model):
-    name: str
-    value: KatibStr
+class AlgorithmSpec(_NamedChoice[AlgorithmSetting]):
+    pass
 
 
-class EarlyStoppingSpec(_Model):
-    algorithm_name: str
-    algorithm_settings: list[EarlyStoppingSetting] = Field(default_factory=list)
-
-    @property
-    def settings(self) -> dict[str, str]:
-        return {s.name: s.value for s in self.algorithm_settings}
-
-    @property
-    def choice(self) -> space.AlgorithmChoice:
-        return space.AlgorithmChoice(self.algorithm_name, self.settings)
+class EarlyStoppingSpec(_NamedChoice[EarlyStoppingSetting]):
+    pass
 
 
 # ---------------------------------------------------------------------------------------------
