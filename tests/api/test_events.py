@@ -102,20 +102,27 @@ def test_events_of_an_experiment_driven_elsewhere_are_polled(tmp_path: Path) -> 
                 events.append(event)
 
         consumer = asyncio.create_task(consume())
-        for _ in range(200):  # the stream's first event: the current phase
-            if events:
-                break
+        deadline = asyncio.get_running_loop().time() + 60
+        while not events:  # the stream's first event: the current phase
+            assert asyncio.get_running_loop().time() < deadline, "no first event"
             await asyncio.sleep(0.01)
         late = repo.create_trials(record, [({"x": 1.0, "n": 1}, {}), ({"x": 2.0, "n": 1}, {})])
         for trial in late:
             repo.mark_running(record.id, trial.name, "pid:1")
+
+        async def seen_by_the_stream(trial_name: str) -> None:
+            # One finished trial at a time, so every best value is seen; bounded, not a guess.
+            deadline = asyncio.get_running_loop().time() + 60
+            while not any(e.trial == trial_name and e.state == "Succeeded" for e in events):
+                assert asyncio.get_running_loop().time() < deadline, f"{trial_name} not seen"
+                await asyncio.sleep(0.01)
+
         for trial, loss in zip([early, *late], (0.3, 0.1, 0.2), strict=True):
             repo.add_observations(record, trial.name, [Observation("loss", 0, loss)])
-            await asyncio.sleep(0.05)
             repo.finish_trial(record.id, trial.name, TrialState.SUCCEEDED)
-            await asyncio.sleep(0.05)
+            await seen_by_the_stream(trial.name)
         repo.set_phase(record.id, ExperimentPhase.SUCCEEDED, "ExperimentMaxTrialsReached", "3")
-        await asyncio.wait_for(consumer, 5)
+        await asyncio.wait_for(consumer, 60)
         await service.close()
         return events
 
@@ -183,7 +190,7 @@ def test_server_shutdown_ends_streams(tmp_path: Path) -> None:
         await asyncio.sleep(0.05)
         started = time.monotonic()
         await service.close()
-        await asyncio.wait_for(consumer, 5)
+        await asyncio.wait_for(consumer, 60)
         return time.monotonic() - started
 
     assert asyncio.run(scenario()) < 2
