@@ -208,6 +208,18 @@ def test_the_api_and_client_rank_like_the_cli(crashy: Ran, server: Server) -> No
         assert list(frame["trial"]) == [r["trial"] for r in cli_rows]
         assert list(client.leaderboard("crashy", status="Failed")["status"]) == ["Failed"]
 
+    remote_failed = tuner(
+        "leaderboard", "crashy", "--json", "--state", "Failed", "--server", server.url,
+        "--token-file", str(server.token_file),
+    )  # fmt: skip
+    assert json.loads(remote_failed.stdout) == board(crashy, "--state", "Failed")
+    remote_nope = tuner(
+        "leaderboard", "crashy", "--metric", "nope", "--server", server.url,
+        "--token-file", str(server.token_file),
+    )  # fmt: skip
+    assert remote_nope.returncode == 2
+    assert "unknown metric 'nope'" in remote_nope.stderr and "score" in remote_nope.stderr
+
     for params, word in (({"metric": "nope"}, "score"), ({"status": "Crashed"}, "Succeeded")):
         answer = httpx.get(url, headers=headers, params=params)
         assert answer.status_code == 400
