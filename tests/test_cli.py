@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -194,8 +195,10 @@ class FakeSource:
         self.calls.append(("experiment", name))
         return ExperimentInfo("default", name, ["x", "n"], ["loss", "accuracy"])
 
-    def leaderboard(self, name: str, *, limit: int, metric: str | None) -> list[TrialRow]:
-        self.calls.append(("leaderboard", name, str(limit), str(metric)))
+    def leaderboard(
+        self, name: str, *, limit: int, metric: str | None, states: Sequence[str] = ()
+    ) -> list[TrialRow]:
+        self.calls.append(("leaderboard", name, str(limit), str(metric), *states))
         return ROWS[:limit]
 
     def trials(self, name: str, *, state: str | None) -> list[TrialRow]:
@@ -286,6 +289,7 @@ def test_status_renders_the_status_of_any_source(
     assert capsys.readouterr().out == (
         "team/exp: Running\n"
         "trials: 3 (Running 1, Succeeded 1, EarlyStopped 1)\n"
+        "steps: totalSteps 4\n"
         "optimal trial: exp-0001 (x=0.125, n=2) -> accuracy=0.75, loss=0.5\n"
     )
     assert main(["status", "exp", "--json"]) == 0

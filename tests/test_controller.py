@@ -84,15 +84,27 @@ def test_failures_metrics_unavailable_and_max_failed(
     assert final.phase is ExperimentPhase.FAILED
     assert final.reason == "ExperimentMaxFailedTrialsReached"
     trials = sqlite_repo.trials(record.id)
-    assert len(trials) == 2  # the second failure exceeds maxFailedTrialCount=1
+    assert len(trials) == 1  # the first failure reaches maxFailedTrialCount=1 (Katib's rule)
     assert all(t.state is TrialState.FAILED and t.message == "exit code 3" for t in trials)
 
     data = experiment_dict("silent", maxTrialCount=2)
+    del data["spec"]["maxFailedTrialCount"]  # no failure budget: MetricsUnavailable trials end it
     command(data).append("--silent")
     record = sqlite_repo.create_experiment(load_spec(data))
     final = run(sqlite_repo, record, tmp_path)
     assert final.phase is ExperimentPhase.SUCCEEDED
     assert {t.state for t in sqlite_repo.trials(record.id)} == {TrialState.METRICS_UNAVAILABLE}
+
+    # MetricsUnavailable counts against maxFailedTrialCount, as in Katib.
+    data = experiment_dict(
+        "silent-budget", maxTrialCount=4, maxFailedTrialCount=2, parallelTrialCount=1
+    )
+    command(data).append("--silent")
+    record = sqlite_repo.create_experiment(load_spec(data))
+    final = run(sqlite_repo, record, tmp_path)
+    assert final.phase is ExperimentPhase.FAILED
+    assert final.reason == "ExperimentMaxFailedTrialsReached"
+    assert "(2 MetricsUnavailable)" in (final.message or "")
 
 
 def test_goal_reached_kills_the_rest(sqlite_repo: Repository, tmp_path: Path) -> None:

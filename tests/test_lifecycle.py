@@ -24,8 +24,9 @@ def _trial(number: int, state: TrialState, objective: float | None = None) -> Tr
 
 
 def test_verdict_goal_then_failures_then_max_trials() -> None:
-    spec = _spec(maxTrialCount=3, maxFailedTrialCount=1)
-    spec.objective.goal = 0.1
+    data = experiment_dict(maxTrialCount=3, maxFailedTrialCount=1)
+    data["spec"]["objective"]["goal"] = 0.1
+    spec = load_spec(data).spec
     running = [_trial(0, TrialState.RUNNING)]
     assert lifecycle.experiment_verdict(spec, running) is None
     reached = [_trial(0, TrialState.SUCCEEDED, 0.5), _trial(1, TrialState.SUCCEEDED, 0.05)]
@@ -33,10 +34,48 @@ def test_verdict_goal_then_failures_then_max_trials() -> None:
     assert verdict is not None
     assert verdict == (ExperimentPhase.SUCCEEDED, "ExperimentGoalReached", verdict.message)
     assert "exp-0001" in verdict.message
-    failed = [_trial(0, TrialState.FAILED), _trial(1, TrialState.FAILED)]
+    failed = [_trial(0, TrialState.FAILED)]
     assert lifecycle.experiment_verdict(spec, failed).reason == "ExperimentMaxFailedTrialsReached"  # type: ignore[union-attr]
     done = [_trial(i, TrialState.SUCCEEDED, 1.0) for i in range(3)]
     assert lifecycle.experiment_verdict(spec, done).reason == "ExperimentMaxTrialsReached"  # type: ignore[union-attr]
+
+
+def _failed(number: int, state: TrialState, message: str) -> Trial:
+    trial = _trial(number, state)
+    trial.message = message
+    return trial
+
+
+@pytest.mark.parametrize(
+    ("limit", "failures", "ends"),
+    [(2, 1, False), (2, 2, True), (1, 1, True), (0, 0, False), (0, 1, True)],
+)
+def test_failed_trials_end_the_experiment_on_reaching_max_failed(
+    limit: int, failures: int, ends: bool
+) -> None:
+    """Katib's rule: Failed + MetricsUnavailable, at least one, ``>= maxFailedTrialCount``."""
+    spec = _spec(maxTrialCount=10, maxFailedTrialCount=limit)
+    history = [_trial(0, TrialState.SUCCEEDED, 1.0)]
+    states = [TrialState.FAILED, TrialState.METRICS_UNAVAILABLE]
+    history += [_failed(i + 1, states[i % 2], f"why {i + 1}") for i in range(failures)]
+    verdict = lifecycle.experiment_verdict(spec, history)
+    if not ends:
+        assert verdict is None
+        return
+    assert verdict is not None
+    assert verdict.phase is ExperimentPhase.FAILED
+    assert verdict.reason == "ExperimentMaxFailedTrialsReached"
+    assert f"{failures} trials failed" in verdict.message
+    assert f"maxFailedTrialCount {limit}" in verdict.message
+    assert verdict.message.endswith(f"exp-{failures:04d}: why {failures}")
+
+
+def test_metrics_unavailable_counts_against_max_failed() -> None:
+    spec = _spec(maxTrialCount=10, maxFailedTrialCount=2)
+    history = [_failed(i, TrialState.METRICS_UNAVAILABLE, "never reported") for i in range(2)]
+    verdict = lifecycle.experiment_verdict(spec, history)
+    assert verdict is not None and verdict.phase is ExperimentPhase.FAILED
+    assert "(2 MetricsUnavailable)" in verdict.message
 
 
 def test_room_and_why_not() -> None:
@@ -64,6 +103,12 @@ def test_trial_ending() -> None:
     assert ok.state is TrialState.SUCCEEDED
     silent = lifecycle.trial_ending(spec, True, False, "Completed", "")
     assert silent.state is TrialState.METRICS_UNAVAILABLE and "loss" in (silent.message or "")
+    assert "looked like" not in (silent.message or "")
+    misnamed = lifecycle.trial_ending(spec, True, False, "Completed", "", ["Loss=0.5", "acc=1"])
+    assert misnamed.message == (
+        "the trial succeeded but never reported `loss`; lines looked like `Loss=0.5`, `acc=1` "
+        "(names not in the spec's objective)"
+    )
 
 
 def test_best_ignores_unfinished_and_non_finite() -> None:

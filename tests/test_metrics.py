@@ -201,6 +201,26 @@ def test_junk_and_unknown_metrics_are_skipped(line: str) -> None:
     assert text_parser().parse(line) == []
 
 
+def test_names_outside_the_spec_are_remembered_with_a_value() -> None:
+    parser = LineParser(objective(name="Score"), now=clock)
+    for line in [
+        "epoch=0 score=0.93 lr=0.1",
+        "epoch=1 score=0.95 note=abc",
+        "Score=oops",
+        "a=1 b=2 c=3 d=4 e=5",
+    ]:
+        assert parser.parse(line) == []
+    # First value of each name, in order, step keys and non-numbers left out, at most five.
+    assert parser.unknown == ["score=0.93", "lr=0.1", "a=1", "b=2", "c=3"]
+    assert parser.parse("Score=0.5")[0].value == 0.5
+
+
+def test_json_keys_outside_the_spec_are_remembered() -> None:
+    parser = JsonLineParser(objective(name="Score"), now=clock)
+    assert parser.parse('{"score": 0.93, "step": 1, "timestamp": 5, "tag": "x"}') == []
+    assert parser.unknown == ["score=0.93"]
+
+
 def test_junk_does_not_advance_steps() -> None:
     p = text_parser()
     p.parse("accuracy=nan")

@@ -236,7 +236,11 @@ class Client:
         metric: str | None = None,
         status: str | Iterable[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Leaderboard rows, best first, as ``tuner leaderboard --json`` prints them."""
+        """Leaderboard rows, best first, as ``tuner leaderboard --json`` prints them.
+
+        ``status``: states (or comma lists, or ``"all"``); by default only the trials that
+        finished with their metrics (Succeeded, EarlyStopped).
+        """
         params = _params(limit=limit, offset=offset, metric=metric, status=status)
         return self._json_list("GET", f"/experiments/{name}/leaderboard", params=params)
 
@@ -249,7 +253,8 @@ class Client:
         metric: str | None = None,
         status: str | Iterable[str] | None = None,
     ) -> pd.DataFrame:
-        """The leaderboard as a DataFrame, best first.
+        """The leaderboard as a DataFrame, best first (by default Succeeded and EarlyStopped
+        trials only; ``status`` as in :meth:`leaderboard_rows`).
 
         Columns: ``trial``, ``status``, ``objective``, one per parameter (spec order), one per
         metric (the objective first), ``steps``, ``reason``. A parameter or metric name that

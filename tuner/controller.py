@@ -299,7 +299,8 @@ class ExperimentController:
             final = tailer.poll(final=True)
             if final:
                 await self.observe(trial_name, final)
-        await self._finish_trial(trial_name, outcome)
+        seen = parser.unknown if parser is not None else []
+        await self._finish_trial(trial_name, outcome, seen)
         self._handles.pop(trial_name, None)
         self._tasks.pop(trial_name, None)
 
@@ -310,7 +311,10 @@ class ExperimentController:
                 await self.observe(trial_name, observations)
             await asyncio.sleep(FILE_POLL_INTERVAL)
 
-    async def _finish_trial(self, trial_name: str, outcome: TrialOutcome) -> None:
+    async def _finish_trial(
+        self, trial_name: str, outcome: TrialOutcome, seen: Sequence[str] = ()
+    ) -> None:
+        """Store how the trial ended; ``seen``: metric-looking names it printed outside the spec."""
         record = self.record
         ending = self._endings.pop(trial_name, None)
         if ending is None:
@@ -320,6 +324,7 @@ class ExperimentController:
                 bool(self._curves.get(trial_name)),
                 outcome.reason,
                 outcome.message,
+                seen,
             )
         if await self.db.finish_trial(
             record.id, trial_name, ending.state, ending.reason, ending.message

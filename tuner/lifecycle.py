@@ -47,8 +47,11 @@ class TrialEnding:
 def experiment_verdict(spec: ExperimentSpec, history: Sequence[Trial]) -> Verdict | None:
     """Whether the stored trials end the experiment, or ``None``.
 
-    The goal reached, more than ``maxFailedTrialCount`` failures, or ``maxTrialCount`` trials
-    finished (checked in that order).
+    The goal reached, failed trials reaching ``maxFailedTrialCount``, or ``maxTrialCount``
+    trials finished (checked in that order). As in Katib (``UpdateExperimentStatusCondition``
+    in ``pkg/controller.v1beta1/experiment/util/status_util.go``), failed trials are Failed and
+    MetricsUnavailable ones, and the experiment fails once there is at least one and their
+    number is ``>= maxFailedTrialCount``.
     """
     objective = spec.objective
     best = best_trial(objective, history) if objective.goal is not None else None
@@ -59,12 +62,13 @@ def experiment_verdict(spec: ExperimentSpec, history: Sequence[Trial]) -> Verdic
             f"trial {best.name} reached {objective.objective_metric_name}="
             f"{best.objective:g} (goal {objective.goal:g})",
         )
-    failed = sum(1 for t in history if t.state is TrialState.FAILED)
-    if spec.max_failed_trial_count is not None and failed > spec.max_failed_trial_count:
+    failed = [t for t in history if t.state in FAILED_STATES]
+    limit = spec.max_failed_trial_count
+    if limit is not None and failed and len(failed) >= limit:
         return Verdict(
             ExperimentPhase.FAILED,
             "ExperimentMaxFailedTrialsReached",
-            f"{failed} trials failed (maxFailedTrialCount {spec.max_failed_trial_count})",
+            _failed_message(failed, limit),
         )
     finished = sum(1 for t in history if t.state.finished)
     if spec.max_trial_count is not None and finished >= spec.max_trial_count:
@@ -74,6 +78,21 @@ def experiment_verdict(spec: ExperimentSpec, history: Sequence[Trial]) -> Verdic
             f"{finished} trials finished (maxTrialCount {spec.max_trial_count})",
         )
     return None
+
+
+FAILED_STATES = (TrialState.FAILED, TrialState.METRICS_UNAVAILABLE)
+"""The states that count against ``maxFailedTrialCount`` (Katib counts both)."""
+
+
+def _failed_message(failed: Sequence[Trial], limit: int) -> str:
+    """How many trials failed, of which kind, and the last one's message (the likely cause)."""
+    unavailable = sum(1 for t in failed if t.state is TrialState.METRICS_UNAVAILABLE)
+    kinds = f" ({unavailable} MetricsUnavailable)" if unavailable else ""
+    message = f"{len(failed)} trials failed{kinds}, reaching maxFailedTrialCount {limit}"
+    last = max(failed, key=lambda t: t.number)
+    if last.message:
+        message += f"; last, {last.name}: {last.message}"
+    return message
 
 
 def suggestions_exhausted(suggested: int, active: int) -> Verdict | None:
@@ -173,21 +192,26 @@ def trial_ending(
     reported_objective: bool,
     reason: str,
     message: str | None,
+    seen: Sequence[str] = (),
 ) -> TrialEnding:
     """How a trial whose process (or client) finished ends.
 
     A failure is Failed. A success is Succeeded when the objective metric was reported (or no
-    metrics are collected), else MetricsUnavailable.
+    metrics are collected), else MetricsUnavailable. ``seen`` are a few ``name=value`` samples
+    of metric-looking output whose names are not in the spec (see
+    :attr:`tuner.metrics.LineParser.unknown`): the MetricsUnavailable message quotes them, since
+    a misspelt ``objectiveMetricName`` is the usual cause.
     """
     if not succeeded:
         return TrialEnding(TrialState.FAILED, reason, message)
     if reported_objective or spec.metrics_collector_spec.kind is CollectorKind.NONE:
         return TrialEnding(TrialState.SUCCEEDED, reason, message)
-    return TrialEnding(
-        TrialState.METRICS_UNAVAILABLE,
-        "MetricsUnavailable",
-        f"the trial succeeded but never reported {spec.objective.objective_metric_name}",
-    )
+    name = spec.objective.objective_metric_name
+    text = f"the trial succeeded but never reported `{name}`"
+    if seen:
+        samples = ", ".join(f"`{s}`" for s in seen)
+        text += f"; lines looked like {samples} (names not in the spec's objective)"
+    return TrialEnding(TrialState.METRICS_UNAVAILABLE, "MetricsUnavailable", text)
 
 
 # -- the best -----------------------------------------------------------------------------

@@ -15,7 +15,9 @@ Text lines (``StdOut`` collector, ``File`` collector with format ``TEXT``)
       the observation time and is not matched against the filter; without one, the time is
       ``now()`` (UTC, injectable).
     * Only the objective's metrics (``objectiveMetricName`` and ``additionalMetricNames``)
-      are kept; other names are ignored.
+      are kept; other names are ignored, but the parser remembers the first few of them with
+      a value (``unknown``, e.g. ``score=0.93``) so that a trial that never reported its
+      objective can say what it did print.
     * The step of the line's observations is an explicit ``step=N``, ``global_step=N`` or
       ``epoch=N`` on the same line (a non-negative integer, first of these keys that is
       present, and only when that key is not itself one of the metrics). Otherwise each
@@ -68,10 +70,30 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+UNKNOWN_SAMPLES = 5
+"""How many metric-looking names outside the spec a parser remembers."""
+
+
 class MetricsParser(Protocol):
     """Turns one line of trial output into observations; keeps per-trial state (step counters)."""
 
     def parse(self, line: str) -> list[Observation]: ...
+
+
+class _Unknown:
+    """The first few ``name=value`` samples whose name is not a metric of the spec."""
+
+    def __init__(self, ignore: frozenset[str]) -> None:
+        self._ignore = ignore
+        self.samples: dict[str, str] = {}
+
+    def note(self, name: str, raw: str) -> None:
+        if (
+            len(self.samples) < UNKNOWN_SAMPLES
+            and name not in self.samples
+            and name.lower() not in self._ignore
+        ):
+            self.samples[name] = f"{name}={raw.strip()}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,6 +202,13 @@ class LineParser:
                 raise ValueError(f"metrics format {p.pattern!r} needs two groups: name, value")
         self._now = now
         self._steps = _StepCounter()
+        self._unknown = _Unknown(frozenset(STEP_KEYS))
+
+    @property
+    def unknown(self) -> list[str]:
+        """Up to :data:`UNKNOWN_SAMPLES` ``name=value`` matches whose name is not in the spec
+        (the first value of each name), in the order they were printed; step keys excluded."""
+        return list(self._unknown.samples.values())
 
     def parse(self, line: str) -> list[Observation]:
         body = line.rstrip("\r\n")
@@ -197,6 +226,8 @@ class LineParser:
                     continue
                 name = name.strip()
                 if name not in self._names:
+                    if _number(raw) is not None:
+                        self._unknown.note(name, raw)
                     continue
                 value = _number(raw)
                 if value is not None:
@@ -231,6 +262,13 @@ class JsonLineParser:
         self.metrics: tuple[str, ...] = tuple(objective.metric_names)
         self._now = now
         self._steps = _StepCounter()
+        self._unknown = _Unknown(frozenset((*STEP_KEYS, "timestamp")))
+
+    @property
+    def unknown(self) -> list[str]:
+        """Up to :data:`UNKNOWN_SAMPLES` numeric keys that are not metrics of the spec, as
+        ``name=value`` (step keys and ``timestamp`` excluded)."""
+        return list(self._unknown.samples.values())
 
     def parse(self, line: str) -> list[Observation]:
         text = line.strip()
@@ -242,6 +280,9 @@ class JsonLineParser:
             return []
         if not isinstance(obj, dict):
             return []
+        for key, raw in obj.items():
+            if key not in self.metrics and _json_number(raw) is not None:
+                self._unknown.note(str(key), str(raw))
         found = [
             (m, v) for m in self.metrics if m in obj and (v := _json_number(obj[m])) is not None
         ]

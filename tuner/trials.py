@@ -37,6 +37,8 @@ class TrialState(StrEnum):
 
 
 ACTIVE_STATES = (TrialState.CREATED, TrialState.RUNNING)
+RANKED_STATES = (TrialState.SUCCEEDED, TrialState.EARLY_STOPPED)
+"""The states the leaderboard and the best trial count by default: finished with metrics."""
 
 
 class ExperimentPhase(StrEnum):

@@ -3,11 +3,49 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from tuner.errors import InvalidRequest
+from tuner.spec import Objective
 from tuner.storage import ExperimentRecord, Repository
-from tuner.trials import Trial, TrialState
+from tuner.trials import RANKED_STATES, Trial, TrialState
+
+ALL_STATES = "all"
+"""The state filter value that asks the leaderboard for trials in every state."""
+
+
+def leaderboard_states(values: Iterable[str] | None) -> tuple[TrialState, ...] | None:
+    """The states a leaderboard shows, from ``--state`` / ``status=`` values.
+
+    Each value is a state or a comma-separated list of them (any case). Nothing given means
+    :data:`~tuner.trials.RANKED_STATES` (finished with metrics); ``all`` means every state
+    (``None``, as :meth:`Repository.leaderboard` takes it).
+
+    Raises:
+        InvalidRequest: an unknown state, with the list of known ones.
+    """
+    by_name = {state.value.lower(): state for state in TrialState}
+    names = [part.strip() for v in values or () for part in v.split(",") if part.strip()]
+    if not names:
+        return RANKED_STATES
+    if any(n.lower() == ALL_STATES for n in names):
+        return None
+    unknown = [n for n in names if n.lower() not in by_name]
+    if unknown:
+        known = ", ".join([*(s.value for s in TrialState), ALL_STATES])
+        raise InvalidRequest(f"unknown trial state {unknown[0]!r}: the states are {known}")
+    return tuple(dict.fromkeys(by_name[n.lower()] for n in names))
+
+
+def check_metric(objective: Objective, metric: str | None) -> None:
+    """Raise :class:`InvalidRequest` naming the known metrics when ``metric`` is not one."""
+    if metric is not None and metric not in objective.metric_names:
+        raise InvalidRequest(
+            f"unknown metric {metric!r}: the experiment's metrics are "
+            f"{', '.join(objective.metric_names)}"
+        )
 
 
 def _number(value: float | None) -> float | None:
@@ -30,9 +68,7 @@ def leaderboard_row(trial: Trial) -> dict[str, Any]:
 def experiment_summary(repo: Repository, record: ExperimentRecord) -> dict[str, Any]:
     """A Katib-shaped status: phase, reason, trial counts and the current optimal trial."""
     counts = repo.counts(record.id)
-    best = repo.leaderboard(
-        record, states=(TrialState.SUCCEEDED, TrialState.EARLY_STOPPED), limit=1
-    )
+    best = repo.leaderboard(record, states=RANKED_STATES, limit=1)
     optimal = None
     if best and best[0].objective is not None:
         trial = best[0]

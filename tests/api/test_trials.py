@@ -191,7 +191,7 @@ def test_complete_stores_final_metrics_and_sets_the_state(
 
     body = complete(client, "finish", silent, {"accuracy": 0.9}).json()
     assert body["status"] == "MetricsUnavailable"
-    assert body["reason"] == "the trial succeeded but never reported loss"
+    assert body["reason"] == "the trial succeeded but never reported `loss`"
 
     body = complete(client, "finish", broken, {}, status="Failed", message="CUDA OOM").json()
     assert body["status"] == "Failed" and body["reason"] == "CUDA OOM"
@@ -304,7 +304,10 @@ def test_leaderboard_orders_best_first_with_paging_and_filters(
     client: TestClient, finished: list[dict[str, Any]]
 ) -> None:
     url = f"{V1}/experiments/board/leaderboard"
-    rows = client.get(url).json()
+    # By default only trials that finished with their metrics are ranked.
+    ranked = client.get(url).json()
+    assert [r["objective"] for r in ranked] == [0.1, 0.2, 0.3, 0.4]
+    rows = client.get(url, params={"status": "all"}).json()
     # The running trial has the best loss so far; trials without the objective come last.
     assert [r["objective"] for r in rows] == [0.05, 0.1, 0.2, 0.3, 0.4, None]
     assert [r["trial"] for r in rows[:2]] == ["board-0005", "board-0001"]
@@ -323,8 +326,11 @@ def test_leaderboard_orders_best_first_with_paging_and_filters(
     assert [r["objective"] for r in succeeded] == [0.1, 0.2, 0.3, 0.4]
     both = client.get(url, params={"status": ["Succeeded", "Failed"]}).json()
     assert len(both) == 5
+    assert client.get(url, params={"status": "succeeded,Failed"}).json() == both
 
-    pages = [client.get(url, params={"limit": 2, "offset": o}).json() for o in (0, 2, 4)]
+    pages = [
+        client.get(url, params={"limit": 2, "offset": o, "status": "all"}).json() for o in (0, 2, 4)
+    ]
     assert [r["trial"] for p in pages for r in p] == [r["trial"] for r in rows]
 
     # By another metric, in that metric's direction (accuracy follows the objective: min).
@@ -332,8 +338,13 @@ def test_leaderboard_orders_best_first_with_paging_and_filters(
     assert [r["metrics"]["accuracy"] for r in by_accuracy] == pytest.approx([0.6, 0.7, 0.8, 0.9])
     unknown = client.get(url, params={"metric": "nope"})
     assert unknown.status_code == 400
-    assert unknown.json()["detail"] == "unknown metric 'nope': the objective lists loss, accuracy"
-    assert client.get(url, params={"status": "Sleeping"}).status_code == 422
+    assert unknown.json()["detail"] == (
+        "unknown metric 'nope': the experiment's metrics are loss, accuracy"
+    )
+    sleeping = client.get(url, params={"status": "Sleeping"})
+    assert sleeping.status_code == 400
+    assert "unknown trial state 'Sleeping'" in sleeping.json()["detail"]
+    assert "Succeeded" in sleeping.json()["detail"]
 
 
 def test_leaderboard_as_csv(client: TestClient, finished: list[dict[str, Any]]) -> None:

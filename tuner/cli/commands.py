@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from contextlib import closing
 from pathlib import Path
 
-from tuner.cli.options import EXIT_OK, SERVER_ENV
+from tuner.cli.options import EXIT_OK, EXIT_USAGE, SERVER_ENV
 from tuner.cli.render import leaderboard_table, print_json, status_text, trials_table
 from tuner.cli.source import open_client, open_source
-from tuner.errors import TunerError
+from tuner.errors import InvalidRequest, TunerError
 
 
 def validate_command(args: argparse.Namespace) -> int:
@@ -23,7 +24,13 @@ def validate_command(args: argparse.Namespace) -> int:
 def leaderboard_command(args: argparse.Namespace) -> int:
     with closing(open_source(args)) as source:
         info = source.experiment(args.name)
-        rows = source.leaderboard(args.name, limit=args.limit, metric=args.metric)
+        try:
+            rows = source.leaderboard(
+                args.name, limit=args.limit, metric=args.metric, states=args.state or ()
+            )
+        except InvalidRequest as e:  # --metric or --state: a usage error, named with the choices
+            print(f"error: {e.message}", file=sys.stderr)
+            return EXIT_USAGE
     if args.json:
         print_json([r.to_json() for r in rows])
     else:

@@ -64,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     ref_options(p)
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--metric", help="order by this metric instead of the objective")
+    p.add_argument(
+        "--state",
+        action="append",
+        metavar="STATE",
+        help=(
+            "only trials in these states (repeatable, or comma-separated; `all` for every "
+            "state); default: Succeeded and EarlyStopped, the trials that finished with metrics"
+        ),
+    )
     p.add_argument("--json", action="store_true", help="JSON array output")
     p.set_defaults(func=leaderboard_command)
 

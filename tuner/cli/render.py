@@ -60,15 +60,22 @@ def trials_table(title: str, rows: Sequence[TrialRow]) -> None:
 
 
 def status_text(title: str, status: ExperimentStatus) -> None:
-    """Phase (with reason and message), trial counts and the optimal trial, one line each."""
+    """Phase (with reason and message), trial counts, steps and the optimal trial, one line each.
+
+    Numbers have 6 significant digits (:func:`number`), so the text is the same from the
+    database and from a server, whatever float noise the values carry.
+    """
     print(f"{title}: {status.phase}", end="")
     print(f" ({status.reason}: {status.message})" if status.reason else "")
     counts = ", ".join(f"{k} {v}" for k, v in status.trial_counts.items() if v)
     print(f"trials: {status.trials} ({counts or 'none'})")
+    without = status.steps_without_stopping
+    print(f"steps: totalSteps {status.total_steps}", end="")
+    print(f", stepsWithoutStopping {without}" if without is not None else "")
     optimal = status.optimal
     if optimal:
-        params = ", ".join(f"{name}={value}" for name, value in optimal.parameters)
-        values = ", ".join(f"{name}={value}" for name, value in optimal.metrics)
+        params = ", ".join(f"{name}={number(value)}" for name, value in optimal.parameters)
+        values = ", ".join(f"{name}={number(value)}" for name, value in optimal.metrics)
         print(f"optimal trial: {optimal.name} ({params}) -> {values}")
 
 
@@ -83,6 +90,16 @@ def console() -> Console:
     from rich.console import Console
 
     return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def number(value: Any) -> str:
+    """A value in text output: floats with 6 significant digits (``0.3``, not
+    ``0.30000000000000004``), ``-`` for nothing, anything else as is."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
 
 
 def fmt(value: Any) -> str:

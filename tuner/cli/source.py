@@ -8,7 +8,7 @@ print the same thing. :func:`open_source` picks the source once, from the argume
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -95,6 +95,8 @@ class ExperimentStatus:
 
     Attributes:
         trial_counts: trials per state, every state.
+        total_steps: steps run by all trials; ``steps_without_stopping`` estimates how many a
+            run without early stopping would have taken.
         document: the whole status as the REST API serves it (conditions, step totals, times
             too): what ``tuner status --json`` prints.
     """
@@ -106,6 +108,8 @@ class ExperimentStatus:
     trial_counts: dict[str, int]
     optimal: OptimalTrial | None
     document: dict[str, Any]
+    total_steps: int = 0
+    steps_without_stopping: int | None = None
 
     @classmethod
     def from_json(cls, status: dict[str, Any]) -> ExperimentStatus:
@@ -126,6 +130,8 @@ class ExperimentStatus:
             trial_counts=status["trialCounts"],
             optimal=optimal,
             document=status,
+            total_steps=status.get("totalSteps") or 0,
+            steps_without_stopping=status.get("stepsWithoutStopping"),
         )
 
 
@@ -139,8 +145,15 @@ class ExperimentSource(Protocol):
         """The experiment's parameter and metric names."""
         ...
 
-    def leaderboard(self, name: str, *, limit: int, metric: str | None) -> list[TrialRow]:
-        """At most ``limit`` trials, best first by the objective (or by ``metric``)."""
+    def leaderboard(
+        self, name: str, *, limit: int, metric: str | None, states: Sequence[str] = ()
+    ) -> list[TrialRow]:
+        """At most ``limit`` trials, best first by the objective (or by ``metric``).
+
+        ``states``: state names or comma lists (:func:`tuner.views.leaderboard_states`);
+        none means the trials that finished with their metrics (Succeeded, EarlyStopped).
+        An unknown metric or state raises :class:`tuner.errors.InvalidRequest`.
+        """
         ...
 
     def trials(self, name: str, *, state: str | None) -> list[TrialRow]:
@@ -176,8 +189,15 @@ class LocalSource:
             metrics=spec.objective.metric_names,
         )
 
-    def leaderboard(self, name: str, *, limit: int, metric: str | None) -> list[TrialRow]:
-        trials = self.repo.leaderboard(self._record(name), metric=metric, limit=limit)
+    def leaderboard(
+        self, name: str, *, limit: int, metric: str | None, states: Sequence[str] = ()
+    ) -> list[TrialRow]:
+        from tuner.views import check_metric, leaderboard_states
+
+        record = self._record(name)
+        check_metric(record.experiment.spec.objective, metric)
+        chosen = leaderboard_states(states)
+        trials = self.repo.leaderboard(record, metric=metric, states=chosen, limit=limit)
         return [_row(t) for t in trials]
 
     def trials(self, name: str, *, state: str | None) -> list[TrialRow]:
@@ -218,8 +238,10 @@ class RemoteSource:
             metrics=[objective["objectiveMetricName"], *objective.get("additionalMetricNames", [])],
         )
 
-    def leaderboard(self, name: str, *, limit: int, metric: str | None) -> list[TrialRow]:
-        rows = self.client.leaderboard_rows(name, limit=limit, metric=metric)
+    def leaderboard(
+        self, name: str, *, limit: int, metric: str | None, states: Sequence[str] = ()
+    ) -> list[TrialRow]:
+        rows = self.client.leaderboard_rows(name, limit=limit, metric=metric, status=states or None)
         return [TrialRow.from_json(r) for r in rows]
 
     def trials(self, name: str, *, state: str | None) -> list[TrialRow]:

@@ -32,7 +32,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from tuner.errors import Conflict, NotFound
 from tuner.spec import Experiment, MetricStrategyType, ObjectiveType
 from tuner.storage.tables import ExperimentRow, ObservationRow, TrialMetricRow, TrialRow
-from tuner.trials import ACTIVE_STATES, ExperimentPhase, Observation, Trial, TrialState
+from tuner.trials import (
+    ACTIVE_STATES,
+    RANKED_STATES,
+    ExperimentPhase,
+    Observation,
+    Trial,
+    TrialState,
+)
 
 
 def utcnow() -> datetime:
@@ -592,11 +599,16 @@ class Repository:
         self,
         experiment: ExperimentRecord,
         metric: str | None = None,
-        states: Iterable[TrialState] | None = None,
+        states: Iterable[TrialState] | None = RANKED_STATES,
         limit: int | None = 20,
         offset: int = 0,
     ) -> list[Trial]:
-        """Trials best first by the objective (or by ``metric`` in its direction), one query."""
+        """Trials best first by the objective (or by ``metric`` in its direction), one query.
+
+        By default only trials that finished with their metrics (Succeeded, EarlyStopped):
+        a trial that printed a good value and then crashed is not ranked. ``states=None``
+        ranks every trial. Ties (and trials without the value, last) go in creation order.
+        """
         objective = experiment.experiment.spec.objective
         metric = metric or objective.objective_metric_name
         strategy = objective.strategy(metric)
@@ -631,8 +643,8 @@ class Repository:
             return trials
 
     def best_trial(self, experiment: ExperimentRecord) -> Trial | None:
-        """The current optimal trial: best objective among trials that reported it."""
-        rows = self.leaderboard(experiment, limit=1)
+        """The current optimal trial: the best objective of a Succeeded or EarlyStopped trial."""
+        rows = self.leaderboard(experiment, states=RANKED_STATES, limit=1)
         return rows[0] if rows and rows[0].objective is not None else None
 
     # -- dashboard aggregates ------------------------------------------------------------

@@ -13,9 +13,7 @@ from tuner.api.deps import ExperimentDep, RepoDep
 from tuner.api.routes.common import AUTH_ERRORS, BAD_REQUEST, INVALID, NOT_FOUND
 from tuner.api.schemas import LeaderboardRowRead
 from tuner.api.tabular import flatten_rows
-from tuner.errors import InvalidRequest
-from tuner.trials import TrialState
-from tuner.views import leaderboard_row
+from tuner.views import check_metric, leaderboard_row, leaderboard_states
 
 router = APIRouter(
     prefix="/experiments/{name}/leaderboard",
@@ -44,18 +42,21 @@ def leaderboard(
         str | None, Query(description="order by this metric instead of the objective")
     ] = None,
     status: Annotated[
-        list[TrialState] | None, Query(description="only trials in these states (repeatable)")
+        list[str] | None,
+        Query(
+            description=(
+                "only trials in these states (repeatable, or comma-separated); default "
+                "Succeeded and EarlyStopped, the trials that finished with their metrics; "
+                "`all` for every state"
+            )
+        ),
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
     objective = record.experiment.spec.objective
-    if metric is not None and metric not in objective.metric_names:
-        raise InvalidRequest(
-            f"unknown metric {metric!r}: the objective lists {', '.join(objective.metric_names)}"
-        )
-    trials = repo.leaderboard(
-        record, metric=metric, states=status or None, limit=limit, offset=offset
-    )
+    check_metric(objective, metric)
+    states = leaderboard_states(status)
+    trials = repo.leaderboard(record, metric=metric, states=states, limit=limit, offset=offset)
     rows = [leaderboard_row(t) for t in trials]
     if accept is not None and "text/csv" in accept:
         return _csv(

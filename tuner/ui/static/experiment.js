@@ -99,7 +99,10 @@ Tuner.start(async () => {
       metrics.map((m) => el('td', { class: 'num metric', dataset: { metric: m } }, num(r.metrics[m] ?? null))),
       parameters.map((p) => el('td', { class: 'num param' }, num(r.parameters[p]))),
       el('td', { class: 'num' }, r.steps))));
-    const total = experiment ? (board.state ? experiment.status.trialCounts[board.state] || 0 : experiment.status.trials) : 0;
+    // Without a state filter the leaderboard ranks only trials that finished with metrics.
+    const counts = experiment ? experiment.status.trialCounts : {};
+    const total = !experiment ? 0 : board.state ? counts[board.state] || 0
+      : board.order === 'best' ? (counts.Succeeded || 0) + (counts.EarlyStopped || 0) : experiment.status.trials;
     $('page').textContent = rows.length ? (board.offset + 1) + '–' + (board.offset + rows.length) + ' of ' + total : '';
     $('prev').disabled = board.offset === 0;
     $('next').disabled = board.offset + PAGE >= total;
