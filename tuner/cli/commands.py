@@ -69,7 +69,7 @@ def submit_command(args: argparse.Namespace) -> int:
 def db_command(args: argparse.Namespace) -> int:
     from tuner.storage.engine import current_revision, make_engine, migrate
 
-    engine = make_engine(args.db, create_schema=False)
+    engine = make_engine(args.db, create_schema=False, must_exist=args.action == "current")
     if args.action == "upgrade":
         migrate(engine)
     print(f"schema revision: {current_revision(engine) or 'none (run `tuner db upgrade`)'}")
