@@ -9,7 +9,7 @@ from pathlib import Path
 from tuner.cli.options import EXIT_OK, SERVER_ENV
 from tuner.cli.render import leaderboard_table, print_json, status_text, trials_table
 from tuner.cli.source import open_client, open_source
-from tuner.errors import TunerError
+from tuner.errors import InvalidRequest
 
 
 def validate_command(args: argparse.Namespace) -> int:
@@ -53,7 +53,7 @@ def status_command(args: argparse.Namespace) -> int:
 
 def submit_command(args: argparse.Namespace) -> int:
     if not args.server:
-        raise TunerError(
+        raise InvalidRequest(
             f"submit needs --server URL (or ${SERVER_ENV}); `tuner run SPEC` runs a spec here"
         )
     with open_client(args) as client:

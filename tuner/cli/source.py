@@ -292,7 +292,15 @@ class LocalSource:
         )
 
     def leaderboard(self, name: str, *, limit: int, metric: str | None) -> list[TrialRow]:
-        trials = self.repo.leaderboard(self._record(name), metric=metric, limit=limit)
+        from tuner.errors import InvalidRequest
+
+        record = self._record(name)
+        names = record.experiment.spec.objective.metric_names
+        if metric is not None and metric not in names:  # as the REST API answers
+            raise InvalidRequest(
+                f"unknown metric {metric!r}: the objective lists {', '.join(names)}"
+            )
+        trials = self.repo.leaderboard(record, metric=metric, limit=limit)
         return [_row(t) for t in trials]
 
     def trials(self, name: str, *, state: str | None) -> list[TrialRow]:
