@@ -144,7 +144,7 @@ MISUSE: list[tuple[str, int]] = [
     ("submit {spec} --server {dead}", 1),
     ("serve --port many", 2),
     ("db bogus", 2),
-    ("db current --db {missing}", 2),
+    ("db current --db {missing} --bogus", 2),
 ]
 
 
@@ -274,6 +274,7 @@ def test_changes_are_the_same_embedded_and_remote(
         ["stop", "changed"],
         ["delete", "changed"],
     ]
+    outputs = []
     for step in steps:
         code, local, err = run_main([*step, "--db", db], capsys)
         assert code == 0, (step, err)
@@ -286,7 +287,13 @@ def test_changes_are_the_same_embedded_and_remote(
             assert local_doc["phase"] == remote_doc["phase"] == "Running"
             continue
         assert local == remote, step
-    assert "Stopped (ExperimentStopped): stopped by the user" in remote
+        outputs.append(remote)
+    assert (
+        outputs[0]
+        == "experiment default/changed: Stopped (ExperimentStopped): stopped by the user\n"
+    )
+    assert outputs[2].startswith("experiment default/changed: Running (ExperimentRestarted)")
+    assert outputs[-1] == "experiment default/changed deleted\n"
     for where in (["--db", db], ran.remote()):
         code, _, err = run_main(["status", "changed", *where], capsys)
         assert code == 2 and "not found" in err
@@ -374,13 +381,14 @@ def test_run_resumes_after_a_raised_max_failed_trial_count(tmp_path: Path) -> No
     first = tuner(*run_args, cwd=tmp_path)
     assert first.returncode == 1 and "ExperimentMaxFailedTrialsReached" in first.stdout
 
-    data["spec"]["maxFailedTrialCount"] = 5
+    data["spec"]["maxFailedTrialCount"] = 2
     spec.write_text(yaml.safe_dump(data))
     again = tuner(*run_args, cwd=tmp_path)
-    assert "budget changed (maxFailedTrialCount 5)" in again.stdout, again.stderr
+    assert "budget changed (maxFailedTrialCount 2)" in again.stdout, again.stderr
     repo = Repository(make_engine(str(tmp_path / "fail.db")))
     record = repo.get_experiment("default", "exp")
-    # It ran on: three trials, all failed, within the new limit, so the budget ends it.
-    assert record.reason == "ExperimentMaxTrialsReached", record
+    # It ran on (one trial before) until the third failure went over the new limit.
+    assert first.stdout.count("exp-0000") == 1 and "exp-0001" not in first.stdout
+    assert record.reason == "ExperimentMaxFailedTrialsReached", record
     assert [t.state for t in repo.trials(record.id)] == [TrialState.FAILED] * 3
     repo.engine.dispose()

@@ -69,7 +69,13 @@ def submit_command(args: argparse.Namespace) -> int:
 def db_command(args: argparse.Namespace) -> int:
     from tuner.storage.engine import current_revision, make_engine, migrate
 
-    engine = make_engine(args.db, create_schema=False, must_exist=args.action == "current")
+    from tuner.errors import NotFound
+
+    try:  # `db current` reads: it never creates a database
+        engine = make_engine(args.db, create_schema=False, must_exist=args.action == "current")
+    except NotFound as e:
+        print(f"schema revision: none ({e.message})")
+        return EXIT_OK
     if args.action == "upgrade":
         migrate(engine)
     print(f"schema revision: {current_revision(engine) or 'none (run `tuner db upgrade`)'}")
