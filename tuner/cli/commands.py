@@ -67,9 +67,8 @@ def submit_command(args: argparse.Namespace) -> int:
 
 
 def db_command(args: argparse.Namespace) -> int:
-    from tuner.storage.engine import current_revision, make_engine, migrate
-
     from tuner.errors import NotFound
+    from tuner.storage.engine import current_revision, make_engine, migrate
 
     try:  # `db current` reads: it never creates a database
         engine = make_engine(args.db, create_schema=False, must_exist=args.action == "current")
