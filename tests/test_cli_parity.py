@@ -392,3 +392,43 @@ def test_run_resumes_after_a_raised_max_failed_trial_count(tmp_path: Path) -> No
     assert record.reason == "ExperimentMaxFailedTrialsReached", record
     assert [t.state for t in repo.trials(record.id)] == [TrialState.FAILED] * 3
     repo.engine.dispose()
+
+
+def test_embedded_stop_ends_a_running_tuner_run(tmp_path: Path) -> None:
+    """`tuner stop --db` changes the database only; the `tuner run` driving the experiment
+    sees it at its next pass, kills its trials and exits as stopped."""
+    data = experiment_dict(maxTrialCount=4, parallelTrialCount=2)
+    command(data).extend(["--steps=200", "--sleep=0.2"])
+    spec = tmp_path / "slow.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    db = str(tmp_path / "run.db")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tuner.cli", "run", str(spec), "--db", db, "--quiet"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def running() -> bool:
+            status = tuner("status", "exp", "--db", db, "--json", cwd=tmp_path)
+            return (
+                status.returncode == 0
+                and json.loads(status.stdout)["trialCounts"].get("Running", 0) == 2
+            )
+
+        wait_for(running, "two running trials", timeout=120, interval=0.5)
+        stop = tuner("stop", "exp", "--db", db, cwd=tmp_path)
+        assert stop.returncode == 0, stop.stderr
+        assert "Stopped (ExperimentStopped): stopped by the user" in stop.stdout
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    trials = json.loads(tuner("trials", "exp", "--db", db, "--json", cwd=tmp_path).stdout)
+    assert [t["status"] for t in trials] == ["Killed", "Killed"]
+    no_lock_files(tmp_path)
