@@ -143,6 +143,7 @@ MISUSE: list[tuple[str, int]] = [
     ("submit {nofile} --server {dead}", 2),
     ("submit {spec} --server {dead}", 1),
     ("serve --port many", 2),
+    ("serve --db foo://nowhere --port 1", 2),
     ("db bogus", 2),
     ("db current --db {missing} --bogus", 2),
 ]

@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_command)
 
     p = sub.add_parser("validate", help="check a spec without running it")
-    p.add_argument("spec")
+    p.add_argument("spec", help="Experiment spec (YAML or JSON)")
     p.set_defaults(func=validate_command)
 
     p = sub.add_parser("leaderboard", help="trials best first")
@@ -126,12 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--state", choices=[s.value for s in TrialState], help="only trials in this state"
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=trials_command)
 
     p = sub.add_parser("status", help="an experiment's phase, counts and optimal trial")
     ref_options(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=status_command)
 
     p = sub.add_parser(
