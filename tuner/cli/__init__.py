@@ -20,14 +20,7 @@ from tuner.cli.options import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from tuner.cli.parser import build_parser
 from tuner.cli.render import print_spec_errors
 from tuner.cli.serve import is_loopback
-from tuner.errors import (
-    Forbidden,
-    InvalidRequest,
-    NotFound,
-    SpecError,
-    TunerError,
-    Unauthorized,
-)
+from tuner.errors import InvalidRequest, NotFound, SpecError, TunerError
 
 __all__ = [
     "EXIT_FAILED",
@@ -41,7 +34,7 @@ __all__ = [
 
 
 #: Errors the user fixes in the command itself (a name, an argument, a file): exit 2.
-USAGE_ERRORS: tuple[type[TunerError], ...] = (NotFound, InvalidRequest, Unauthorized, Forbidden)
+USAGE_ERRORS: tuple[type[TunerError], ...] = (NotFound, InvalidRequest)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     No traceback reaches the user: usage errors, an invalid spec, an unknown experiment or
     trial, a missing file and a bad database path exit 2 with one ``error:`` line on stderr
     (an invalid spec adds a line per problem); other failures (a server that cannot be
-    reached, a conflict, a database error) exit 1; Ctrl-C outside ``tuner run`` exits 130.
+    reached or refuses the token, a conflict, a database error) exit 1; Ctrl-C outside
+    ``tuner run`` exits 130.
     """
     args = build_parser().parse_args(argv)
     try:

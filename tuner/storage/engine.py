@@ -43,14 +43,6 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def describe_url(url: str | None) -> str:
-    """The database of ``url`` (default: :func:`default_url`) for messages: no password."""
-    try:
-        return make_url(normalize_url(url or default_url())).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url or default_url()
-
-
 def make_engine(
     url: str | None = None, *, create_schema: bool = True, must_exist: bool = False
 ) -> Engine:
