@@ -89,7 +89,7 @@ def test_run_then_query_leaderboard_trials_status(tmp_path: Path) -> None:
     assert again.returncode == 0 and "already finished" in again.stdout
 
     missing = tuner("leaderboard", "nope", "--db", db)
-    assert missing.returncode == 1 and "not found" in missing.stderr
+    assert missing.returncode == 2 and "not found" in missing.stderr
 
 
 def test_ctrl_c_kills_trials_and_keeps_observations(tmp_path: Path) -> None:
@@ -234,6 +234,7 @@ def test_the_source_is_chosen_once_from_the_arguments(
         assert isinstance(source, RemoteSource)
         assert source.client.namespace == "team"
         assert source.client.url == "http://h:1"
+    make_engine(f"sqlite:///{tmp_path / 'x.db'}").dispose()  # readers never create one
     local = parser.parse_args(["trials", "e", "--db", f"sqlite:///{tmp_path / 'x.db'}"])
     with closing(open_source(local)) as source:
         assert isinstance(source, LocalSource)

@@ -201,6 +201,11 @@ class Client:
         """Kill the running trials (Killed) and end the experiment as Stopped."""
         return self._json("POST", f"/experiments/{name}/stop")
 
+    def resume(self, name: str) -> dict[str, Any]:
+        """Continue a Stopped experiment with its budget as it is (to continue a Succeeded or
+        Failed one, raise its budget with :meth:`edit_budget`)."""
+        return self._json("POST", f"/experiments/{name}/resume")
+
     def delete(self, name: str) -> None:
         """Stop the experiment and remove it with its trials and observations."""
         self._request("DELETE", f"/experiments/{name}")

@@ -200,6 +200,17 @@ class Service:
                 await self.asktell.settle(await self.db.experiment_by_id(record.id))
         return await self.db.experiment_by_id(record.id)
 
+    async def resume(self, record: ExperimentRecord) -> ExperimentRecord:
+        """Continue a Stopped experiment with its budget as it is (InvalidRequest otherwise)."""
+        async with self.asktell.lock(record.id):
+            record = await self.db.experiment_by_id(record.id)
+            reason, message = lifecycle.resume(record.name, record.phase)
+            await self.db.set_phase(record.id, ExperimentPhase.RUNNING, reason, message)
+            record = await self.db.experiment_by_id(record.id)
+            self.hub.publish_phase(record)
+            await self._begin(record)
+        return await self.db.experiment_by_id(record.id)
+
     async def stop(
         self, record: ExperimentRecord, message: str = "stopped by the user"
     ) -> ExperimentRecord:

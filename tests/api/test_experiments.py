@@ -363,6 +363,7 @@ def test_openapi_describes_every_endpoint_with_typed_models(client: TestClient) 
         ("PATCH", "/api/v1/experiments/{name}"),
         ("DELETE", "/api/v1/experiments/{name}"),
         ("POST", "/api/v1/experiments/{name}/stop"),
+        ("POST", "/api/v1/experiments/{name}/resume"),
         ("GET", "/api/v1/experiments/{name}/trials"),
         ("GET", "/api/v1/experiments/{name}/trials/{trial}"),
         ("GET", "/api/v1/experiments/{name}/trials/{trial}/observations"),
@@ -407,7 +408,7 @@ def test_openapi_describes_every_endpoint_with_typed_models(client: TestClient) 
                 assert error == {"$ref": "#/components/schemas/ErrorRead"}, (method, path, code)
         names = [p["name"] for p in op.get("parameters", [])]
         assert len(names) == len(set(names)), (method, path, names)
-        if method in ("POST", "PATCH") and not path.endswith("/stop"):
+        if method in ("POST", "PATCH") and not path.endswith(("/stop", "/resume")):
             body = op["requestBody"]["content"]["application/json"]["schema"]
             assert resolved(body), (method, path)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from tuner.cli.options import EXIT_OK, EXIT_USAGE, SERVER_ENV
 from tuner.cli.render import leaderboard_table, print_json, status_text, trials_table
 from tuner.cli.source import open_client, open_source
-from tuner.errors import InvalidRequest, TunerError
+from tuner.errors import InvalidRequest
 
 
 def validate_command(args: argparse.Namespace) -> int:
@@ -60,7 +60,7 @@ def status_command(args: argparse.Namespace) -> int:
 
 def submit_command(args: argparse.Namespace) -> int:
     if not args.server:
-        raise TunerError(
+        raise InvalidRequest(
             f"submit needs --server URL (or ${SERVER_ENV}); `tuner run SPEC` runs a spec here"
         )
     with open_client(args) as client:
@@ -74,9 +74,14 @@ def submit_command(args: argparse.Namespace) -> int:
 
 
 def db_command(args: argparse.Namespace) -> int:
+    from tuner.errors import NotFound
     from tuner.storage.engine import current_revision, make_engine, migrate
 
-    engine = make_engine(args.db, create_schema=False)
+    try:  # `db current` reads: it never creates a database
+        engine = make_engine(args.db, create_schema=False, must_exist=args.action == "current")
+    except NotFound as e:
+        print(f"schema revision: none ({e.message})")
+        return EXIT_OK
     if args.action == "upgrade":
         migrate(engine)
     print(f"schema revision: {current_revision(engine) or 'none (run `tuner db upgrade`)'}")

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from tuner import names
-from tuner.errors import TunerError
+from tuner.errors import InvalidRequest
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -24,8 +24,8 @@ def read_token(token_file: str | None) -> str | None:
         try:
             token = Path(token_file).read_text().strip()
         except OSError as e:
-            raise TunerError(f"cannot read the token file {token_file}: {e.strerror}") from e
+            raise InvalidRequest(f"cannot read the token file {token_file}: {e.strerror}") from e
         if not token:
-            raise TunerError(f"the token file {token_file} is empty")
+            raise InvalidRequest(f"the token file {token_file} is empty")
         return token
     return os.environ.get(TOKEN_ENV) or None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import NoReturn
 
 from tuner.cli.commands import (
     db_command,
@@ -13,38 +14,91 @@ from tuner.cli.commands import (
     trials_command,
     validate_command,
 )
-from tuner.cli.options import API_URL_ENV, SERVER_ENV, TOKEN_ENV
+from tuner.cli.manage import (
+    budget_command,
+    delete_command,
+    list_command,
+    logs_command,
+    resume_command,
+    stop_command,
+)
+from tuner.cli.options import API_URL_ENV, EXIT_USAGE, SERVER_ENV, TOKEN_ENV
 from tuner.cli.run import run_command
 from tuner.cli.serve import serve_command
+from tuner.trials import ExperimentPhase, TrialState
 
 DESCRIPTION = "``tuner``: run, inspect and validate experiments from the command line."
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit 2), no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argument that must be an integer of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def count(text: str) -> int:
+    """An argument that must be an integer of 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def tuner_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tuner")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``tuner`` command; each subcommand sets ``func``, its implementation."""
-    parser = argparse.ArgumentParser(prog="tuner", description=DESCRIPTION)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="tuner", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"tuner {tuner_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     def db_option(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--db", help="database URL (default: $TUNER_DATABASE_URL or sqlite:///./tuner.db)"
+            "--db",
+            help="database URL or SQLite file path "
+            "(default: $TUNER_DATABASE_URL or sqlite:///./tuner.db)",
         )
 
-    def server_options(p: argparse.ArgumentParser) -> None:
+    def server_options(p: argparse.ArgumentParser, what: str) -> None:
         p.add_argument(
             "--server",
             default=os.environ.get(SERVER_ENV) or None,
-            help=f"query a `tuner serve` at this URL instead of the database (${SERVER_ENV})",
+            help=f"{what} (default: ${SERVER_ENV})",
         )
         p.add_argument(
             "--token-file", help=f"file holding the server's API token (default: ${TOKEN_ENV})"
         )
 
+    def source_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-n", "--namespace", default="default", help="namespace (default default)")
+        db_option(p)
+        server_options(p, "ask the `tuner serve` at this URL instead of reading the database")
+
     def ref_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("name", help="experiment name")
-        p.add_argument("-n", "--namespace", default="default")
-        db_option(p)
-        server_options(p)
+        source_options(p)
 
     p = sub.add_parser("run", help="run an experiment in the foreground")
     p.add_argument("spec", help="Experiment spec (YAML or JSON)")
@@ -57,12 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_command)
 
     p = sub.add_parser("validate", help="check a spec without running it")
-    p.add_argument("spec")
+    p.add_argument("spec", help="Experiment spec (YAML or JSON)")
     p.set_defaults(func=validate_command)
 
     p = sub.add_parser("leaderboard", help="trials best first")
     ref_options(p)
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=positive_int, default=20, help="at most this many (default 20)")
     p.add_argument("--metric", help="order by this metric instead of the objective")
     p.add_argument(
         "--state",
@@ -78,13 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("trials", help="list the trials of an experiment")
     ref_options(p)
-    p.add_argument("--state", help="only trials in this state")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--state", choices=[s.value for s in TrialState], help="only trials in this state"
+    )
+    p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=trials_command)
 
     p = sub.add_parser("status", help="an experiment's phase, counts and optimal trial")
     ref_options(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=status_command)
 
     p = sub.add_parser(
@@ -144,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("submit", help="submit a spec to a `tuner serve`")
     p.add_argument("spec", help="Experiment spec (YAML or JSON)")
-    server_options(p)
+    server_options(p, "the `tuner serve` to submit to (required)")
     p.add_argument(
         "-n", "--namespace", help="namespace, when the spec's metadata.namespace does not give it"
     )
@@ -155,4 +211,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["upgrade", "current"])
     db_option(p)
     p.set_defaults(func=db_command)
+
+    p = sub.add_parser("list", help="experiments of a namespace, newest first")
+    source_options(p)
+    p.add_argument(
+        "--phase", choices=[s.value for s in ExperimentPhase], help="only experiments in this phase"
+    )
+    p.add_argument(
+        "--limit", type=positive_int, default=100, help="at most this many (default 100)"
+    )
+    p.add_argument("--json", action="store_true", help="JSON array output")
+    p.set_defaults(func=list_command)
+
+    p = sub.add_parser("stop", help="kill an experiment's running trials and mark it Stopped")
+    ref_options(p)
+    p.set_defaults(func=stop_command)
+
+    p = sub.add_parser("resume", help="continue a Stopped experiment with its budget as it is")
+    ref_options(p)
+    p.set_defaults(func=resume_command)
+
+    p = sub.add_parser("delete", help="remove an experiment with its trials and observations")
+    ref_options(p)
+    p.set_defaults(func=delete_command)
+
+    p = sub.add_parser(
+        "budget", help="change an experiment's budget; a raised --max-trial-count continues it"
+    )
+    ref_options(p)
+    p.add_argument("--max-trial-count", type=positive_int, help="new maxTrialCount")
+    p.add_argument("--parallel-trial-count", type=positive_int, help="new parallelTrialCount")
+    p.add_argument("--max-failed-trial-count", type=count, help="new maxFailedTrialCount")
+    p.set_defaults(func=budget_command)
+
+    p = sub.add_parser("logs", help="a trial's output (stdout and stderr)")
+    p.add_argument("name", help="experiment name")
+    p.add_argument("trial", help="trial name")
+    source_options(p)
+    p.add_argument(
+        "--workdir", default=".tuner", help="where `tuner run` wrote trial logs (default .tuner)"
+    )
+    p.set_defaults(func=logs_command)
     return parser

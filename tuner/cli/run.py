@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tuner.cli.options import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from tuner.cli.render import leaderboard_table
@@ -69,9 +69,17 @@ def run_command(args: argparse.Namespace) -> int:
 def create_or_resume(
     repo: Repository, experiment: Experiment, *, replace: bool
 ) -> ExperimentRecord:
-    """The stored experiment of the spec's name: resumed if the spec is the same, replaced on
-    request, created if there is none."""
+    """The stored experiment of the spec's name: created if there is none, replaced on request,
+    else continued.
+
+    A spec that differs from the stored one only in its budget (maxTrialCount,
+    parallelTrialCount, maxFailedTrialCount) is a budget edit (:func:`tuner.lifecycle.
+    edit_budget`); any other difference needs ``replace``. A Stopped experiment (after Ctrl-C)
+    continues; a finished one continues when the edit leaves it room (:func:`budget_resume`).
+    """
+    from tuner import lifecycle
     from tuner.errors import NotFound
+    from tuner.trials import ExperimentPhase
 
     try:
         existing = repo.get_experiment(experiment.namespace, experiment.name)
@@ -80,16 +88,73 @@ def create_or_resume(
     if replace:
         repo.delete_experiment(existing.id)
         return repo.create_experiment(experiment)
-    if existing.experiment.dump() != experiment.dump():
-        raise TunerError(
-            f"experiment {experiment.namespace}/{experiment.name} already exists with a different "
-            "spec; pass --replace to start over, or rename it"
-        )
+    changes = budget_changes(existing.experiment, experiment)
+    if changes:
+        edited = lifecycle.edit_budget(existing.experiment, changes)
+        repo.update_spec(existing.id, edited)
+        print(f"experiment {existing.name}: budget changed ({_describe(changes)})")
+        resumed = budget_resume(repo, existing, edited, changes)
+        if resumed is not None:
+            repo.set_phase(existing.id, ExperimentPhase.RUNNING, *resumed)
+        existing = repo.experiment_by_id(existing.id)
+    elif existing.phase is ExperimentPhase.STOPPED:
+        reason, message = lifecycle.resume(existing.name, existing.phase)
+        repo.set_phase(existing.id, ExperimentPhase.RUNNING, reason, message)
+        existing = repo.experiment_by_id(existing.id)
     if existing.phase.finished:
         print(f"experiment {existing.name} already finished ({existing.phase.value}); showing it")
     else:
         print(f"resuming experiment {existing.name} from the database")
     return existing
+
+
+def budget_changes(stored: Experiment, given: Experiment) -> dict[str, Any]:
+    """The budget fields ``given`` changes; :class:`TunerError` if it changes anything else."""
+    from tuner.lifecycle import BUDGET_FIELDS
+
+    old, new = stored.dump(), given.dump()
+    changes = {
+        key: new["spec"].get(key)
+        for key in sorted(BUDGET_FIELDS)
+        if old["spec"].get(key) != new["spec"].get(key)
+    }
+    for data in (old, new):
+        for key in BUDGET_FIELDS:
+            data["spec"].pop(key, None)
+    if old != new:
+        raise TunerError(
+            f"experiment {given.namespace}/{given.name} already exists with a different "
+            "spec (more than its budget); pass --replace to start over, or rename it"
+        )
+    return changes
+
+
+def budget_resume(
+    repo: Repository, record: ExperimentRecord, edited: Experiment, changes: dict[str, Any]
+) -> tuple[str, str] | None:
+    """``(reason, message)`` when a budget edit continues the experiment; ``None`` otherwise.
+
+    A Stopped experiment always continues. A finished one continues on a raised
+    ``maxTrialCount`` (:func:`tuner.lifecycle.resumed_by`), or when the edit leaves the stored
+    trials short of every ending (a raised ``maxFailedTrialCount`` after too many failures).
+    """
+    from tuner import lifecycle
+    from tuner.trials import ExperimentPhase
+
+    if not record.phase.finished:
+        return None
+    if record.phase is ExperimentPhase.STOPPED:
+        return lifecycle.resume(record.name, record.phase)
+    resumed = lifecycle.resumed_by(record.experiment.spec, edited.spec, changes)
+    if resumed is not None:
+        return resumed
+    if lifecycle.experiment_verdict(edited.spec, repo.history(record.id)) is None:
+        return "ExperimentRestarted", f"budget changed ({_describe(changes)})"
+    return None
+
+
+def _describe(changes: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {'unlimited' if v is None else v}" for k, v in changes.items())
 
 
 async def progress(repo: Repository, record: ExperimentRecord, done: asyncio.Event) -> None:

@@ -55,6 +55,7 @@ def serve_command(args: argparse.Namespace) -> int:
         settings.replica_id = args.replica_id
     if args.runner == "kubernetes":
         kubernetes_settings(settings, args)
+    check_database(args.db)
     print(
         f"tuner serve: {url} ({'API token required' if token else 'no API token: loopback only'})",
         file=sys.stderr,
@@ -68,6 +69,14 @@ def serve_command(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
     )
     return EXIT_OK
+
+
+def check_database(url: str | None) -> None:
+    """Open (and migrate) the database before the server starts, so that a bad URL or an
+    unreachable database is one error line, not a failed application start-up."""
+    from tuner.storage import make_engine
+
+    make_engine(url).dispose()
 
 
 def kubernetes_settings(settings: Settings, args: argparse.Namespace) -> None:

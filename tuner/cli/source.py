@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tuner.cli.options import read_token
@@ -135,11 +136,49 @@ class ExperimentStatus:
         )
 
 
+@dataclass(frozen=True)
+class ExperimentItem:
+    """One experiment of ``tuner list``."""
+
+    namespace: str
+    name: str
+    status: ExperimentStatus
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``tuner list --json`` prints per experiment."""
+        return {"namespace": self.namespace, "name": self.name, "status": self.status.document}
+
+
 class ExperimentSource(Protocol):
-    """The reads of ``tuner leaderboard``, ``trials`` and ``status``, by experiment name.
+    """What the commands read and change, by experiment name: the same from either source.
 
     A source is bound to one namespace. Missing experiments raise :class:`tuner.errors.NotFound`.
     """
+
+    def list_experiments(self, *, phase: str | None, limit: int) -> list[ExperimentItem]:
+        """Experiments of the namespace, newest first (only those in ``phase``, if given)."""
+        ...
+
+    def stop(self, name: str) -> ExperimentStatus:
+        """End the experiment as Stopped (a finished one stays as it is)."""
+        ...
+
+    def resume(self, name: str) -> ExperimentStatus:
+        """Continue a Stopped experiment (:func:`tuner.lifecycle.resume`)."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove the experiment with its trials and observations."""
+        ...
+
+    def edit_budget(self, name: str, changes: dict[str, int | None]) -> ExperimentStatus:
+        """Change maxTrialCount, parallelTrialCount or maxFailedTrialCount; raising
+        maxTrialCount of a finished experiment resumes it."""
+        ...
+
+    def logs(self, name: str, trial: str) -> str:
+        """The trial's output (stdout and stderr)."""
+        ...
 
     def experiment(self, name: str) -> ExperimentInfo:
         """The experiment's parameter and metric names."""
@@ -170,14 +209,90 @@ class ExperimentSource(Protocol):
 
 
 class LocalSource:
-    """Reads the database through a :class:`~tuner.storage.Repository`."""
+    """Reads and changes the database through a :class:`~tuner.storage.Repository`.
 
-    def __init__(self, repo: Repository, namespace: str) -> None:
+    Changes are made in the database only: a ``tuner run`` (or ``tuner serve``) driving the
+    experiment sees a stop at its next pass and kills its trials; a resumed experiment runs
+    when ``tuner run SPEC`` (or a starting ``tuner serve``) drives it. Trial logs are read
+    under ``workdir``, where ``tuner run --workdir`` wrote them.
+    """
+
+    def __init__(self, repo: Repository, namespace: str, workdir: Path | None = None) -> None:
         self.repo = repo
         self.namespace = namespace
+        self.workdir = workdir or Path(".tuner")
 
     def _record(self, name: str) -> ExperimentRecord:
-        return self.repo.get_experiment(self.namespace, name)
+        from tuner.errors import NotFound
+
+        try:
+            return self.repo.get_experiment(self.namespace, name)
+        except NotFound as e:
+            database = self.repo.engine.url.render_as_string(hide_password=True)
+            raise NotFound(f"{e.message} in the database {database}") from e
+
+    def _status(self, record: ExperimentRecord) -> ExperimentStatus:
+        from tuner.views import experiment_summary
+
+        return ExperimentStatus.from_json(experiment_summary(self.repo, record))
+
+    def list_experiments(self, *, phase: str | None, limit: int) -> list[ExperimentItem]:
+        records = self.repo.list_experiments(namespace=self.namespace, phase=phase, limit=limit)
+        return [ExperimentItem(r.namespace, r.name, self._status(r)) for r in records]
+
+    def stop(self, name: str) -> ExperimentStatus:
+        from tuner import lifecycle
+
+        record = self._record(name)
+        if not record.phase.finished:
+            verdict = lifecycle.stopped("stopped by the user")
+            self.repo.set_phase(record.id, verdict.phase, verdict.reason, verdict.message)
+        return self._status(self.repo.experiment_by_id(record.id))
+
+    def resume(self, name: str) -> ExperimentStatus:
+        from tuner import lifecycle
+        from tuner.trials import ExperimentPhase
+
+        record = self._record(name)
+        reason, message = lifecycle.resume(record.name, record.phase)
+        self.repo.set_phase(record.id, ExperimentPhase.RUNNING, reason, message)
+        return self._status(self.repo.experiment_by_id(record.id))
+
+    def delete(self, name: str) -> None:
+        from tuner.errors import Conflict
+
+        record = self._record(name)
+        if not record.phase.finished:
+            raise Conflict(
+                f"experiment {name} is {record.phase.value}: stop it first (`tuner stop {name}`)"
+            )
+        self.repo.delete_experiment(record.id)
+
+    def edit_budget(self, name: str, changes: dict[str, int | None]) -> ExperimentStatus:
+        from tuner import lifecycle
+        from tuner.trials import ExperimentPhase
+
+        record = self._record(name)
+        edited = lifecycle.edit_budget(record.experiment, changes)
+        self.repo.update_spec(record.id, edited)
+        resumed = lifecycle.resumed_by(record.experiment.spec, edited.spec, changes)
+        if record.phase.finished and resumed is not None:
+            self.repo.set_phase(record.id, ExperimentPhase.RUNNING, *resumed)
+        return self._status(self.repo.experiment_by_id(record.id))
+
+    def logs(self, name: str, trial: str) -> str:
+        from tuner.errors import NotFound
+        from tuner.runners.local import LocalRunner
+
+        record = self._record(name)
+        self.repo.get_trial(record.id, trial)  # NotFound for an unknown trial
+        path = LocalRunner(self.workdir.resolve()).log_path(record.experiment, trial)
+        try:
+            return path.read_text(errors="replace")
+        except OSError as e:
+            raise NotFound(
+                f"trial {trial} has no log at {path} (give the --workdir `tuner run` used)"
+            ) from e
 
     def experiment(self, name: str) -> ExperimentInfo:
         record = self._record(name)
@@ -207,9 +322,7 @@ class LocalSource:
         return [_row(t) for t in self.repo.trials(self._record(name).id, states=states)]
 
     def status(self, name: str) -> ExperimentStatus:
-        from tuner.views import experiment_summary
-
-        return ExperimentStatus.from_json(experiment_summary(self.repo, self._record(name)))
+        return self._status(self._record(name))
 
     def close(self) -> None:
         self.repo.engine.dispose()
@@ -251,6 +364,37 @@ class RemoteSource:
     def status(self, name: str) -> ExperimentStatus:
         return ExperimentStatus.from_json(self.client.get(name)["status"])
 
+    def list_experiments(self, *, phase: str | None, limit: int) -> list[ExperimentItem]:
+        return [
+            ExperimentItem(
+                e["metadata"]["namespace"],
+                e["metadata"]["name"],
+                ExperimentStatus.from_json(e["status"]),
+            )
+            for e in self.client.list_experiments(phase, limit=limit)
+        ]
+
+    def stop(self, name: str) -> ExperimentStatus:
+        return ExperimentStatus.from_json(self.client.stop(name)["status"])
+
+    def resume(self, name: str) -> ExperimentStatus:
+        return ExperimentStatus.from_json(self.client.resume(name)["status"])
+
+    def delete(self, name: str) -> None:
+        self.client.delete(name)
+
+    def edit_budget(self, name: str, changes: dict[str, int | None]) -> ExperimentStatus:
+        experiment = self.client.edit_budget(
+            name,
+            max_trial_count=changes.get("maxTrialCount"),
+            parallel_trial_count=changes.get("parallelTrialCount"),
+            max_failed_trial_count=changes.get("maxFailedTrialCount"),
+        )
+        return ExperimentStatus.from_json(experiment["status"])
+
+    def logs(self, name: str, trial: str) -> str:
+        return self.client.logs(name, trial)
+
     def close(self) -> None:
         self.client.close()
 
@@ -262,15 +406,25 @@ def open_client(args: argparse.Namespace) -> Client:
     return Client(args.server, read_token(args.token_file) or "", namespace=args.namespace)
 
 
-def open_repository(args: argparse.Namespace) -> Repository:
-    """The repository of ``--db`` (default: ``$TUNER_DATABASE_URL``, else ``./tuner.db``)."""
+def open_repository(args: argparse.Namespace, *, must_exist: bool = False) -> Repository:
+    """The repository of ``--db`` (default: ``$TUNER_DATABASE_URL``, else ``./tuner.db``).
+
+    With ``must_exist`` (the commands that only read or change what is stored), a missing
+    SQLite file raises :class:`tuner.errors.NotFound` instead of being created.
+    """
     from tuner.storage import Repository, make_engine
 
-    return Repository(make_engine(args.db))
+    return Repository(make_engine(args.db, must_exist=must_exist))
 
 
 def open_source(args: argparse.Namespace) -> ExperimentSource:
-    """The server of ``--server`` (or ``$TUNER_SERVER``) if given, else the database."""
+    """The server of ``--server`` (or ``$TUNER_SERVER``) if given, else the database (which
+    must exist: these commands never create one)."""
     if args.server:
         return RemoteSource(open_client(args))
-    return LocalSource(open_repository(args), args.namespace)
+    workdir = getattr(args, "workdir", None)
+    return LocalSource(
+        open_repository(args, must_exist=True),
+        args.namespace,
+        Path(workdir) if workdir else None,
+    )

@@ -194,6 +194,16 @@ async def stop_experiment(record: ExperimentDep, service: ServiceDep) -> Experim
     return await service.db.run(experiment_read, stopped)
 
 
+@router.post(
+    "/{name}/resume",
+    summary="Continue a Stopped experiment with its budget as it is",
+    responses={**NOT_FOUND, **INVALID},
+)
+async def resume_experiment(record: ExperimentDep, service: ServiceDep) -> ExperimentRead:
+    resumed = await service.resume(record)
+    return await service.db.run(experiment_read, resumed)
+
+
 @router.delete(
     "/{name}",
     status_code=status.HTTP_204_NO_CONTENT,
