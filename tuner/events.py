@@ -146,10 +146,13 @@ class EventHub:
                 record = await self.db.experiment_by_id(record.id)
             except NotFound:
                 return
-            yield Event.phase_of(record)
             if record.phase.finished:
+                yield Event.phase_of(record)
                 return
+            # The snapshot a poll compares with is taken before the first event: a change
+            # made after a client has seen that event is then never missed.
             poller = await self.db.run(_Poller, record)
+            yield Event.phase_of(record)
             while not self.closing:
                 try:
                     event = await asyncio.wait_for(queue.get(), self.poll_interval)
@@ -200,8 +203,11 @@ class _Poller:
 
     def __init__(self, repo: Repository, record: ExperimentRecord) -> None:
         self.record = record
-        self.active = {t.name: t.state for t in repo.trials(record.id, states=ACTIVE_STATES)}
+        # Count first, then read the active ones: a trial created in between is then both
+        # active and past the count, and the next poll reports it once (as new). The other
+        # order would lose it: in neither set.
         self.seen = sum(repo.counts(record.id).values())
+        self.active = {t.name: t.state for t in repo.trials(record.id, states=ACTIVE_STATES)}
         best = repo.best_trial(record)
         self.best = best.objective if best is not None else None
         self.phase = record.phase
