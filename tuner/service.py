@@ -270,7 +270,7 @@ class Service:
         known = set(record.experiment.spec.objective.metric_names)
         ignored = sorted(set(values) - known)
         kept = {k: v for k, v in values.items() if k in known}
-        observations = await self.db.run(_pushed_observations, record, trial_name, step, kept)
+        observations = await self.db.run(pushed_observations, record, trial_name, step, kept)
         if observations is None:
             return True, ignored
         if not observations:
@@ -420,7 +420,7 @@ class Service:
         }
 
 
-def _pushed_observations(
+def pushed_observations(
     repo: Repository,
     record: ExperimentRecord,
     trial_name: str,
