@@ -8,8 +8,9 @@ and nothing else. Trials find it as they would find ``tuner serve``: ``TUNER_API
 own ``TUNER_TRIAL_TOKEN`` (derived from ``<workdir>/server-secret``, as ``tuner serve`` does),
 so a trial behaves the same on a laptop and on a server, early-stopping answer included.
 
-It is started only for Push specs: importing the web stack adds about half a second to the
-start of ``tuner run`` (measured on a loaded 2-core machine), which other specs do not pay.
+It is started only for Push specs: importing the web stack adds 0.5 to 1 s to the
+start of ``tuner run`` (serving then takes some 50 ms more; measured on a loaded 2-core
+machine), which other specs do not pay.
 """
 
 from __future__ import annotations
