@@ -109,6 +109,7 @@ class Client:
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self._trial_tokens: dict[tuple[str, str, str], str] = {}
+        self._has_api_token = bool(token)
 
     def close(self) -> None:
         self._http.close()
@@ -322,6 +323,20 @@ class Client:
             out.append(TrialAssignment(name, t["trial"], dict(t["parameters"]), t["token"]))
         return out
 
+    def open_trials(self, name: str) -> list[TrialAssignment]:
+        """The trials of an ask/tell experiment that were asked for and not told yet, by any
+        client: after a notebook restart, train them (or tell them) by name.
+
+        Trials neither reported nor told within the server's ask timeout (``tuner serve
+        --ask-timeout``) have expired: they are Killed (``AskExpired``) and not listed.
+        """
+        data = self._json("GET", f"/experiments/{name}/suggestions")
+        out = []
+        for t in data["trials"]:
+            self._trial_tokens[(self.namespace, name, t["trial"])] = t["token"]
+            out.append(TrialAssignment(name, t["trial"], dict(t["parameters"]), t["token"]))
+        return out
+
     def report(
         self,
         name: str,
@@ -348,7 +363,12 @@ class Client:
         failed: bool = False,
         message: str | None = None,
     ) -> dict[str, Any]:
-        """Finish an ask/tell trial with its final metric values (or as failed)."""
+        """Finish an ask/tell trial with its final metric values (or as failed).
+
+        ``trial`` may be a name, also of a trial another client asked for: with an API token
+        that is enough; on a server without one, the trial's token is fetched from the open
+        trials (:meth:`open_trials`).
+        """
         trial_name, headers = self._trial_auth(name, trial)
         body: dict[str, Any] = {
             "status": "Failed" if failed else "Succeeded",
@@ -373,9 +393,18 @@ class Client:
         return [p["name"] for p in spec.get("parameters", [])], metrics
 
     def _trial_auth(self, name: str, trial: str | TrialAssignment) -> tuple[str, dict[str, str]]:
+        """The trial's name and the headers that let this client act for it."""
         if isinstance(trial, TrialAssignment):
             return trial.name, {TRIAL_TOKEN_HEADER: trial.token}
-        token = self._trial_tokens.get((self.namespace, name, trial))
+        key = (self.namespace, name, trial)
+        if key not in self._trial_tokens and not self._has_api_token:
+            # Asked by another client (or before a restart): an open server lists its token.
+            self.open_trials(name)
+            if key not in self._trial_tokens:
+                found = self.trial(name, trial)  # NotFound for an unknown trial
+                why = f" ({found['reason']})" if found.get("reason") else ""
+                raise Conflict(f"trial {trial} is not open: it is {found['status']}{why}")
+        token = self._trial_tokens.get(key)
         return trial, ({TRIAL_TOKEN_HEADER: token} if token else {})
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
