@@ -102,3 +102,35 @@ def test_early_stopping_answers_through_the_push_reply(tmp_path: Path) -> None:
     assert all(t.steps < steps and "median" in (t.message or "") for t in stopped)
     best = repo.best_trial(record)
     assert best is not None and best.parameters["x"] == 0.5
+
+
+def test_the_run_endpoint_takes_only_the_trials_own_token(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'probe.db'}"
+    data = experiment_dict(
+        "probed", parameters=[X], maxTrialCount=1, parallelTrialCount=1, maxFailedTrialCount=0
+    )
+    data["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "Push"}}
+    data["spec"]["trialTemplate"] = job_trial_template(
+        [sys.executable, str(DATA / "push_probe.py"), "--x=${trialParameters.x}"], ["x"]
+    )
+    spec = tmp_path / "probed.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    result = tuner("run", str(spec), "--db", db, "--quiet", "--workdir", str(tmp_path / "work"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = next((tmp_path / "work" / "default" / "probed").rglob("trial.log")).read_text()
+    probes = dict(
+        line.removeprefix("probe ").split("=", 1)
+        for line in log.splitlines()
+        if line.startswith("probe ")
+    )
+    assert probes == {
+        "no-token": "401",
+        "wrong-token": "403",
+        "other-trial": "403",
+        "bad-body": "422",
+        "loopback": "True",
+    }, log
+    repo = Repository(make_engine(db))
+    record = repo.get_experiment("default", "probed")
+    (trial,) = repo.trials(record.id)
+    assert trial.state is TrialState.SUCCEEDED and trial.objective == 1.0
