@@ -110,3 +110,13 @@ def test_an_asked_trial_never_told_expires_and_frees_its_slot(expiring: Server) 
         time.sleep(0.3)  # time passing is the point here, not a state to wait for
     assert client.tell("lost", again, {"loss": 0.5})["status"] == "Succeeded"
     client.close()
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan"])
+def test_a_bad_ask_timeout_is_a_usage_error(value: str) -> None:
+    from tests.test_cli import tuner
+
+    result = tuner("serve", "--ask-timeout", value, "--port", "1")
+    assert result.returncode == 2
+    assert "--ask-timeout must be a positive number of seconds" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -163,7 +163,6 @@ def make_loopback(workdir: Path) -> Loopback:
     app.include_router(trials.push_router, prefix=API_PREFIX)
     _install_error_handlers(app)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
         app,
