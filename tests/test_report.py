@@ -66,6 +66,7 @@ def test_under_tuner_run_it_says_what_to_do(
     with pytest.raises(ReportError, match="TUNER_API_URL, TUNER_TRIAL_TOKEN are not set") as e:
         tuner.report(loss=0.3)
     assert "print metrics as `name=value` lines" in e.value.message
+    assert "set metricsCollectorSpec.collector.kind to Push" in e.value.message
 
 
 @pytest.mark.parametrize(

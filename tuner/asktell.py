@@ -9,6 +9,7 @@ both call the pure decisions of :mod:`tuner.lifecycle`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,10 +22,18 @@ from tuner.lifecycle import Verdict
 from tuner.storage import ExperimentRecord, Repository
 from tuner.storage.aio import AsyncRepository
 from tuner.storage.repository import utcnow
-from tuner.trials import ACTIVE_STATES, Observation, Trial, TrialState
+from tuner.trials import ACTIVE_STATES, ExperimentPhase, Observation, Trial, TrialState
+
+log = logging.getLogger(__name__)
 
 ASK_TELL_REF = "ask-tell"
 """The ``runner_ref`` of an ask/tell trial: no runner knows it."""
+
+ASK_EXPIRED = "AskExpired"
+"""The reason of an asked trial that was neither reported nor told within the ask timeout."""
+
+DEFAULT_ASK_TIMEOUT = 86400.0
+"""Seconds an asked trial may go without a report or a tell before it expires (a day)."""
 
 
 def is_ask_tell(record: ExperimentRecord) -> bool:
@@ -41,14 +50,23 @@ class AskTell:
     """The ask/tell side of the service: suggesters, stopping rules and best values in memory,
     one per experiment, rebuilt from the stored history after a restart.
 
+    An asked trial lives as long as its client shows signs of life: a trial that is neither
+    reported nor told for ``ask_timeout`` seconds (a lost notebook) ends Killed with reason
+    ``AskExpired`` and frees its slot. Killed, not Failed: the client went away, the
+    parameters did not fail, so it does not count against ``maxFailedTrialCount``.
+
     Args:
         db: the database.
         hub: where changes are published.
+        ask_timeout: seconds since an asked trial was asked or last reported before it expires.
     """
 
-    def __init__(self, db: AsyncRepository, hub: EventHub) -> None:
+    def __init__(
+        self, db: AsyncRepository, hub: EventHub, ask_timeout: float = DEFAULT_ASK_TIMEOUT
+    ) -> None:
         self.db = db
         self.hub = hub
+        self.ask_timeout = ask_timeout
         self._suggesters: dict[int, Suggester] = {}
         self._rules: dict[int, early_stopping.EarlyStoppingRule | None] = {}
         self._best: dict[int, float] = {}
@@ -74,6 +92,8 @@ class AskTell:
             )
         async with self.lock(record.id):
             record = await self.db.experiment_by_id(record.id)
+            if await self._expire(record):
+                record = await self.db.experiment_by_id(record.id)
             if record.phase.finished:
                 return [], ended(record)
             spec = record.experiment.spec
@@ -108,6 +128,66 @@ class AskTell:
                 return trials, None
             why = lifecycle.why_no_room(spec, active + len(trials), len(history) + len(trials))
             return trials, f"created {len(trials)} of {count}: {why}"
+
+    async def open_trials(self, record: ExperimentRecord) -> list[Trial]:
+        """The trials asked for and not told yet (stale ones expire first), oldest first."""
+        if not is_ask_tell(record):
+            raise InvalidRequest(
+                f"experiment {record.name} has a trialTemplate: its controller runs the trials; "
+                "open trials are those of experiments without trialTemplate (ask/tell)"
+            )
+        await self.expire(record)
+        return await self.db.trials(record.id, states=ACTIVE_STATES)
+
+    async def expire(self, record: ExperimentRecord) -> list[str]:
+        """End the experiment's stale asked trials (Killed, ``AskExpired``); returns their names."""
+        async with self.lock(record.id):
+            return await self._expire(await self.db.experiment_by_id(record.id))
+
+    async def keep_expiring(self) -> None:
+        """Expire stale asked trials of every Running ask/tell experiment, until cancelled."""
+        interval = min(60.0, max(0.2, self.ask_timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                offset = 0
+                while batch := await self.db.list_experiments(
+                    phase=ExperimentPhase.RUNNING.value, limit=500, offset=offset
+                ):
+                    offset += len(batch)
+                    for record in batch:
+                        if is_ask_tell(record):
+                            await self.expire(record)
+            except Exception:  # a lost database must not end the sweeps: try again later
+                log.exception("expiring stale ask/tell trials failed")
+
+    async def _expire(self, record: ExperimentRecord) -> list[str]:
+        """:meth:`expire`, with the experiment's lock held."""
+        if record.phase.finished:
+            return []
+        active = await self.db.trials(record.id, states=ACTIVE_STATES)
+        if not active:
+            return []
+        reported = await self.db.last_report_times(record.id, [t.name for t in active])
+        now = utcnow()
+        expired = []
+        for trial in active:
+            signs = [t for t in (trial.started_at, trial.created_at, reported.get(trial.name)) if t]
+            if signs and (now - max(signs)).total_seconds() <= self.ask_timeout:
+                continue
+            message = (
+                f"neither reported nor told within {self.ask_timeout:g}s (the ask timeout); "
+                "its slot is free again"
+            )
+            if await self.db.finish_trial(
+                record.id, trial.name, TrialState.KILLED, ASK_EXPIRED, message
+            ):
+                self.hub.publish_trial(record, trial.name, TrialState.KILLED.value, message)
+                expired.append(trial.name)
+        if expired:
+            log.info("%s/%s: asked trials expired: %s", record.namespace, record.name, expired)
+            await self.settle(record)
+        return expired
 
     async def complete(
         self,
@@ -218,6 +298,8 @@ def _store_final_values(
 ) -> Trial:
     """Check the trial is active and store its final values one step after its last."""
     trial = repo.get_trial(record.id, trial_name)
+    if trial.state.finished and trial.reason == ASK_EXPIRED:
+        raise Conflict(f"trial {trial_name} expired ({ASK_EXPIRED}: {trial.message}); ask again")
     if trial.state.finished:
         raise Conflict(f"trial {trial_name} has already finished ({trial.state.value})")
     if values:

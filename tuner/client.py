@@ -109,6 +109,7 @@ class Client:
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self._trial_tokens: dict[tuple[str, str, str], str] = {}
+        self._has_api_token = bool(token)
 
     def close(self) -> None:
         self._http.close()
@@ -326,11 +327,13 @@ class Client:
         """New Running trials of an ask/tell experiment (at most ``count``; none when the
         experiment has ended or no slot is free: complete running trials first)."""
         data = self._json("POST", f"/experiments/{name}/suggestions", json={"count": count})
-        out = []
-        for t in data["trials"]:
-            self._trial_tokens[(self.namespace, name, t["trial"])] = t["token"]
-            out.append(TrialAssignment(name, t["trial"], dict(t["parameters"]), t["token"]))
-        return out
+        return self._assignments(name, data)
+
+    def open_trials(self, name: str) -> list[TrialAssignment]:
+        """The trials of an ask/tell experiment asked for (by any client) and not told yet:
+        after a notebook restart, go on with them by name. Those silent for longer than the
+        server's ``--ask-timeout`` have expired (Killed, ``AskExpired``) and are not listed."""
+        return self._assignments(name, self._json("GET", f"/experiments/{name}/suggestions"))
 
     def report(
         self,
@@ -358,7 +361,8 @@ class Client:
         failed: bool = False,
         message: str | None = None,
     ) -> dict[str, Any]:
-        """Finish an ask/tell trial with its final metric values (or as failed)."""
+        """Finish an ask/tell trial with its final metric values (or as failed). ``trial``
+        may be the name of a trial any client asked for (see :meth:`open_trials`)."""
         trial_name, headers = self._trial_auth(name, trial)
         body: dict[str, Any] = {
             "status": "Failed" if failed else "Succeeded",
@@ -382,10 +386,26 @@ class Client:
         metrics = [objective["objectiveMetricName"], *objective.get("additionalMetricNames", [])]
         return [p["name"] for p in spec.get("parameters", [])], metrics
 
+    def _assignments(self, name: str, data: dict[str, Any]) -> list[TrialAssignment]:
+        out = []
+        for t in data["trials"]:
+            self._trial_tokens[(self.namespace, name, t["trial"])] = t["token"]
+            out.append(TrialAssignment(name, t["trial"], dict(t["parameters"]), t["token"]))
+        return out
+
     def _trial_auth(self, name: str, trial: str | TrialAssignment) -> tuple[str, dict[str, str]]:
+        """The trial's name and the headers that let this client act for it: with an API
+        token that is enough; an open server lists the tokens of open trials."""
         if isinstance(trial, TrialAssignment):
             return trial.name, {TRIAL_TOKEN_HEADER: trial.token}
-        token = self._trial_tokens.get((self.namespace, name, trial))
+        key = (self.namespace, name, trial)
+        if key not in self._trial_tokens and not self._has_api_token:
+            self.open_trials(name)
+            if key not in self._trial_tokens:
+                found = self.trial(name, trial)  # NotFound for an unknown trial
+                why = f" ({found['reason']})" if found.get("reason") else ""
+                raise Conflict(f"trial {trial} is not open: it is {found['status']}{why}")
+        token = self._trial_tokens.get(key)
         return trial, ({TRIAL_TOKEN_HEADER: token} if token else {})
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

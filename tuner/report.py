@@ -1,6 +1,8 @@
-"""``tuner.report``: the trial-side helper that pushes metrics to ``tuner serve``.
+"""``tuner.report``: the trial-side helper that pushes metrics to ``tuner serve``/``tuner run``.
 
-A trial started by ``tuner serve`` finds everything it needs in its environment:
+A trial of a spec with the ``Push`` collector, started by ``tuner serve`` or by ``tuner run``
+(which serves the same push endpoint on an ephemeral loopback port for the run), finds
+everything it needs in its environment:
 
 ``TUNER_API_URL``
     where the server listens (for example ``http://127.0.0.1:8000``);
@@ -66,7 +68,7 @@ def report(step: int | None = None, **metrics: float) -> bool:
         rule, or the experiment ended): stop training and exit.
 
     Raises:
-        ReportError: outside a trial started by ``tuner serve``, on invalid arguments, when
+        ReportError: outside a trial of a Push spec, on invalid arguments, when
             the server refuses the report, or when it stays unreachable after a few retries.
     """
     if not metrics:
@@ -107,10 +109,11 @@ def _environment() -> dict[str, str]:
     missing = [k for k in (ENV_URL, ENV_EXPERIMENT, ENV_TRIAL, ENV_TOKEN) if not env[k]]
     if missing:
         hint = (
-            "this process is not a trial started by `tuner serve`"
+            "this process is not a trial started by `tuner serve` or `tuner run`"
             if len(missing) == 4
-            else "the trial was not started by `tuner serve` (e.g. by `tuner run`, which has "
-            "no API): print metrics as `name=value` lines for the StdOut collector instead"
+            else "the trial's spec does not use the Push collector, so no push endpoint was "
+            "given to it: set metricsCollectorSpec.collector.kind to Push, or print metrics as "
+            "`name=value` lines for the StdOut collector instead"
         )
         raise ReportError(
             f"tuner.report() can only be called inside a trial: {', '.join(missing)} "

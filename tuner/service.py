@@ -66,6 +66,7 @@ class Service:
         self._tasks: dict[int, asyncio.Task[ExperimentRecord]] = {}
         self._closing = False
         self._lease_task: asyncio.Task[None] | None = None
+        self._expiry_task: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
         self._companions: list[asyncio.Task[None]] = []
         self._writer: ObservationWriter | None = None
@@ -113,7 +114,7 @@ class Service:
         self._hub = EventHub(self._db, settings.events_poll_interval)
         for listener in self._listeners:
             self._hub.add_listener(listener)
-        self._asktell = AskTell(self._db, self._hub)
+        self._asktell = AskTell(self._db, self._hub, settings.ask_timeout)
         self._leases = Leases(
             self._db, settings.replica_id, settings.lease_ttl, settings.lease_interval
         )
@@ -127,6 +128,9 @@ class Service:
         self._lease_task = asyncio.create_task(
             self._leases.keep(self._driven, self._lost, self._claim_orphans), name="leases"
         )
+        self._expiry_task = asyncio.create_task(
+            self._asktell.keep_expiring(), name="ask/tell expiry"
+        )
         for companion in settings.companions:
             self._companions.append(asyncio.create_task(companion(self)))
 
@@ -136,9 +140,10 @@ class Service:
         for companion in self._companions:
             companion.cancel()
         await asyncio.gather(*self._companions, return_exceptions=True)
-        if self._lease_task is not None:
-            self._lease_task.cancel()
-            await asyncio.gather(self._lease_task, return_exceptions=True)
+        for background in (self._lease_task, self._expiry_task):
+            if background is not None:
+                background.cancel()
+                await asyncio.gather(background, return_exceptions=True)
         if self._hub is not None:
             self._hub.close()
         tasks = list(self._tasks.values())
@@ -281,7 +286,7 @@ class Service:
         known = set(record.experiment.spec.objective.metric_names)
         ignored = sorted(set(values) - known)
         kept = {k: v for k, v in values.items() if k in known}
-        observations = await self.db.run(_pushed_observations, record, trial_name, step, kept)
+        observations = await self.db.run(pushed_observations, record, trial_name, step, kept)
         if observations is None:
             return True, ignored
         if not observations:
@@ -298,6 +303,10 @@ class Service:
     async def suggest(self, record: ExperimentRecord, count: int) -> tuple[list[Trial], str | None]:
         """Ask/tell: create up to ``count`` Running trials; returns them and why not more."""
         return await self.asktell.suggest(record, count)
+
+    async def open_trials(self, record: ExperimentRecord) -> list[Trial]:
+        """Ask/tell: the trials asked for and not told yet."""
+        return await self.asktell.open_trials(record)
 
     async def complete(
         self,
@@ -431,7 +440,7 @@ class Service:
         }
 
 
-def _pushed_observations(
+def pushed_observations(
     repo: Repository,
     record: ExperimentRecord,
     trial_name: str,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuner.asktell import DEFAULT_ASK_TIMEOUT
 from tuner.runners.base import Runner
 
 Companion = Callable[[Any], Coroutine[Any, Any, None]]
@@ -40,6 +41,8 @@ class Settings:
         replica_id: this replica's name in experiment leases (default: host, pid, random).
         lease_ttl: seconds a lease lasts without renewal: the failover time after a crash.
         lease_interval: seconds between lease renewals and scans for orphaned experiments.
+        ask_timeout: seconds an asked (ask/tell) trial may go without a report or a tell;
+            then it ends Killed (``AskExpired``) and frees its slot, like a lost heartbeat.
         companions: coroutines run beside the service from its start to its close, each given
             the started service (``tuner serve --runner kubernetes`` runs the operator so).
     """
@@ -58,4 +61,5 @@ class Settings:
     replica_id: str = field(default_factory=_replica_id)
     lease_ttl: float = 10.0
     lease_interval: float = 2.0
+    ask_timeout: float = DEFAULT_ASK_TIMEOUT
     companions: list[Companion] = field(default_factory=list)

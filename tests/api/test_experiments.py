@@ -371,6 +371,7 @@ def test_openapi_describes_every_endpoint_with_typed_models(client: TestClient) 
         ("POST", "/api/v1/experiments/{name}/trials/{trial}/complete"),
         ("GET", "/api/v1/experiments/{name}/trials/{trial}/logs"),
         ("POST", "/api/v1/experiments/{name}/suggestions"),
+        ("GET", "/api/v1/experiments/{name}/suggestions"),
         ("GET", "/api/v1/experiments/{name}/leaderboard"),
         ("GET", "/api/v1/experiments/{name}/events"),
         # the dashboard's aggregates (tuner/api/routes/plots.py)

@@ -14,7 +14,9 @@ Trial tokens
     can report for itself and do nothing else. Those endpoints also accept the API token (an
     administrator may act for any trial); the Python client sends the API token as bearer and
     the trial token in ``X-Tuner-Trial-Token``, so both work together. A missing token gets 401,
-    a token of another trial 403.
+    a token of another trial 403. Ask/tell trials get their tokens from the API itself (the
+    answer of an ask, and the open trials, ``GET .../suggestions``), so whoever may call the
+    API may act for them: a client that restarted can tell its trials by name.
 
 Tokens are compared in constant time (:func:`hmac.compare_digest`) and never logged: no log
 line or error message of this package contains a header value.

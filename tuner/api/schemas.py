@@ -233,7 +233,7 @@ class SuggestionCreate(BaseModel):
 
 
 class SuggestionsRead(BaseModel):
-    """New Running trials (possibly none) and why there are not more."""
+    """Running ask/tell trials with their tokens: new ones (and why not more), or the open ones."""
 
     trials: list[SuggestedTrialRead]
     phase: ExperimentPhase

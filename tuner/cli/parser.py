@@ -163,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before another replica takes over a dead one's experiments (default 10)",
     )
     p.add_argument(
+        "--ask-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="an ask/tell trial neither reported nor told for this long is Killed (AskExpired) "
+        "and frees its slot (default 86400, a day)",
+    )
+    p.add_argument(
         "--trial-api-url",
         default=os.environ.get(API_URL_ENV) or None,
         help=f"the URL trials reach this server at, given to them as ${API_URL_ENV} (default: "

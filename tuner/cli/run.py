@@ -32,8 +32,19 @@ def run_command(args: argparse.Namespace) -> int:
         )
     repo = open_repository(args)
     record = create_or_resume(repo, experiment, replace=args.replace)
-    runner = LocalRunner(Path(args.workdir).resolve())
-    controller = ExperimentController(repo, record, runner)
+    workdir = Path(args.workdir).resolve()
+    runner = LocalRunner(workdir)
+    loopback = None
+    if needs_push_endpoint(experiment) and not record.phase.finished:
+        from tuner.cli.loopback import make_loopback
+
+        loopback = make_loopback(workdir)
+        controller = ExperimentController(
+            repo, record, runner, trial_env=loopback.endpoint.trial_env(loopback.url)
+        )
+        loopback.endpoint.attach(controller)
+    else:
+        controller = ExperimentController(repo, record, runner)
 
     async def drive() -> ExperimentRecord:
         loop = asyncio.get_running_loop()
@@ -41,6 +52,8 @@ def run_command(args: argparse.Namespace) -> int:
             signal.SIGINT, controller.request_stop, "interrupted by the user (Ctrl-C)"
         )
         loop.add_signal_handler(signal.SIGTERM, controller.request_stop, "terminated (SIGTERM)")
+        if loopback is not None:
+            await loopback.start()
         done = asyncio.Event()
         bar = None if args.quiet else asyncio.create_task(progress(repo, record, done))
         try:
@@ -49,6 +62,8 @@ def run_command(args: argparse.Namespace) -> int:
             done.set()
             if bar is not None:
                 await asyncio.gather(bar, return_exceptions=True)
+            if loopback is not None:
+                await loopback.close()
 
     final = asyncio.run(drive())
     print(
@@ -64,6 +79,13 @@ def run_command(args: argparse.Namespace) -> int:
     if final.phase is ExperimentPhase.STOPPED:
         return EXIT_INTERRUPTED
     return EXIT_FAILED
+
+
+def needs_push_endpoint(experiment: Experiment) -> bool:
+    """Whether the trials push their metrics (``tuner.report``), so the run must serve them."""
+    from tuner.spec import CollectorKind
+
+    return experiment.spec.metrics_collector_spec.kind is CollectorKind.PUSH
 
 
 def create_or_resume(

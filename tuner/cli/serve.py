@@ -29,6 +29,9 @@ def serve_command(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         print("error: --port must be between 1 and 65535", file=sys.stderr)
         return EXIT_USAGE
+    if args.ask_timeout is not None and not args.ask_timeout > 0:
+        print("error: --ask-timeout must be a positive number of seconds", file=sys.stderr)
+        return EXIT_USAGE
 
     import logging
 
@@ -51,6 +54,8 @@ def serve_command(args: argparse.Namespace) -> int:
         lease_ttl=args.lease_ttl,
         lease_interval=max(0.5, args.lease_ttl / 5),
     )
+    if args.ask_timeout is not None:
+        settings.ask_timeout = args.ask_timeout
     if args.replica_id:
         settings.replica_id = args.replica_id
     if args.runner == "kubernetes":

@@ -6,6 +6,7 @@ import asyncio
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from tuner.spec import Experiment
@@ -136,6 +137,11 @@ class AsyncRepository:
 
     async def last_steps(self, experiment_id: int, trial_name: str) -> dict[str, int]:
         return await self._call(self.sync.last_steps, experiment_id, trial_name)
+
+    async def last_report_times(
+        self, experiment_id: int, trial_names: Sequence[str]
+    ) -> dict[str, datetime]:
+        return await self._call(self.sync.last_report_times, experiment_id, trial_names)
 
     async def add_observations(
         self, experiment: ExperimentRecord, trial_name: str, observations: Sequence[Observation]

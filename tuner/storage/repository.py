@@ -593,6 +593,26 @@ class Repository:
         with self.session() as s:
             return {metric: int(step) for metric, step in s.execute(query)}
 
+    def last_report_times(
+        self, experiment_id: int, trial_names: Sequence[str]
+    ) -> dict[str, datetime]:
+        """When each named trial last stored an observation (trials without one are left out)."""
+        if not trial_names:
+            return {}
+        query = (
+            select(TrialRow.name, func.max(ObservationRow.time))
+            .join(TrialRow, TrialRow.id == ObservationRow.trial_id)
+            .where(TrialRow.experiment_id == experiment_id, TrialRow.name.in_(list(trial_names)))
+            .group_by(TrialRow.name)
+        )
+        with self.session() as s:
+            out: dict[str, datetime] = {}
+            for name, time in s.execute(query):
+                aware = _aware(time)
+                if aware is not None:
+                    out[name] = aware
+            return out
+
     # -- leaderboard ---------------------------------------------------------------------
 
     def leaderboard(

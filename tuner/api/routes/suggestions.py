@@ -1,4 +1,4 @@
-"""Ask/tell: new trials for experiments without a trialTemplate."""
+"""Ask/tell: new trials for experiments without a trialTemplate, and the open ones."""
 
 from __future__ import annotations
 
@@ -37,4 +37,27 @@ async def suggest(
         ],
         phase=current.phase,
         message=message,
+    )
+
+
+@router.get(
+    "",
+    summary="The open trials (asked for, not told yet), with their tokens",
+    description=(
+        "What a client that lost its state (a restarted notebook) needs to go on: each open "
+        "trial's parameters and token, to report and tell it by name. Asked trials that were "
+        "neither reported nor told within the server's ask timeout are Killed (AskExpired) "
+        "first, and are not listed."
+    ),
+)
+async def open_trials(record: ExperimentDep, service: ServiceDep) -> SuggestionsRead:
+    trials = await service.open_trials(record)
+    current = await service.db.experiment_by_id(record.id)
+    return SuggestionsRead(
+        trials=[
+            suggested_trial_read(t, service.trial_token(record.namespace, record.name, t.name))
+            for t in trials
+        ],
+        phase=current.phase,
+        message=None if trials else "no open trials",
     )
