@@ -29,7 +29,7 @@ from tuner.events import DELETED, Event, EventHub, Listener
 from tuner.leases import Leases
 from tuner.runners.base import Runner
 from tuner.settings import Settings
-from tuner.spec import Experiment
+from tuner.spec import Experiment, spec_warnings
 from tuner.storage import ExperimentRecord, Repository, make_engine
 from tuner.storage.aio import AsyncRepository
 from tuner.storage.repository import utcnow
@@ -164,6 +164,8 @@ class Service:
         """Store and start an experiment; a runner with ``check(experiment)`` vets it first."""
         if experiment.spec.trial_template is not None:
             self.runner.check(experiment)  # SpecError (422) for what this runner cannot run
+        for warning in spec_warnings(experiment):
+            log.warning("experiment %s/%s: %s", experiment.namespace, experiment.name, warning)
         record = await self.db.create_experiment(experiment)
         await self._begin(record)
         return await self.db.experiment_by_id(record.id)
