@@ -111,6 +111,7 @@ class Service:
         workdir = settings.workdir.resolve()
         self._db = AsyncRepository(Repository(make_engine(settings.db_url)))
         self._hub = EventHub(self._db, settings.events_poll_interval)
+        self._hub.add_listener(EventLog())
         for listener in self._listeners:
             self._hub.add_listener(listener)
         self._asktell = AskTell(self._db, self._hub)
@@ -444,3 +445,31 @@ def _pushed_observations(
         steps = dict.fromkeys(values, step)
     now = utcnow()
     return [Observation(k, steps[k], float(v), now) for k, v in values.items()]
+
+
+_TRIAL_VERBS = {"Running": "started", "EarlyStopped": "early-stopped"}
+_EXPERIMENT_VERBS = {"Created": "created", "Running": "started", DELETED: "deleted"}
+
+
+class EventLog:
+    """Every experiment and trial event of this process in the server log, at INFO.
+
+    An experiment's phase is logged when it changes: the service and the controller both
+    announce the start of one.
+    """
+
+    def __init__(self) -> None:
+        self._phases: dict[tuple[str, str], str | None] = {}
+
+    def __call__(self, event: Event) -> None:
+        where = f"experiment {event.namespace}/{event.experiment}"
+        why = f": {event.reason}" if event.reason else ""
+        if event.kind == "best":
+            log.info("%s: best objective improved to %s", where, event.value)
+        elif event.kind == "trial":
+            verb = _TRIAL_VERBS.get(event.state or "", f"ended {event.state}")
+            log.info("%s: trial %s %s%s", where, event.trial, verb, why)
+        elif self._phases.get((event.namespace, event.experiment)) != event.state:
+            self._phases[(event.namespace, event.experiment)] = event.state
+            verb = _EXPERIMENT_VERBS.get(event.state or "", f"ended {event.state}")
+            log.info("%s: %s%s", where, verb, why)
