@@ -137,7 +137,7 @@ def test_watch_raise_stop_and_open_a_trial(server: Server, page: Any) -> None:
         "() => { const n = document.querySelector('#plot-history.js-plotly-plot');"
         " return n && n.data && n.data[0].x.length > 0 }"
     )
-    page.locator("#plot-curves").scroll_into_view_if_needed()  # drawn when scrolled to
+    page.locator("#plot-curves").scroll_into_view_if_needed()  # as a user would
     page.wait_for_function(
         "() => { const n = document.querySelector('#plot-parallel.js-plotly-plot');"
         " return n && n.data[0].dimensions.length === 3"
