@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +125,32 @@ def test_parallel_over_the_cap_keeps_the_best_fifth_then_spreads() -> None:
     assert result.total == 20
     assert numbers(result.shown) == [2, 4, 6, 8, 11, 13, 15, 17, 18, 19]
     assert result.dimensions[0].values == [2.0, 4.0, 6.0, 8.0, 11.0, 13.0, 15.0, 17.0, 18.0, 19.0]
+
+
+def test_parallel_puts_a_log_scaled_parameter_on_a_log_axis() -> None:
+    # lr is logUniform in [1e-4, 1e-1]: its axis holds log10 values between the logs of the
+    # bounds, with ticks at the powers of ten labelled in lr's own units.
+    axes = [Axis("lr", "double", log=True, low=1e-4, high=1e-1), Axis("n", "int")]
+    given = [
+        Point(0, 1.0, parameters={"lr": 0.001, "n": 3}),
+        Point(1, 2.0, parameters={"lr": 0.05, "n": 2}),
+        Point(2, 3.0, parameters={"lr": 0.0, "n": 4}),  # not positive: no place on a log axis
+    ]
+    lr, n = plots.parallel(given, axes, maximize=False, cap=10).dimensions
+    assert lr.scale == "log" and n.scale == "linear"
+    assert lr.values[0] == pytest.approx(-3.0)
+    assert lr.values[1] == pytest.approx(math.log10(0.05))
+    assert lr.values[2] is None
+    assert lr.range == pytest.approx((-4.0, -1.0))
+    assert lr.ticks == pytest.approx([-4.0, -3.0, -2.0, -1.0])
+    assert lr.tick_text == ["0.0001", "0.001", "0.01", "0.1"]
+    assert n.values == [3.0, 2.0, 4.0] and n.ticks is None and n.range is None
+
+
+def test_log_ticks_use_two_and_five_in_a_narrow_range_and_the_bounds_in_a_tiny_one() -> None:
+    assert plots.log_ticks(1e-6, 1.0) == [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0]
+    assert plots.log_ticks(0.03, 0.3) == [0.05, 0.1, 0.2]
+    assert plots.log_ticks(0.5, 0.9) == [0.5, 0.9]
 
 
 # -- intermediate values ----------------------------------------------------------------------

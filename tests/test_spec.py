@@ -10,7 +10,7 @@ import yaml
 from tests.conftest import DATA, experiment_dict
 from tuner.cli import main
 from tuner.errors import SpecError
-from tuner.spec import MetricStrategyType, ParameterType, load_spec
+from tuner.spec import MetricStrategyType, ParameterType, load_spec, spec_warnings
 
 
 def errors_of(data: dict[str, Any] | str) -> dict[str, str]:
@@ -217,3 +217,50 @@ def test_validate_cli_prints_paths_and_fails(
     good.write_text(yaml.safe_dump(experiment_dict()))
     assert main(["validate", str(good)]) == 0
     assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_messages_name_the_parameter_and_keep_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = experiment_dict()
+    data["spec"]["parameters"][1]["feasibleSpace"]["min"] = "5"  # n: min above max
+    data["spec"]["parameters"][0]["parameterType"] = "float"  # x: refused by the model
+    assert errors_of(data)["spec.parameters[0].parameterType"].startswith("parameter 'x': ")
+    data["spec"]["parameters"][0]["parameterType"] = "double"
+    errors = errors_of(data)
+    assert errors["spec.parameters[1].feasibleSpace.min"].startswith("parameter 'n': ")
+    assert "less than max" in errors["spec.parameters[1].feasibleSpace.min"]
+    data["spec"]["trialTemplate"]["trialParameters"][1]["reference"] = "nope"
+    message = errors_of(data)["spec.trialTemplate.trialParameters[1].reference"]
+    assert message.startswith("trial parameter 'n': 'nope' is neither a parameter")
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "spec.parameters[1].feasibleSpace.min: parameter 'n': " in err
+
+
+def test_an_unused_search_parameter_is_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = experiment_dict()
+    data["spec"]["parameters"].append(
+        {"name": "dropout", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "0.5"}}
+    )
+    experiment = load_spec(data)  # valid
+    assert [str(w) for w in spec_warnings(experiment)] == [
+        "spec.parameters[2]: parameter 'dropout' is not used by any trial: "
+        "no spec.trialTemplate.trialParameters entry has it as its reference"
+    ]
+    path = tmp_path / "unused.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["validate", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: spec.parameters[2]: parameter 'dropout' is not used by any trial" in err
+    assert "valid Experiment default/exp" in out
+    # Without a trialTemplate, parameters go to whoever asks: nothing to warn about.
+    del data["spec"]["trialTemplate"]
+    data["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "Push"}}
+    assert spec_warnings(load_spec(data)) == []
+    assert spec_warnings(load_spec(experiment_dict())) == []

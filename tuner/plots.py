@@ -50,11 +50,18 @@ class Axis:
         name: the parameter's name.
         type: its ``parameterType`` (``double``, ``int``, ``discrete``, ``categorical``).
         categories: for a categorical parameter, its choices as text, in spec order.
+        log: a range sampled on a log scale (Katib ``logUniform``/``logNormal``): plotted on a
+            log axis.
+        low: the range's lower bound (the axis starts there), None for lists.
+        high: the range's upper bound, None for lists.
     """
 
     name: str
     type: str
     categories: tuple[str, ...] | None = None
+    log: bool = False
+    low: float | None = None
+    high: float | None = None
 
 
 # -- selections -------------------------------------------------------------------------------
@@ -142,13 +149,20 @@ class Dimension:
     """One axis of the parallel-coordinates plot: a value per shown trial.
 
     Categorical values are indexes into ``categories``; a value that is missing, not a number
-    or not one of the categories is None.
+    or not one of the categories is None. On a log axis (``scale == "log"``) the values are
+    base-10 logarithms (a value that is not positive is None), ``range`` spans the logarithms of
+    the bounds and ``ticks`` are placed at round numbers, labelled by ``tick_text`` in the
+    parameter's own units.
     """
 
     name: str
     type: str
     values: list[float | None]
     categories: list[str] | None = None
+    scale: Literal["linear", "log"] = "linear"
+    range: tuple[float, float] | None = None
+    ticks: list[float] | None = None
+    tick_text: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +191,8 @@ def parallel(
 
 
 def _dimension(axis: Axis, raw: list[Any]) -> Dimension:
+    if axis.categories is None and axis.log:
+        return _log_dimension(axis, [_value(v) for v in raw])
     if axis.categories is None:
         return Dimension(axis.name, axis.type, [_value(v) for v in raw])
     index = {c: i for i, c in enumerate(axis.categories)}
@@ -184,6 +200,53 @@ def _dimension(axis: Axis, raw: list[Any]) -> Dimension:
         float(index[str(v)]) if v is not None and str(v) in index else None for v in raw
     ]
     return Dimension(axis.name, "categorical", values, list(axis.categories))
+
+
+def _log_dimension(axis: Axis, numbers: list[float | None]) -> Dimension:
+    values = [math.log10(v) if v is not None and v > 0 else None for v in numbers]
+    positive = [v for v in numbers if v is not None and v > 0]
+    low = axis.low if axis.low is not None and axis.low > 0 else min(positive, default=1.0)
+    high = axis.high if axis.high is not None and axis.high > low else max(positive, default=low)
+    if high <= low:
+        high = low * 10
+    ticks = log_ticks(low, high)
+    return Dimension(
+        axis.name,
+        axis.type,
+        values,
+        scale="log",
+        range=(math.log10(low), math.log10(high)),
+        ticks=[math.log10(t) for t in ticks],
+        tick_text=[f"{t:g}" for t in ticks],
+    )
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Round numbers in ``[low, high]`` (0 < low < high) for a log axis: the powers of ten,
+    with 2 and 5 times them when fewer than three powers fit, and the bounds when still fewer.
+
+    >>> log_ticks(1e-4, 1e-1)
+    [0.0001, 0.001, 0.01, 0.1]
+    >>> log_ticks(0.03, 0.3)
+    [0.05, 0.1, 0.2]
+    """
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+
+    def within(multiples: tuple[int, ...]) -> list[float]:
+        found = []
+        for exponent in range(first, last + 1):
+            for m in multiples:
+                tick = float(f"{m}e{exponent}")  # exact decimal, not m * 10.0**exponent
+                if low * (1 - 1e-9) <= tick <= high * (1 + 1e-9):
+                    found.append(tick)
+        return found
+
+    ticks = within((1,))
+    if len(ticks) < 3:
+        ticks = within((1, 2, 5))
+    if len(ticks) < 2:
+        ticks = sorted({low, *ticks, high})
+    return ticks
 
 
 # -- intermediate values ----------------------------------------------------------------------

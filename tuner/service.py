@@ -29,7 +29,7 @@ from tuner.events import DELETED, Event, EventHub, Listener
 from tuner.leases import Leases
 from tuner.runners.base import Runner
 from tuner.settings import Settings
-from tuner.spec import Experiment
+from tuner.spec import Experiment, spec_warnings
 from tuner.storage import ExperimentRecord, Repository, make_engine
 from tuner.storage.aio import AsyncRepository
 from tuner.storage.repository import utcnow
@@ -112,6 +112,7 @@ class Service:
         workdir = settings.workdir.resolve()
         self._db = AsyncRepository(Repository(make_engine(settings.db_url)))
         self._hub = EventHub(self._db, settings.events_poll_interval)
+        self._hub.add_listener(EventLog())
         for listener in self._listeners:
             self._hub.add_listener(listener)
         self._asktell = AskTell(self._db, self._hub, settings.ask_timeout)
@@ -169,6 +170,8 @@ class Service:
         """Store and start an experiment; a runner with ``check(experiment)`` vets it first."""
         if experiment.spec.trial_template is not None:
             self.runner.check(experiment)  # SpecError (422) for what this runner cannot run
+        for warning in spec_warnings(experiment):
+            log.warning("experiment %s/%s: %s", experiment.namespace, experiment.name, warning)
         record = await self.db.create_experiment(experiment)
         await self._begin(record)
         return await self.db.experiment_by_id(record.id)
@@ -462,3 +465,31 @@ def pushed_observations(
         steps = dict.fromkeys(values, step)
     now = utcnow()
     return [Observation(k, steps[k], float(v), now) for k, v in values.items()]
+
+
+_TRIAL_VERBS = {"Running": "started", "EarlyStopped": "early-stopped"}
+_EXPERIMENT_VERBS = {"Created": "created", "Running": "started", DELETED: "deleted"}
+
+
+class EventLog:
+    """Every experiment and trial event of this process in the server log, at INFO.
+
+    An experiment's phase is logged when it changes: the service and the controller both
+    announce the start of one.
+    """
+
+    def __init__(self) -> None:
+        self._phases: dict[tuple[str, str], str | None] = {}
+
+    def __call__(self, event: Event) -> None:
+        where = f"experiment {event.namespace}/{event.experiment}"
+        why = f": {event.reason}" if event.reason else ""
+        if event.kind == "best":
+            log.info("%s: best objective improved to %s", where, event.value)
+        elif event.kind == "trial":
+            verb = _TRIAL_VERBS.get(event.state or "", f"ended {event.state}")
+            log.info("%s: trial %s %s%s", where, event.trial, verb, why)
+        elif self._phases.get((event.namespace, event.experiment)) != event.state:
+            self._phases[(event.namespace, event.experiment)] = event.state
+            verb = _EXPERIMENT_VERBS.get(event.state or "", f"ended {event.state}")
+            log.info("%s: %s%s", where, verb, why)

@@ -81,3 +81,24 @@ def screenshot(page: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+DRAWN_TRACES = """id => {
+  const node = document.getElementById(id);
+  if (!node || !node.data || !node.classList.contains('js-plotly-plot')) return 0;
+  const withData = node.data.filter((t) => (t.type === 'parcoords'
+    ? t.dimensions.length > 0 && t.dimensions[0].values.length > 0
+    : (t.x || []).length > 0)).length;
+  const drawn = node.querySelectorAll(
+    '.scatterlayer .trace, .barlayer .trace, .parcoords .y-axis').length;
+  return drawn > 0 ? withData : 0;
+}"""
+"""How many traces with points the plot ``id`` has, counting only a plot plotly has drawn into
+the page (its ``.trace`` elements, or a parcoords ``.y-axis`` each, exist); 0 while it is not."""
+
+
+def wait_for_traces(page: Any, plot_id: str, timeout: float = WAIT_MS) -> int:
+    """Wait (bounded) until the plot ``plot_id`` shows traces; returns how many."""
+    page.wait_for_function(f"({DRAWN_TRACES})({plot_id!r}) > 0", timeout=timeout)
+    count: int = page.evaluate(DRAWN_TRACES, plot_id)
+    return count

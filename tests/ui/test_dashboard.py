@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.api.test_serve import Server
-from tests.ui.conftest import Console, screenshot, start_server, stop_server
+from tests.ui.conftest import Console, screenshot, start_server, stop_server, wait_for_traces
 from tuner.templates import job_trial_template
 
 TOKEN = "ui-test-token"
@@ -137,7 +137,7 @@ def test_watch_raise_stop_and_open_a_trial(server: Server, page: Any) -> None:
         "() => { const n = document.querySelector('#plot-history.js-plotly-plot');"
         " return n && n.data && n.data[0].x.length > 0 }"
     )
-    page.locator("#plot-curves").scroll_into_view_if_needed()  # drawn when scrolled to
+    page.locator("#plot-curves").scroll_into_view_if_needed()  # as a user would
     page.wait_for_function(
         "() => { const n = document.querySelector('#plot-parallel.js-plotly-plot');"
         " return n && n.data[0].dimensions.length === 3"
@@ -152,6 +152,8 @@ def test_watch_raise_stop_and_open_a_trial(server: Server, page: Any) -> None:
         " return n && n.data[0].y.length === 2 }",
         timeout=120_000,
     )
+    for plot in ("plot-history", "plot-parallel", "plot-curves", "plot-importance"):
+        assert wait_for_traces(page, plot) > 0, f"{plot} has no traces"
 
     # Raise the budget (confirmed), then stop (confirmed).
     dialogs: list[str] = []

@@ -163,7 +163,7 @@ def test_experiment_page_with_10k_trials(big_server: Server, browser: Any) -> No
         assert page.is_enabled("#raise")
         points = page.evaluate("document.getElementById('plot-history').data[0].x.length")
         assert 0 < points <= 2000
-        page.locator("#plot-curves").scroll_into_view_if_needed()  # drawn when scrolled to
+        page.locator("#plot-curves").scroll_into_view_if_needed()  # as a user would
         page.wait_for_function(
             "['parallel', 'curves', 'importance'].every(k => window.tunerReady[k] !== undefined)",
             timeout=WAIT_MS,

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 
+from tuner.api.docs import install_docs
 from tuner.api.routes import (
     events,
     experiments,
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         max_body_size=settings.max_body_size,
+        docs_url=None,  # install_docs: Swagger UI from a local package, not a CDN
+        redoc_url=None,  # no installed package ships ReDoc's script
     )
     app.state.service = service
     app.include_router(health.router)
@@ -77,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     _install_error_handlers(app)
     _install_openapi(app)
+    install_docs(app)
     return app
 
 

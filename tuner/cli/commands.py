@@ -14,9 +14,11 @@ from tuner.errors import InvalidRequest
 
 
 def validate_command(args: argparse.Namespace) -> int:
-    from tuner.spec import load_spec
+    from tuner.spec import load_spec, spec_warnings
 
     experiment = load_spec(Path(args.spec))
+    for warning in spec_warnings(experiment):  # valid, so still exit 0
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.spec}: valid Experiment {experiment.namespace}/{experiment.name}")
     return EXIT_OK
 

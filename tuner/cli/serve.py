@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import ipaddress
+import logging
 import os
+import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tuner.cli.options import EXIT_OK, EXIT_USAGE, SECRET_ENV, TOKEN_ENV, read_token
 
@@ -32,8 +35,6 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.ask_timeout is not None and not args.ask_timeout > 0:
         print("error: --ask-timeout must be a positive number of seconds", file=sys.stderr)
         return EXIT_USAGE
-
-    import logging
 
     import uvicorn
 
@@ -71,6 +72,7 @@ def serve_command(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=access_log_config(),
         timeout_graceful_shutdown=5,
     )
     return EXIT_OK
@@ -82,6 +84,42 @@ def check_database(url: str | None) -> None:
     from tuner.storage import make_engine
 
     make_engine(url).dispose()
+
+
+QUIET_ROUTES = re.compile(
+    r"^(POST /api/v1/experiments/[^/?]+/trials/[^/?]+/observations"  # tuner.report(), per step
+    r"|GET /healthz"  # probes
+    r"|GET /api/v1/overview"  # the dashboard's refreshes, at each event
+    r"|GET /api/v1/experiments/[^/?]+/(plots/[^/?]+|leaderboard)"
+    r"|GET /ui/static/[^?]+"
+    r")(\?.*)?$"
+)
+"""Requests left out of the access log when they succeed: those made at a high rate."""
+
+
+class QuietAccess(logging.Filter):
+    """Drops access-log lines of successful requests to :data:`QUIET_ROUTES`; errors stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn's access record: (client address, method, path with query, HTTP version,
+        # status code).
+        args = record.args
+        if not isinstance(args, tuple) or len(args) != 5:
+            return True
+        _, method, path, _, status = args
+        if not isinstance(status, int) or status >= 400:
+            return True
+        return QUIET_ROUTES.match(f"{method} {path}") is None
+
+
+def access_log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration with :class:`QuietAccess` on its access log."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["quiet"] = {"()": QuietAccess}
+    config["handlers"]["access"].setdefault("filters", []).append("quiet")
+    return config
 
 
 def kubernetes_settings(settings: Settings, args: argparse.Namespace) -> None:

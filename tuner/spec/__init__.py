@@ -45,7 +45,7 @@ from tuner.spec.models import (
     TrialTemplate,
     job_containers,
 )
-from tuner.spec.validation import TRIAL_PARAM_REF, validate
+from tuner.spec.validation import TRIAL_PARAM_REF, spec_warnings, validate
 
 __all__ = [
     "JOB_FAILURE_CONDITION",
@@ -82,5 +82,6 @@ __all__ = [
     "format_path",
     "job_containers",
     "load_spec",
+    "spec_warnings",
     "validate",
 ]

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from tuner.errors import FieldError, SpecError
 from tuner.spec.models import Experiment
-from tuner.spec.validation import validate
+from tuner.spec.validation import validate, with_names
 
 
 def load_spec(source: str | Path | Mapping[str, Any]) -> Experiment:
@@ -27,10 +27,10 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> Experiment:
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as e:
-        raise SpecError([_pydantic_error(err) for err in e.errors()]) from e
+        raise SpecError(with_names([_pydantic_error(err) for err in e.errors()], data)) from e
     problems = validate(experiment)
     if problems:
-        raise SpecError(problems)
+        raise SpecError(with_names(problems, data))
     return experiment
 
 

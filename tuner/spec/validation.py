@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tuner.algorithms.registry import validate_algorithm
 from tuner.early_stopping import validate_early_stopping
@@ -73,6 +74,69 @@ def validate(experiment: Experiment) -> list[FieldError]:
     errors += _template_errors(spec)
     errors += _collector_errors(spec)
     return errors
+
+
+def spec_warnings(experiment: Experiment) -> list[FieldError]:
+    """What is valid but probably a mistake: a search parameter that no trial uses.
+
+    Its values would be suggested, stored and plotted, yet never reach a trial, so they cannot
+    explain anything. Experiments without a trialTemplate (ask/tell) use every parameter.
+    """
+    spec = experiment.spec
+    tt = spec.trial_template
+    if tt is None or tt.trial_spec is None:
+        return []
+    referenced = {tp.reference for tp in tt.trial_parameters}
+    return [
+        FieldError(
+            f"spec.parameters[{i}]",
+            f"parameter {p.name!r} is not used by any trial: no "
+            "spec.trialTemplate.trialParameters entry has it as its reference",
+        )
+        for i, p in enumerate(spec.parameters)
+        if p.name and p.name not in referenced
+    ]
+
+
+_NAMED_ITEM = re.compile(r"^(spec\.parameters|spec\.trialTemplate\.trialParameters)\[(\d+)\]")
+_ITEM_KIND = {
+    "spec.parameters": "parameter",
+    "spec.trialTemplate.trialParameters": "trial parameter",
+}
+
+
+def with_names(errors: Sequence[FieldError], data: Mapping[str, Any]) -> list[FieldError]:
+    """Each problem of a (trial) parameter, found by index in its path, with the parameter's
+    name at the start of its message (the path stays machine-readable).
+
+    ``spec.parameters[1].feasibleSpace.min: must be less than max`` becomes
+    ``spec.parameters[1].feasibleSpace.min: parameter 'lr': must be less than max``. A message
+    that already says ``parameter 'lr'`` is kept as it is. ``data`` is the spec as written.
+    """
+    spec = data.get("spec") if isinstance(data, Mapping) else None
+    items: dict[str, Any] = {
+        "spec.parameters": spec.get("parameters") if isinstance(spec, Mapping) else None,
+        "spec.trialTemplate.trialParameters": _trial_parameters(spec),
+    }
+    named = []
+    for error in errors:
+        match = _NAMED_ITEM.match(error.path)
+        name = None
+        if match:
+            listed, index = items[match.group(1)], int(match.group(2))
+            if isinstance(listed, list) and index < len(listed):
+                entry = listed[index]
+                name = entry.get("name") if isinstance(entry, Mapping) else None
+        if match and isinstance(name, str) and name and f"parameter {name!r}" not in error.message:
+            kind = _ITEM_KIND[match.group(1)]
+            error = FieldError(error.path, f"{kind} {name!r}: {error.message}")
+        named.append(error)
+    return named
+
+
+def _trial_parameters(spec: Any) -> Any:
+    template = spec.get("trialTemplate") if isinstance(spec, Mapping) else None
+    return template.get("trialParameters") if isinstance(template, Mapping) else None
 
 
 def _objective_errors(obj: Objective) -> list[FieldError]:

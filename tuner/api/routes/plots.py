@@ -81,6 +81,13 @@ class DimensionRead(_Read):
     categories: list[str] | None = Field(
         default=None, description="for categorical parameters: values index into this list"
     )
+    scale: Literal["linear", "log"] = Field(
+        default="linear",
+        description="log: a logUniform/logNormal parameter; values are base-10 logarithms",
+    )
+    range: list[float] | None = Field(default=None, description="log axis: log10 of the bounds")
+    ticks: list[float] | None = Field(default=None, description="log axis: where ticks go")
+    tick_text: list[str] | None = Field(default=None, description="log axis: tick labels")
 
 
 class ParallelRead(_Read):
@@ -144,6 +151,9 @@ def _axes(record: ExperimentRecord) -> list[plots.Axis]:
             tuple(str(c) for c in p.choices)
             if p.parameter_type is ParameterType.CATEGORICAL
             else None,
+            log=p.log,
+            low=p.low if p.log else None,
+            high=p.high if p.log else None,
         )
         for p in record.experiment.spec.parameters
     ]
@@ -238,7 +248,16 @@ def parallel(
         trial=[p.name for p in shown],
         objective=[p.objective for p in shown if p.objective is not None],
         dimensions=[
-            DimensionRead(name=d.name, type=d.type, values=d.values, categories=d.categories)
+            DimensionRead(
+                name=d.name,
+                type=d.type,
+                values=d.values,
+                categories=d.categories,
+                scale=d.scale,
+                range=None if d.range is None else list(d.range),
+                ticks=d.ticks,
+                tick_text=d.tick_text,
+            )
             for d in result.dimensions
         ],
     )

@@ -178,16 +178,23 @@ const Tuner = (() => {
   }
 
   /** Runs draw() when node first comes near the viewport; later calls redraw at once. */
+  /** Draw ``node`` when it comes near the viewport, or at ``update.now()``, whichever is first.
+   *  Returns ``update``: redraws once drawn, else does nothing. */
   function whenVisible(node, draw) {
     let visible = false;
-    const observer = new IntersectionObserver((entries) => {
-      if (!entries.some((e) => e.isIntersecting)) return;
+    const start = () => {
+      if (visible) return;
       visible = true;
       observer.disconnect();
       draw().catch(showError);
+    };
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) start();
     }, { rootMargin: '200px' });
     observer.observe(node);
-    return () => (visible ? draw() : Promise.resolve());
+    const update = () => (visible ? draw() : Promise.resolve());
+    update.now = start;
+    return update;
   }
 
   const PLOT_CONFIG = { displaylogo: false, responsive: true };

@@ -140,6 +140,9 @@ Tuner.start(async () => {
     const dims = p.dimensions.map((d) => {
       const dim = { label: d.name, values: d.values.map((v) => (v === null ? NaN : v)) };
       if (d.categories) { dim.tickvals = d.categories.map((_, i) => i); dim.ticktext = d.categories; }
+      if (d.scale === 'log') {  // values are log10: ticks at round numbers in the parameter's units
+        dim.label = d.name + ' (log)'; dim.range = d.range; dim.tickvals = d.ticks; dim.ticktext = d.tickText;
+      }
       return dim;
     });
     dims.push({ label: p.metric, values: p.objective });
@@ -171,8 +174,8 @@ Tuner.start(async () => {
     { margin: { l: 110, r: 20, t: 10, b: 45 }, xaxis: { title: { text: 'importance (' + imp.method + ', ' + imp.trials + ' trials)' }, rangemode: 'tozero' } });
   }
 
-  // Below the fold: drawn when scrolled near, then kept up to date.
-  // (observed once the first plot is drawn, so that it comes first).
+  // Below the fold: drawn first when scrolled near, else once the plots above are drawn (a page
+  // never scrolled, or printed or captured whole, shows them too); then kept up to date.
   let drawParallel = () => Promise.resolve();
   let drawCurves = () => Promise.resolve();
 
@@ -252,5 +255,6 @@ Tuner.start(async () => {
   lastImportance = Date.now();
   await loadImportance();
   Tuner.ready('importance');
+  drawParallel.now(); drawCurves.now();
   if (!['Succeeded', 'Failed', 'Stopped'].includes(experiment.status.phase)) listen();
 });
