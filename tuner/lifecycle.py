@@ -19,6 +19,8 @@ from tuner.spec import CollectorKind, Experiment, ExperimentSpec, Objective, loa
 from tuner.trials import ACTIVE_STATES, ExperimentPhase, ParamValue, Trial, TrialState
 
 SUGGESTION_END = "ExperimentSuggestionEndReached"
+TRIAL_LOST = "TrialLost"
+"""The reason of a trial whose process vanished: Failed, but not the user's code's failure."""
 SUGGESTION_END_MESSAGE = (
     "the algorithm has no more parameter sets to suggest (search space exhausted)"
 )
@@ -59,7 +61,7 @@ def experiment_verdict(spec: ExperimentSpec, history: Sequence[Trial]) -> Verdic
             f"trial {best.name} reached {objective.objective_metric_name}="
             f"{best.objective:g} (goal {objective.goal:g})",
         )
-    failed = sum(1 for t in history if t.state is TrialState.FAILED)
+    failed = sum(1 for t in history if counts_as_failure(t))
     if spec.max_failed_trial_count is not None and failed > spec.max_failed_trial_count:
         return Verdict(
             ExperimentPhase.FAILED,
@@ -74,6 +76,12 @@ def experiment_verdict(spec: ExperimentSpec, history: Sequence[Trial]) -> Verdic
             f"{finished} trials finished (maxTrialCount {spec.max_trial_count})",
         )
     return None
+
+
+def counts_as_failure(trial: Trial) -> bool:
+    """Whether a trial uses up ``maxFailedTrialCount``: Failed, but not lost (its process
+    vanished with its controller; that is no failure of the user's code)."""
+    return trial.state is TrialState.FAILED and trial.reason != TRIAL_LOST
 
 
 def suggestions_exhausted(suggested: int, active: int) -> Verdict | None:

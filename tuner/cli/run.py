@@ -15,6 +15,7 @@ from tuner.cli.source import LocalSource, open_repository
 from tuner.errors import TunerError
 
 if TYPE_CHECKING:
+    from tuner.events import Event
     from tuner.spec import Experiment
     from tuner.storage import ExperimentRecord, Repository
 
@@ -33,7 +34,7 @@ def run_command(args: argparse.Namespace) -> int:
     repo = open_repository(args)
     record = create_or_resume(repo, experiment, replace=args.replace)
     runner = LocalRunner(Path(args.workdir).resolve())
-    controller = ExperimentController(repo, record, runner)
+    controller = ExperimentController(repo, record, runner, listeners=[print_failed_trial])
 
     async def drive() -> ExperimentRecord:
         loop = asyncio.get_running_loop()
@@ -64,6 +65,12 @@ def run_command(args: argparse.Namespace) -> int:
     if final.phase is ExperimentPhase.STOPPED:
         return EXIT_INTERRUPTED
     return EXIT_FAILED
+
+
+def print_failed_trial(event: Event) -> None:
+    """One line per failed trial as it ends: why (the end of its stderr) and where its log is."""
+    if event.kind == "trial" and event.state == "Failed":
+        print(f"trial {event.trial} failed: {event.reason or 'no reason given'}", flush=True)
 
 
 def create_or_resume(
