@@ -197,3 +197,84 @@ def test_kill_9_of_run_then_run_again_re_adopts_trials(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     assert f"exit code 7 (log: {log})" in listed.stdout
     assert "bad thing happened" in listed.stdout
+
+
+def test_sigterm_of_serve_leaves_local_trials_for_the_next_start(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.servers import start_server, stop_server
+
+    path = spec(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["spec"]["maxTrialCount"] = 1
+    data["spec"]["parallelTrialCount"] = 1
+    data["spec"]["parameters"][0]["feasibleSpace"]["list"] = ["long"]
+    db = f"sqlite:///{tmp_path / 'serve.db'}"
+    repo = Repository(make_engine(db))
+    server = start_server(tmp_path, db)
+    try:
+        response = httpx.post(f"{server.url}/api/v1/experiments", json=data, timeout=30)
+        assert response.status_code == 201, response.text
+        trial = wait_for(
+            lambda: (t := trials_by_mode(repo).get("long")) and t.steps >= 5 and t,
+            "the trial to report",
+        )
+    finally:
+        stop_server(server)  # SIGTERM: a graceful stop
+    pid = pid_of(trial)
+    assert process_start_time(pid) == trial.process_start  # still running
+    assert trials_by_mode(repo)["long"].state is TrialState.RUNNING
+
+    again = start_server(tmp_path, db)
+    try:
+        (tmp_path / "gates" / "long").touch()
+        finished = wait_for(
+            lambda: (t := trials_by_mode(repo)["long"]).state.finished and t, "the trial to end"
+        )
+    finally:
+        stop_server(again)
+    assert finished.state is TrialState.SUCCEEDED, finished.message
+    record = repo.get_experiment("default", "exp")
+    observations = repo.observations(record.id, finished.name, "loss")
+    assert [(o.step, o.value) for o in observations] == [(i, 10.0 - i) for i in range(10)]
+
+
+def test_stopping_a_trial_ends_its_children(tmp_path: Path) -> None:
+    """Ctrl-C of `tuner run` kills its trials, their own child processes included."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, pathlib, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+        "out = pathlib.Path(os.environ['TUNER_TRIAL_DIR']) / 'child.pid'\n"
+        "out.write_text(str(child.pid))\n"
+        "print('loss=1', flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    data = experiment_dict(
+        maxTrialCount=1,
+        parallelTrialCount=1,
+        maxFailedTrialCount=0,
+        trialTemplate=job_trial_template(
+            [sys.executable, str(script), "${trialParameters.x}"], ["x"]
+        ),
+        parameters=[
+            {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}
+        ],
+    )
+    path = tmp_path / "parent.yaml"
+    path.write_text(yaml.safe_dump(data))
+    workdir = tmp_path / "work"
+    run = start_run(path, f"sqlite:///{tmp_path / 'tuner.db'}", workdir)
+    try:
+        pid_file = wait_for(
+            lambda: next(workdir.glob("default/exp/*/child.pid"), None), "the trial's child"
+        )
+        child = int(wait_for(pid_file.read_text, "the child's pid"))
+        assert process_start_time(child) is not None
+        run.send_signal(signal.SIGINT)
+        run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.communicate()
+    wait_for(lambda: process_start_time(child) is None, "the trial's child to end")
