@@ -278,3 +278,46 @@ def test_stopping_a_trial_ends_its_children(tmp_path: Path) -> None:
             run.kill()
         run.communicate()
     wait_for(lambda: process_start_time(child) is None, "the trial's child to end")
+
+
+def test_a_reused_pid_is_not_taken_for_the_trial(tmp_path: Path) -> None:
+    """A stored pid now running something else (another start time) is not adopted or killed."""
+    import asyncio
+
+    from tuner.runners.local import LocalRunner
+    from tuner.spec import load_spec
+
+    experiment = load_spec(experiment_dict())
+    runner = LocalRunner(tmp_path / "work")
+    trial_dir = runner.trial_dir(experiment, "exp-0000")
+    trial_dir.mkdir(parents=True)
+    (trial_dir / "trial.log").write_text("loss=1\n")
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True
+    )
+    try:
+        start = process_start_time(stranger.pid)
+        assert start is not None
+        trial = Trial(
+            "exp-0000",
+            0,
+            {"x": 0.0, "n": 1},
+            TrialState.RUNNING,
+            runner_ref=f"pid:{stranger.pid}",
+            process_start=start - 1,  # the trial's process started at another time
+        )
+
+        async def follow() -> tuple[list[str], str, bool]:
+            handle = await runner.attach(experiment, trial)
+            assert handle is not None
+            lines = [line async for line in handle.lines()]
+            await handle.kill()
+            outcome = await handle.wait()
+            return lines, outcome.reason, outcome.succeeded
+
+        lines, reason, succeeded = asyncio.run(follow())
+        assert lines == ["loss=1"] and reason == "TrialLost" and not succeeded
+        assert stranger.poll() is None  # the stranger was not signalled
+    finally:
+        stranger.kill()
+        stranger.wait()
