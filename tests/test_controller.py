@@ -85,7 +85,12 @@ def test_failures_metrics_unavailable_and_max_failed(
     assert final.reason == "ExperimentMaxFailedTrialsReached"
     trials = sqlite_repo.trials(record.id)
     assert len(trials) == 1  # the first failure reaches maxFailedTrialCount=1 (Katib's rule)
-    assert all(t.state is TrialState.FAILED and t.message == "exit code 3" for t in trials)
+    for t in trials:
+        # The exit code, the log's path and the end of stderr, in that order.
+        log = tmp_path / "work" / "default" / "exp" / t.name / "trial.log"
+        assert t.state is TrialState.FAILED and t.reason == "Error"
+        assert t.message == f"exit code 3 (log: {log})\nboom"
+        assert "boom" in log.read_text()  # stderr is in the log too
 
     data = experiment_dict("silent", maxTrialCount=2)
     del data["spec"]["maxFailedTrialCount"]  # no failure budget: MetricsUnavailable trials end it

@@ -148,3 +148,15 @@ def test_budget_edit_and_resume() -> None:
     assert lifecycle.resumed_by(experiment.spec, lowered.spec, {"maxTrialCount": 3}) is None
     with pytest.raises(SpecError):
         lifecycle.edit_budget(experiment, {"objective": {}})
+
+
+def test_lost_trials_do_not_use_up_the_failure_budget() -> None:
+    spec = _spec(maxTrialCount=5, maxFailedTrialCount=1)
+    lost = [_trial(i, TrialState.FAILED) for i in range(3)]
+    for t in lost:
+        t.reason = lifecycle.TRIAL_LOST
+    assert lifecycle.experiment_verdict(spec, lost) is None
+    failed = [*lost, _trial(3, TrialState.FAILED), _trial(4, TrialState.FAILED)]
+    verdict = lifecycle.experiment_verdict(spec, failed)
+    assert verdict is not None and verdict.reason == "ExperimentMaxFailedTrialsReached"
+    assert verdict.message.startswith("2 trials failed")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 from tuner import early_stopping, lifecycle, metrics, names
@@ -41,6 +42,8 @@ from tuner.trials import ACTIVE_STATES, ExperimentPhase, Observation, Trial, Tri
 log = logging.getLogger(__name__)
 
 FILE_POLL_INTERVAL = 0.2
+LOG_POSITION_INTERVAL = 1.0
+"""Seconds between saves of how far a trial's log was read (re-reading is deduplicated)."""
 IDLE_INTERVAL = 1.0
 
 TrialEnv = Callable[[ExperimentRecord, Trial], dict[str, str]]
@@ -91,6 +94,7 @@ class ExperimentController:
         self._handles: dict[str, TrialHandle] = {}
         self._endings: dict[str, TrialEnding] = {}
         self._curves: dict[str, dict[int, float]] = {}
+        self._positions: dict[str, tuple[int, dict[str, int]]] = {}
         self._stop_message: str | None = None
         self._best: float | None = None
 
@@ -233,18 +237,27 @@ class ExperimentController:
             )
             self._emit("trial", trial=trial.name, state="Failed", reason=message)
             return
-        await self.db.mark_running(record.id, trial.name, handle.ref)
+        await self.db.mark_running(record.id, trial.name, handle.ref, handle.process_start)
         self._emit("trial", trial=trial.name, state=TrialState.RUNNING.value)
         self._track(trial.name, handle)
 
-    def _track(self, trial_name: str, handle: TrialHandle) -> None:
+    def _track(
+        self, trial_name: str, handle: TrialHandle, next_steps: dict[str, int] | None = None
+    ) -> None:
         self._handles[trial_name] = handle
-        task = asyncio.create_task(self._drive(trial_name, handle), name=f"trial {trial_name}")
+        task = asyncio.create_task(
+            self._drive(trial_name, handle, next_steps or {}), name=f"trial {trial_name}"
+        )
         self._tasks[trial_name] = task
         task.add_done_callback(lambda _: self._wake.set())
 
     async def _recover(self) -> None:
-        """Pick up trials stored by an earlier controller of this experiment."""
+        """Pick up trials stored by an earlier controller of this experiment.
+
+        A Running trial is re-adopted (its output is read on from the stored log position,
+        with the step counters stored there); one the runner cannot find is ``TrialLost``,
+        which does not count against ``maxFailedTrialCount``.
+        """
         record = self.record
         for trial in await self.db.history(record.id, with_curves=True):
             if trial.curve:
@@ -252,38 +265,51 @@ class ExperimentController:
             if trial.state is TrialState.RUNNING:
                 handle = await self.runner.attach(record.experiment, trial)
                 if handle is not None:
-                    self._track(trial.name, handle)
+                    self._track(trial.name, handle, trial.log_steps)
                     continue
+                message = "the trial's process was lost when its controller stopped"
                 await self.db.finish_trial(
-                    record.id,
-                    trial.name,
-                    TrialState.FAILED,
-                    "TrialLost",
-                    "the trial's process was lost when its controller stopped",
+                    record.id, trial.name, TrialState.FAILED, lifecycle.TRIAL_LOST, message
                 )
+                self._emit("trial", trial=trial.name, state="Failed", reason=message)
             elif trial.state is TrialState.CREATED:
                 await self._start(record, trial)
 
     # -- one trial -----------------------------------------------------------------------
 
-    async def _drive(self, trial_name: str, handle: TrialHandle) -> None:
+    async def _drive(
+        self, trial_name: str, handle: TrialHandle, next_steps: dict[str, int]
+    ) -> None:
         spec = self.experiment.spec
         kind = spec.metrics_collector_spec.kind
         parser = (
             metrics.parser_for(spec) if kind in (CollectorKind.STDOUT, CollectorKind.FILE) else None
         )
+        if parser is not None and kind is CollectorKind.STDOUT:
+            parser.resume(next_steps)
+        saved_at = time.monotonic()
         tailer: metrics.FileTailer | None = None
         poller: asyncio.Task[None] | None = None
+        done = asyncio.Event()
         metrics_path = handle.metrics_path
         if kind is CollectorKind.FILE and parser is not None and metrics_path is not None:
             tailer = metrics.FileTailer(metrics_path, parser)
-            poller = asyncio.create_task(self._poll_file(trial_name, tailer))
+            poller = asyncio.create_task(self._poll_file(trial_name, tailer, done))
         try:
             async for line in handle.lines():
                 if kind is CollectorKind.STDOUT and parser is not None:
                     observations = parser.parse(line)
                     if observations:
                         await self.observe(trial_name, observations)
+                        offset = handle.offset
+                        if offset is None:
+                            continue
+                        self._positions[trial_name] = (offset, parser.next_steps)
+                        if time.monotonic() - saved_at > LOG_POSITION_INTERVAL:
+                            saved_at = time.monotonic()
+                            await self.db.save_log_position(
+                                self.record.id, trial_name, offset, parser.next_steps
+                            )
             outcome = await handle.wait()
         except Exception as e:  # a broken stream must still end the trial
             log.exception("trial %s: lost its process", trial_name)
@@ -292,7 +318,7 @@ class ExperimentController:
             outcome = TrialOutcome(False, "RunnerError", str(e))
         finally:
             if poller is not None:
-                poller.cancel()
+                done.set()  # not a cancel: a write under way must record its curve points too
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
         if tailer is not None:
@@ -301,15 +327,19 @@ class ExperimentController:
                 await self.observe(trial_name, final)
         seen = parser.unknown if parser is not None else []
         await self._finish_trial(trial_name, outcome, seen)
+        self._positions.pop(trial_name, None)
         self._handles.pop(trial_name, None)
         self._tasks.pop(trial_name, None)
 
-    async def _poll_file(self, trial_name: str, tailer: metrics.FileTailer) -> None:
-        while True:
+    async def _poll_file(
+        self, trial_name: str, tailer: metrics.FileTailer, done: asyncio.Event
+    ) -> None:
+        while not done.is_set():
             observations = tailer.poll()
             if observations:
                 await self.observe(trial_name, observations)
-            await asyncio.sleep(FILE_POLL_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), FILE_POLL_INTERVAL)
 
     async def _finish_trial(
         self, trial_name: str, outcome: TrialOutcome, seen: Sequence[str] = ()
@@ -390,11 +420,18 @@ class ExperimentController:
             for task in self._tasks.values():
                 task.cancel()
             await self._await_tasks()
+            await self._save_log_positions()
             return
         ending = TrialEnding(TrialState.KILLED, "ControllerStopped", "controller stopped")
         for name in list(self._handles):
             await self._kill(name, ending)
         await self._await_tasks()
+
+    async def _save_log_positions(self) -> None:
+        """Where each left-running trial's log was read to, for the next controller."""
+        for name, (offset, steps) in self._positions.items():
+            with contextlib.suppress(Exception):
+                await self.db.save_log_position(self.record.id, name, offset, steps)
 
     def _report_best(self, history: Sequence[Trial]) -> None:
         best = lifecycle.new_best(self.experiment.spec.objective, history, self._best)

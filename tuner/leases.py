@@ -4,11 +4,11 @@ Each experiment with a ``trialTemplate`` is driven by exactly one replica at a t
 of its lease (``experiments.owner`` and ``lease_expires_at``, taken with one conditional
 UPDATE). A replica renews its leases every ``interval`` seconds; when one dies, its leases
 expire after ``ttl`` seconds and another replica takes the experiments over on its next scan:
-it re-attaches to their running trials (a local process of a dead replica is lost, and its
-trial ends Failed with reason TrialLost) and goes on. Stored trials are never suggested again,
-so nothing is duplicated. Replicas must share the trial-token secret. A push that reaches a
-replica other than the owner is stored, but the early-stopping decision is made by the owner on
-its next look.
+it re-attaches to their running trials (a local process is re-adopted on the same host; one
+that is gone ends Failed with reason TrialLost, outside the failure budget) and goes on.
+Stored trials are never suggested again, so nothing is duplicated. Replicas must share the
+trial-token secret. A push that reaches a replica other than the owner is stored, but the
+early-stopping decision is made by the owner on its next look.
 """
 
 from __future__ import annotations

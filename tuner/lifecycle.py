@@ -19,6 +19,8 @@ from tuner.spec import CollectorKind, Experiment, ExperimentSpec, Objective, loa
 from tuner.trials import ACTIVE_STATES, ExperimentPhase, ParamValue, Trial, TrialState
 
 SUGGESTION_END = "ExperimentSuggestionEndReached"
+TRIAL_LOST = "TrialLost"
+"""The reason of a trial whose process vanished: Failed, but not the user's code's failure."""
 SUGGESTION_END_MESSAGE = (
     "the algorithm has no more parameter sets to suggest (search space exhausted)"
 )
@@ -62,7 +64,7 @@ def experiment_verdict(spec: ExperimentSpec, history: Sequence[Trial]) -> Verdic
             f"trial {best.name} reached {objective.objective_metric_name}="
             f"{best.objective:g} (goal {objective.goal:g})",
         )
-    failed = [t for t in history if t.state in FAILED_STATES]
+    failed = [t for t in history if counts_as_failure(t)]
     limit = spec.max_failed_trial_count
     if limit is not None and failed and len(failed) >= limit:
         return Verdict(
@@ -93,6 +95,12 @@ def _failed_message(failed: Sequence[Trial], limit: int) -> str:
     if last.message:
         message += f"; last, {last.name}: {last.message}"
     return message
+
+
+def counts_as_failure(trial: Trial) -> bool:
+    """Whether a trial uses up ``maxFailedTrialCount``: Failed or MetricsUnavailable, but not
+    lost (its process vanished with its controller; that is no failure of the user's code)."""
+    return trial.state in FAILED_STATES and trial.reason != TRIAL_LOST
 
 
 def suggestions_exhausted(suggested: int, active: int) -> Verdict | None:

@@ -46,7 +46,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -169,11 +169,24 @@ class _StepCounter:
         return step
 
 
+class _Resumable:
+    """The step counters of a parser, saved with a log offset and restored after a restart."""
+
+    _steps: _StepCounter
+
+    @property
+    def next_steps(self) -> dict[str, int]:
+        return dict(self._steps._next)
+
+    def resume(self, next_steps: Mapping[str, int]) -> None:
+        self._steps._next = dict(next_steps)
+
+
 # ---------------------------------------------------------------------------------------------
 # Parsers
 
 
-class LineParser:
+class LineParser(_Resumable):
     """Parses text lines (stdout or a TEXT metrics file) with Katib's filter or custom regexes.
 
     One parser per trial: it counts steps per metric. See the module docstring for the rules.
@@ -252,7 +265,7 @@ class LineParser:
         return next((steps[k] for k in STEP_KEYS if k in steps), None)
 
 
-class JsonLineParser:
+class JsonLineParser(_Resumable):
     """Parses Katib's JSON-lines metrics files: one JSON object per line.
 
     One parser per trial: it counts steps per metric. See the module docstring for the rules.

@@ -121,7 +121,7 @@ class Service:
         )
         self._secret = settings.secret or load_or_create_secret(workdir / SECRET_FILE)
         self._runner = settings.runner or LocalRunner(
-            workdir, cwd=settings.trial_cwd, base_env=settings.trial_env
+            workdir, cwd=settings.trial_cwd, base_env=settings.trial_env, detached=True
         )
         self._writer = ObservationWriter(self._db)
         self._writer.start()
@@ -136,7 +136,8 @@ class Service:
             self._companions.append(asyncio.create_task(companion(self)))
 
     async def close(self) -> None:
-        """Stop every controller (their trials are killed) and end the event streams."""
+        """Stop every controller and end the event streams. Running trials are left running
+        (local processes and Jobs alike), for the next start to re-adopt."""
         self._closing = True
         for companion in self._companions:
             companion.cancel()

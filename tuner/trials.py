@@ -91,6 +91,12 @@ class Trial:
     steps: int = 0
     curve: tuple[tuple[int, float], ...] = ()
     runner_ref: str | None = None
+    process_start: int | None = None
+    """The start time of the trial's process (local runner), to tell it from a reused pid."""
+    log_offset: int = 0
+    """The bytes of the trial's log whose observations are stored (local runner)."""
+    log_steps: dict[str, int] = field(default_factory=dict)
+    """The metrics parser's next step per metric at :attr:`log_offset`."""
 
     def with_curve(self, curve: Mapping[int, float]) -> Trial:
         self.curve = tuple(sorted(curve.items()))

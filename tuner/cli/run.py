@@ -15,6 +15,7 @@ from tuner.cli.source import LocalSource, open_repository
 from tuner.errors import TunerError
 
 if TYPE_CHECKING:
+    from tuner.events import Event
     from tuner.spec import Experiment
     from tuner.storage import ExperimentRecord, Repository
 
@@ -40,11 +41,15 @@ def run_command(args: argparse.Namespace) -> int:
 
         loopback = make_loopback(workdir)
         controller = ExperimentController(
-            repo, record, runner, trial_env=loopback.endpoint.trial_env(loopback.url)
+            repo,
+            record,
+            runner,
+            trial_env=loopback.endpoint.trial_env(loopback.url),
+            listeners=[print_failed_trial],
         )
         loopback.endpoint.attach(controller)
     else:
-        controller = ExperimentController(repo, record, runner)
+        controller = ExperimentController(repo, record, runner, listeners=[print_failed_trial])
 
     async def drive() -> ExperimentRecord:
         loop = asyncio.get_running_loop()
@@ -86,6 +91,12 @@ def needs_push_endpoint(experiment: Experiment) -> bool:
     from tuner.spec import CollectorKind
 
     return experiment.spec.metrics_collector_spec.kind is CollectorKind.PUSH
+
+
+def print_failed_trial(event: Event) -> None:
+    """One line per failed trial as it ends: why (the end of its stderr) and where its log is."""
+    if event.kind == "trial" and event.state == "Failed":
+        print(f"trial {event.trial} failed: {event.reason or 'no reason given'}", flush=True)
 
 
 def create_or_resume(

@@ -34,6 +34,18 @@ class TrialHandle(ABC):
     """Where this trial writes a File collector's metrics, when the controller can read it."""
 
     @property
+    def process_start(self) -> int | None:
+        """The start time of the trial's process, stored with :attr:`ref` so that a reused
+        pid is not taken for it after a restart (``None``: the runner needs none)."""
+        return None
+
+    @property
+    def offset(self) -> int | None:
+        """Where the lines read so far end in the trial's log, stored so that a re-adopted
+        trial's output is read on from there (``None``: not resumable this way)."""
+        return None
+
+    @property
     @abstractmethod
     def ref(self) -> str:
         """A stable reference stored on the trial (pid, Job name) for re-attaching."""
@@ -55,8 +67,9 @@ class Runner(ABC):
     """Starts trials and finds them again."""
 
     detached: bool = False
-    """Whether trials outlive this process (Kubernetes Jobs). A stopping controller then leaves
-    them running for its successor to attach to, instead of killing them."""
+    """Whether trials outlive this process (Kubernetes Jobs; local trials of ``tuner serve``). A
+    stopping controller then leaves them running for its successor to attach to, instead of
+    killing them."""
 
     @abstractmethod
     async def start(
@@ -66,7 +79,10 @@ class Runner(ABC):
 
     @abstractmethod
     async def attach(self, experiment: Experiment, trial: Trial) -> TrialHandle | None:
-        """Find a trial that was running before a restart; ``None`` when it is lost."""
+        """Find a trial that was running before a restart; ``None`` when it is lost.
+
+        A trial that ended meanwhile is found too when the runner knows how it ended: its
+        handle's :meth:`TrialHandle.wait` says so."""
 
     def check(self, experiment: Experiment) -> None:  # noqa: B027 - a hook: accept by default
         """Raise :class:`~tuner.errors.SpecError` for a spec this runner cannot run.

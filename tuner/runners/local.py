@@ -1,85 +1,198 @@
 """Run each trial as a host process: the primary container's ``command`` + ``args``, no shell.
 
 The process inherits the runner's environment (so an activated virtualenv and ``PATH`` work),
-then the container's ``env``, then the ``TUNER_*`` variables. It runs in its own process group
-and working directory; stdout and stderr are merged into ``trial.log`` in that directory while
-the controller reads them line by line.
+then the container's ``env``, then the ``TUNER_*`` variables. It runs in a session of its own
+and in its working directory, under a small supervisor (:mod:`tuner.runners.exitcode`) that
+writes its exit status and the last lines of its stderr to ``exit_status.json``. Its stdout and
+stderr go to ``trial.log`` in that directory, not to a pipe of the controller, which reads the
+file as it grows. So a trial outlives a controller that dies (``kill -9``), and the next one
+re-adopts it: the stored pid and process start time (from ``/proc/<pid>/stat``, so a reused
+pid is never mistaken for it) say whether it still runs, the stored log offset says where
+reading goes on, and the status file says how it ended while nobody watched.
 
-A local process cannot be re-attached after the controller restarts (its output pipe is gone),
-so :meth:`LocalRunner.attach` kills a survivor and reports the trial as lost.
+Stopping a trial signals its whole process group, so that its children end with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
+import sys
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from tuner import names
 from tuner.errors import RunnerError
+from tuner.runners import exitcode
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
 from tuner.spec import Experiment
 from tuner.templates import RenderedTrial
 from tuner.trials import Trial
 
 LOG_NAME = "trial.log"
+STATUS_NAME = "exit_status.json"
+POLL_INTERVAL = 0.1
+"""Seconds between looks at a log that has no new output."""
+CHUNK = 1 << 16
+MAX_LINE = 1 << 20
+"""A line longer than this is cut into pieces (as a stream reader's limit would)."""
 
 
 class LocalHandle(TrialHandle):
+    """A trial process, started here or re-adopted from an earlier controller.
+
+    Args:
+        pid: the supervisor's pid, which is also the id of the trial's session and group.
+        start: its start time in clock ticks since boot (``None``: unknown).
+        directory: the trial's directory (log and status file).
+        offset: where in the log reading starts (the bytes already consumed).
+        process: the child process when this controller started it.
+    """
+
     def __init__(
         self,
-        process: asyncio.subprocess.Process,
-        log_path: Path,
+        pid: int,
+        start: int | None,
+        directory: Path,
         grace: float,
+        *,
+        offset: int = 0,
+        process: asyncio.subprocess.Process | None = None,
         metrics_path: Path | None = None,
     ) -> None:
-        self._process = process
-        self._log_path = log_path
+        self._pid = pid
+        self._start = start
+        self._directory = directory
         self._grace = grace
+        self._offset = offset
+        self._process = process
         self.metrics_path = metrics_path
 
     @property
     def ref(self) -> str:
-        return f"pid:{self._process.pid}"
+        return f"pid:{self._pid}"
+
+    @property
+    def process_start(self) -> int | None:
+        return self._start
+
+    @property
+    def offset(self) -> int | None:
+        return self._offset
+
+    @property
+    def log_path(self) -> Path:
+        return self._directory / LOG_NAME
+
+    def alive(self) -> bool:
+        if self._process is not None:
+            return self._process.returncode is None
+        return self._start is not None and process_start_time(self._pid) == self._start
 
     async def lines(self) -> AsyncIterator[str]:
-        stream = self._process.stdout
-        assert stream is not None
-        with self._log_path.open("ab") as log:
+        """The log's lines from the stored offset on, until the process has ended."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._offset)
+            pending = b""
+            ended = False
             while True:
-                try:
-                    raw = await stream.readline()
-                except ValueError:  # a line over the stream limit: take what is buffered
-                    raw = await stream.read(1 << 16)
-                if not raw:
+                chunk = log.read(CHUNK)
+                if chunk:
+                    pending += chunk
+                    *complete, pending = pending.split(b"\n")
+                    if len(pending) > MAX_LINE:
+                        complete.append(pending)
+                        pending = b""
+                    for raw in complete:
+                        self._offset += len(raw) + 1
+                        yield raw.decode("utf-8", errors="replace").rstrip("\r")
+                    continue
+                if ended:
+                    if pending:
+                        self._offset += len(pending)
+                        yield pending.decode("utf-8", errors="replace").rstrip("\r")
                     return
-                log.write(raw)
-                log.flush()
-                yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                if not self.alive():
+                    ended = True  # one more read: what it wrote just before it ended
+                    continue
+                await asyncio.sleep(POLL_INTERVAL)
 
     async def wait(self) -> TrialOutcome:
-        code = await self._process.wait()
-        if code == 0:
-            return TrialOutcome(True, "Completed", "exit code 0", 0)
-        if code < 0:
-            name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-            return TrialOutcome(False, "Signal", f"killed by signal {name}", code)
-        return TrialOutcome(False, "Error", f"exit code {code}", code)
+        if self._process is not None:
+            await self._process.wait()
+        else:
+            while self.alive():
+                await asyncio.sleep(POLL_INTERVAL)
+        status = read_status(self._directory / STATUS_NAME)
+        if status is not None:
+            code, tail = status
+        elif self._process is not None and self._process.returncode is not None:
+            code, tail = self._process.returncode, ""  # the supervisor itself was killed
+        else:
+            return TrialOutcome(
+                False,
+                "TrialLost",
+                "the trial's process ended while no controller watched it and left no exit "
+                f"status (log: {self.log_path})",
+            )
+        return outcome(code, tail, self.log_path)
 
     async def kill(self) -> None:
         """SIGTERM the process group, then SIGKILL it after the grace period."""
-        if self._process.returncode is not None:
+        if not self.alive():
             return
-        _signal_group(self._process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self._process.wait(), self._grace)
-        except TimeoutError:
-            _signal_group(self._process.pid, signal.SIGKILL)
+        _signal_group(self._pid, signal.SIGTERM)
+        deadline = time.monotonic() + self._grace
+        while self.alive() and time.monotonic() < deadline:
+            await asyncio.sleep(min(POLL_INTERVAL, self._grace))
+        if self.alive():
+            _signal_group(self._pid, signal.SIGKILL)
+        if self._process is not None:
             await self._process.wait()
+        else:
+            while self.alive():
+                await asyncio.sleep(POLL_INTERVAL)
+
+
+def outcome(code: int, stderr_tail: str, log_path: Path) -> TrialOutcome:
+    """How an exit status reads: the code or signal, the end of stderr, the log's path."""
+    if code == 0:
+        return TrialOutcome(True, "Completed", "exit code 0", 0)
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        reason, summary = "Signal", f"killed by signal {name}"
+    else:
+        reason, summary = "Error", f"exit code {code}"
+    message = f"{summary} (log: {log_path})"
+    if stderr_tail:
+        message += "\n" + stderr_tail
+    return TrialOutcome(False, reason, message, code)
+
+
+def read_status(path: Path) -> tuple[int, str] | None:
+    """The exit code and stderr tail the supervisor wrote, or ``None``."""
+    try:
+        data = json.loads(path.read_text())
+        return int(data["code"]), str(data.get("stderr") or "")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def process_start_time(pid: int) -> int | None:
+    """The start time of a live (not zombie) process, in clock ticks since boot; else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -98,9 +211,9 @@ class LocalRunner(Runner):
             ``python3 train.py`` works as it does by hand.
         base_env: the environment trials inherit (default: this process's).
         kill_grace: seconds between SIGTERM and SIGKILL when a trial is stopped.
+        detached: whether a stopping controller leaves the trials running for the next one to
+            re-adopt (``tuner serve``) instead of killing them (``tuner run``'s Ctrl-C).
     """
-
-    detached = False  # trial processes die with their pipes: a stopping controller kills them
 
     def __init__(
         self,
@@ -108,11 +221,14 @@ class LocalRunner(Runner):
         cwd: Path | None = None,
         base_env: Mapping[str, str] | None = None,
         kill_grace: float = 0.5,
+        *,
+        detached: bool = False,
     ) -> None:
         self.workdir = workdir
         self.cwd = cwd or Path.cwd()
         self._base_env = dict(os.environ if base_env is None else base_env)
         self._grace = kill_grace
+        self.detached = detached
 
     def trial_dir(self, experiment: Experiment, trial_name: str) -> Path:
         return self.workdir / experiment.namespace / experiment.name / trial_name
@@ -140,32 +256,57 @@ class LocalRunner(Runner):
         program = shutil.which(argv[0], path=full_env.get("PATH"))
         if program is None:
             raise RunnerError(f"command not found: {rendered.argv[0]!r}")
-        log_path = directory / LOG_NAME
-        log_path.write_bytes(b"")
+        status_path = directory / STATUS_NAME
+        status_path.unlink(missing_ok=True)
+        supervisor = [sys.executable, "-I", exitcode.__file__, str(status_path), "--"]
+        log = os.open(
+            directory / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644
+        )
         try:
             process = await asyncio.create_subprocess_exec(
+                *supervisor,
                 program,
                 *argv[1:],
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stdout=log,
+                stderr=log,
                 cwd=self.cwd,
                 env=full_env,
                 start_new_session=True,
-                limit=1 << 20,
             )
         except OSError as e:
             raise RunnerError(f"cannot start {rendered.argv[0]!r}: {e.strerror or e}") from e
-        return LocalHandle(process, log_path, self._grace, metrics_path)
+        finally:
+            os.close(log)
+        start = process_start_time(process.pid)
+        return LocalHandle(
+            process.pid, start, directory, self._grace, process=process, metrics_path=metrics_path
+        )
 
-    async def attach(self, experiment: Experiment, trial: Trial) -> None:
-        """A local trial from before a restart is lost; stop its process if it survived."""
+    async def attach(self, experiment: Experiment, trial: Trial) -> LocalHandle | None:
+        """Re-adopt a trial started by an earlier controller, alive or ended meanwhile.
+
+        ``None`` when nothing of it is left to follow (no pid or no log). A process that is
+        gone without an exit status ends as ``TrialLost`` once its log is read.
+        """
         ref = trial.runner_ref or ""
-        if ref.startswith("pid:"):
-            pid = int(ref[4:])
-            if _is_trial_process(pid, trial.name):
-                _signal_group(pid, signal.SIGKILL)
-        return None
+        directory = self.trial_dir(experiment, trial.name)
+        if not ref.startswith("pid:") or not (directory / LOG_NAME).exists():
+            return None
+        pid = int(ref[4:])
+        start = trial.process_start
+        if start is None and _is_trial_process(pid, trial.name):
+            start = process_start_time(pid)  # stored before start times were: trust the env
+        metrics = directory / "metrics"
+        files = sorted(metrics.iterdir()) if metrics.is_dir() else []
+        return LocalHandle(
+            pid,
+            start,
+            directory,
+            self._grace,
+            offset=trial.log_offset,
+            metrics_path=files[0] if len(files) == 1 else None,
+        )
 
 
 def _private_metrics_file(

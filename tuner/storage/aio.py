@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
@@ -122,8 +122,19 @@ class AsyncRepository:
     ) -> list[Trial]:
         return await self._call(self.sync.trials, experiment_id, states)
 
-    async def mark_running(self, experiment_id: int, name: str, runner_ref: str | None) -> None:
-        await self._call(self.sync.mark_running, experiment_id, name, runner_ref)
+    async def mark_running(
+        self,
+        experiment_id: int,
+        name: str,
+        runner_ref: str | None,
+        process_start: int | None = None,
+    ) -> None:
+        await self._call(self.sync.mark_running, experiment_id, name, runner_ref, process_start)
+
+    async def save_log_position(
+        self, experiment_id: int, name: str, offset: int, steps: Mapping[str, int]
+    ) -> None:
+        await self._call(self.sync.save_log_position, experiment_id, name, offset, steps)
 
     async def finish_trial(
         self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -415,7 +415,13 @@ class Repository:
             self._attach_metrics(s, trials, rows)
             return trials
 
-    def mark_running(self, experiment_id: int, name: str, runner_ref: str | None) -> None:
+    def mark_running(
+        self,
+        experiment_id: int,
+        name: str,
+        runner_ref: str | None,
+        process_start: int | None = None,
+    ) -> None:
         with self.session() as s:
             s.connection().execute(
                 update(TrialRow)
@@ -424,7 +430,32 @@ class Repository:
                     TrialRow.name == name,
                     TrialRow.state.in_([st.value for st in ACTIVE_STATES]),
                 )
-                .values(state=TrialState.RUNNING.value, started_at=utcnow(), runner_ref=runner_ref)
+                .values(
+                    state=TrialState.RUNNING.value,
+                    started_at=utcnow(),
+                    runner_ref=runner_ref,
+                    process_start=process_start,
+                    log_offset=0,
+                    log_steps=None,
+                )
+            )
+            s.commit()
+
+    def save_log_position(
+        self, experiment_id: int, name: str, offset: int, steps: Mapping[str, int]
+    ) -> None:
+        """Remember how far a running trial's log was read, once its observations are stored:
+        a restarted controller reads on from there with the same step counters, so that each
+        line is parsed into the same steps (stored once) and none is skipped."""
+        with self.session() as s:
+            s.connection().execute(
+                update(TrialRow)
+                .where(
+                    TrialRow.experiment_id == experiment_id,
+                    TrialRow.name == name,
+                    TrialRow.state == TrialState.RUNNING.value,
+                )
+                .values(log_offset=offset, log_steps=dict(steps))
             )
             s.commit()
 
@@ -780,6 +811,9 @@ class Repository:
             finished_at=_aware(row.finished_at),
             steps=row.steps,
             runner_ref=row.runner_ref,
+            process_start=row.process_start,
+            log_offset=row.log_offset or 0,
+            log_steps=dict(row.log_steps or {}),
         )
 
     @staticmethod
@@ -842,6 +876,9 @@ _TRIAL_COLUMNS = (
     TrialRow.objective,
     TrialRow.steps,
     TrialRow.runner_ref,
+    TrialRow.process_start,
+    TrialRow.log_offset,
+    TrialRow.log_steps,
 )
 """What a :class:`Trial` is made of: selected as plain rows, without ORM identity tracking."""
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -76,6 +77,11 @@ class TrialRow(Base):
     objective: Mapped[float | None] = mapped_column(Float)
     steps: Mapped[int] = mapped_column(Integer, default=0)
     runner_ref: Mapped[str | None] = mapped_column(String(255))
+    # A local trial's process start time, and how far its log was read (with the parser's
+    # step counters there), so that a restarted controller re-adopts it.
+    process_start: Mapped[int | None] = mapped_column(BigInteger)
+    log_offset: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    log_steps: Mapped[dict[str, Any] | None]
 
 
 class TrialMetricRow(Base):
