@@ -64,7 +64,7 @@ def spec(tmp_path: Path) -> Path:
     data = experiment_dict(
         maxTrialCount=3,
         parallelTrialCount=3,
-        maxFailedTrialCount=1,  # one real failure is allowed; a lost trial must not add one
+        maxFailedTrialCount=2,  # fails at 2 (Katib reaches): the lost trial must not be one
         algorithm={"algorithmName": "grid"},
         parameters=[
             {
@@ -207,6 +207,7 @@ def test_sigterm_of_serve_leaves_local_trials_for_the_next_start(tmp_path: Path)
     path = spec(tmp_path)
     data = yaml.safe_load(path.read_text())
     data["spec"]["maxTrialCount"] = 1
+    data["spec"]["maxFailedTrialCount"] = 1
     data["spec"]["parallelTrialCount"] = 1
     data["spec"]["parameters"][0]["feasibleSpace"]["list"] = ["long"]
     db = f"sqlite:///{tmp_path / 'serve.db'}"
