@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from tuner.storage import Repository, make_engine
-from tuner.templates import job_trial_template
 
 DATA = Path(__file__).parent / "data"
 POSTGRES_ENV = "TUNER_TEST_POSTGRES_URL"
@@ -57,42 +53,3 @@ def repo(db_url: str) -> Iterator[Repository]:
     engine = make_engine(db_url)
     yield Repository(engine)
     engine.dispose()
-
-
-def experiment_dict(name: str = "exp", **spec_overrides: Any) -> dict[str, Any]:
-    """A small valid Katib Experiment whose trial runs tests/data/quadratic.py locally."""
-    spec: dict[str, Any] = {
-        "objective": {
-            "type": "minimize",
-            "objectiveMetricName": "loss",
-            "additionalMetricNames": ["accuracy"],
-        },
-        "algorithm": {
-            "algorithmName": "random",
-            "algorithmSettings": [{"name": "random_state", "value": "3"}],
-        },
-        "parallelTrialCount": 2,
-        "maxTrialCount": 4,
-        "maxFailedTrialCount": 2,
-        "parameters": [
-            {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "-2", "max": "2"}},
-            {"name": "n", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "3"}},
-        ],
-        "trialTemplate": job_trial_template(
-            [
-                sys.executable,
-                str(DATA / "quadratic.py"),
-                "--x=${trialParameters.x}",
-                "--steps=${trialParameters.n}",
-            ],
-            ["x", "n"],
-        ),
-    }
-    for key, value in spec_overrides.items():
-        spec[key] = copy.deepcopy(value)
-    return {
-        "apiVersion": "kubeflow.org/v1beta1",
-        "kind": "Experiment",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": spec,
-    }

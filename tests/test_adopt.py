@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import experiment_dict
+from tests.helpers import experiment_dict
 from tests.waiting import wait_for
 from tuner.runners.local import process_start_time
 from tuner.storage import Repository, make_engine

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import DATA, experiment_dict
-from tests.test_controller import command
+from tests.helpers import DATA, command, experiment_dict
 from tuner.cli import commands, main
 from tuner.cli.parser import build_parser
 from tuner.cli.source import (

@@ -16,10 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.api.conftest import ask_tell_dict
-from tests.conftest import experiment_dict
+from tests.helpers import ask_tell_dict, command, experiment_dict
 from tests.servers import Server, start_server, stop_server
-from tests.test_controller import command
 from tests.waiting import wait_for
 from tuner.cli import main
 from tuner.spec import load_spec

@@ -14,7 +14,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.conftest import DATA, experiment_dict
+from tests.helpers import DATA, experiment_dict
 from tuner.client import Client, TrialAssignment
 from tuner.errors import (
     Conflict,

@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import DATA, experiment_dict
+from tests.helpers import DATA, command, experiment_dict, run, runner
 from tuner.controller import ExperimentController
 from tuner.events import Event
-from tuner.runners.local import LocalRunner
 from tuner.spec import load_spec
 from tuner.storage import ExperimentRecord, Repository, make_engine
 from tuner.trials import ExperimentPhase, TrialState
@@ -25,26 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def sqlite_repo(tmp_path: Path) -> Repository:
     return Repository(make_engine(f"sqlite:///{tmp_path / 'tuner.db'}"))
-
-
-def runner(tmp_path: Path) -> LocalRunner:
-    env = dict(os.environ)
-    # `python3` in a spec resolves to this interpreter, as in an activated virtualenv.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return LocalRunner(tmp_path / "work", cwd=ROOT, base_env=env)
-
-
-def run(repo: Repository, record: ExperimentRecord, tmp_path: Path, **kw: Any) -> ExperimentRecord:
-    controller = ExperimentController(repo, record, runner(tmp_path), **kw)
-    return asyncio.run(asyncio.wait_for(controller.run(), 90))
-
-
-def command(data: dict[str, Any]) -> list[str]:
-    container = data["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
-        "containers"
-    ][0]
-    result: list[str] = container["command"]
-    return result
 
 
 def fake_mnist_accuracy(params: dict[str, Any]) -> float:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import experiment_dict
+from tests.helpers import experiment_dict
 from tuner.early_stopping import (
     AshaRule,
     EarlyStoppingRule,

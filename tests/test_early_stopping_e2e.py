@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import experiment_dict
-from tests.test_controller import command, run
+from tests.helpers import command, experiment_dict, run
 from tuner.spec import load_spec
 from tuner.storage import Repository, make_engine
 from tuner.trials import ExperimentPhase, TrialState

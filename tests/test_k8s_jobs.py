@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import experiment_dict
+from tests.helpers import experiment_dict
 from tuner.k8s.jobs import (
     dns_label,
     experiment_owner_reference,

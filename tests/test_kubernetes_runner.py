@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import experiment_dict
+from tests.helpers import experiment_dict
 
 pytest.importorskip("kubernetes")
 from kubernetes import client

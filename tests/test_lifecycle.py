@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import experiment_dict
+from tests.helpers import experiment_dict
 from tuner import lifecycle
 from tuner.algorithms.base import Suggestion
 from tuner.errors import SpecError

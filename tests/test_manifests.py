@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import DATA
+from tests.helpers import DATA
 from tuner.spec import load_spec
 from tuner.templates import render_trial
 from tuner.trials import Trial

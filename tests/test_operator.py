@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import experiment_dict
+from tests.helpers import experiment_dict
 from tuner.errors import FieldError, SpecError
 from tuner.templates import RESOURCE_UID_ANNOTATION
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import DATA
+from tests.helpers import DATA
 from tests.servers import Server, start_server, stop_server
 from tests.test_cli import tuner
 from tuner.client import Client

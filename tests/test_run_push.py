@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import DATA, experiment_dict
+from tests.helpers import DATA, experiment_dict
 from tests.test_cli import tuner
 from tuner.storage import Repository, make_engine
 from tuner.templates import job_trial_template

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import DATA, experiment_dict
+from tests.helpers import DATA, experiment_dict
 from tuner.cli import main
 from tuner.errors import SpecError
 from tuner.spec import MetricStrategyType, ParameterType, load_spec, spec_warnings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import experiment_dict
+from tests.helpers import experiment_dict
 from tuner.spec import load_spec
 from tuner.templates import job_trial_template, render_trial
 from tuner.trials import Trial

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.api.conftest import ask_tell_dict
+from tests.helpers import ask_tell_dict
 from tests.servers import Server, start_server, stop_server
 from tests.waiting import wait_for
 from tuner.client import Client

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import yaml
 
-from tests.api.test_serve import Server, client, push_spec, server  # noqa: F401 (fixtures)
+from tests.api.test_serve import client, server  # noqa: F401 (fixtures)
+from tests.helpers import push_spec
+from tests.servers import Server
 from tuner.client import Client
 
 STEPS = 10

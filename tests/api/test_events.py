@@ -11,8 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.api.conftest import V1, TestClient, ask_tell_dict, make_settings
-from tests.conftest import experiment_dict
+from tests.helpers import V1, TestClient, ask_tell_dict, experiment_dict, make_settings
 from tuner.events import Event
 from tuner.service import Service
 from tuner.spec import load_spec

@@ -11,8 +11,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.api.conftest import API_TOKEN, AUTH, V1, TestClient, ask_tell_dict, make_settings
-from tests.conftest import DATA, experiment_dict
+from tests.helpers import (
+    API_TOKEN,
+    AUTH,
+    DATA,
+    V1,
+    TestClient,
+    ask_tell_dict,
+    experiment_dict,
+    make_settings,
+)
 from tuner.api.app import create_app
 from tuner.errors import SpecError
 from tuner.spec import load_spec

@@ -7,8 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.api.conftest import ask_tell_dict
-from tests.api.test_serve import TOKEN, Server, client, server  # noqa: F401 (fixtures)
+from tests.api.test_serve import TOKEN, client, server  # noqa: F401 (fixtures)
+from tests.helpers import ask_tell_dict
+from tests.servers import Server
 from tuner.client import Client, TrialAssignment
 from tuner.storage import Repository, make_engine
 

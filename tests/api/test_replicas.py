@@ -13,9 +13,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import experiment_dict
+from tests.helpers import command, experiment_dict
 from tests.servers import Server, start_server, stop_server
-from tests.test_controller import command
 from tuner.storage import Repository, make_engine
 from tuner.storage.tables import ExperimentRow
 from tuner.trials import ExperimentPhase, TrialState

@@ -6,8 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tests.api.conftest import AUTH, V1, make_settings
-from tests.conftest import experiment_dict
+from tests.helpers import AUTH, V1, experiment_dict, make_settings
 from tuner.api.app import create_app
 from tuner.errors import FieldError, SpecError
 from tuner.runners.local import LocalRunner

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +15,11 @@ import httpx
 import pytest
 import yaml
 
-from tests.api.conftest import ask_tell_dict
-from tests.conftest import DATA
+from tests.helpers import ask_tell_dict, push_spec
 from tests.servers import Server, start_server, stop_server
 from tuner import cli
 from tuner.client import Client
 from tuner.errors import Forbidden, NotFound, SpecError, Unauthorized
-from tuner.templates import job_trial_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "serve-test-token"
@@ -44,41 +41,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def client(server: Server) -> Iterator[Client]:
     with Client(server.url, TOKEN) as c:
         yield c
-
-
-def push_spec(name: str) -> str:
-    """A YAML spec whose trials run tests/data/push_trial.py and push with tuner.report."""
-    return yaml.safe_dump(
-        {
-            "apiVersion": "kubeflow.org/v1beta1",
-            "kind": "Experiment",
-            "metadata": {"name": name},
-            "spec": {
-                "objective": {
-                    "type": "minimize",
-                    "objectiveMetricName": "loss",
-                    "additionalMetricNames": ["accuracy"],
-                },
-                "algorithm": {"algorithmName": "grid"},
-                "parallelTrialCount": 3,
-                "maxTrialCount": 6,
-                "maxFailedTrialCount": 0,
-                "metricsCollectorSpec": {"collector": {"kind": "Push"}},
-                "parameters": [
-                    {
-                        "name": "x",
-                        "parameterType": "double",
-                        "feasibleSpace": {"min": "-0.5", "max": "2.0", "step": "0.5"},
-                    }
-                ],
-                "trialTemplate": job_trial_template(
-                    [sys.executable, str(DATA / "push_trial.py"), "--x=${trialParameters.x}"],
-                    ["x"],
-                ),
-            },
-        },
-        sort_keys=False,
-    )
 
 
 def test_yaml_spec_with_pushing_trials_runs_to_succeeded(

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.api.test_serve import push_spec
+from tests.helpers import push_spec
 from tests.servers import Server, start_server, stop_server
 from tests.waiting import wait_for
 

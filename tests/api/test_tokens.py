@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import AUTH, V1, TestClient, ask_tell_dict, make_settings
+from tests.helpers import AUTH, V1, TestClient, ask_tell_dict, make_settings
 from tuner.api.app import create_app
 from tuner.errors import InvalidRequest
 from tuner.tokens import SECRET_FILE, derive_trial_token, load_or_create_secret, tokens_equal

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import API_TOKEN, SECRET, V1, TestClient, ask_tell_dict
+from tests.helpers import API_TOKEN, SECRET, V1, TestClient, ask_tell_dict
 from tuner.tokens import derive_trial_token
 
 Submit = Callable[..., dict[str, Any]]
@@ -270,7 +270,7 @@ def test_exhausted_search_space_ends_the_experiment(client: TestClient, submit: 
 
 
 def test_suggestions_need_an_ask_tell_experiment(client: TestClient, submit: Submit) -> None:
-    from tests.conftest import experiment_dict
+    from tests.helpers import experiment_dict
 
     submit(
         experiment_dict("templated", maxTrialCount=1, parallelTrialCount=1, maxFailedTrialCount=0)

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from tests import waiting
-from tests.conftest import DATA
+from tests.helpers import DATA
 from tests.k8s.conftest import new_namespace
 from tests.k8s.controlplane import ControlPlane, free_port, tail
 from tests.k8s.fault_proxy import FaultProxy

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests import waiting
-from tests.conftest import DATA, experiment_dict
+from tests.helpers import DATA, experiment_dict
 from tests.k8s.controlplane import ControlPlane
 
 pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[kubernetes]'")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from tests.conftest import experiment_dict
+from tests.helpers import experiment_dict
 from tuner.spec import load_spec
 from tuner.storage import Repository
 from tuner.storage.aio import AsyncRepository

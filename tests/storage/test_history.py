@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import experiment_dict
+from tests.helpers import experiment_dict
 from tuner.history import HistoryCache
 from tuner.spec import load_spec
 from tuner.storage import Repository

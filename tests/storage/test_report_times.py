@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import experiment_dict
+from tests.helpers import experiment_dict
 from tuner.spec import load_spec
 from tuner.storage import Repository
 from tuner.trials import Observation

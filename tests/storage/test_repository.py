@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tests.conftest import experiment_dict
+from tests.helpers import experiment_dict
 from tuner.errors import Conflict, NotFound
 from tuner.spec import load_spec
 from tuner.storage import Repository

@@ -12,8 +12,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.api.test_serve import Server
-from tests.ui.conftest import Console, screenshot, start_server, stop_server, wait_for_traces
+from tests.servers import Server
+from tests.ui.browser import Console, screenshot, start_server, stop_server, wait_for_traces
 from tuner.templates import job_trial_template
 
 TOKEN = "ui-test-token"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.servers import Server
-from tests.ui.conftest import Console, screenshot, start_server, stop_server
+from tests.ui.browser import Console, screenshot, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 50

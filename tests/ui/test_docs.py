@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.servers import Server
-from tests.ui.conftest import Console, screenshot, start_server, stop_server
+from tests.ui.browser import Console, screenshot, start_server, stop_server
 
 pytestmark = pytest.mark.timeout(300)
 

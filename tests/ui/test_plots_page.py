@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.servers import Server
-from tests.ui.conftest import Console, screenshot, start_server, stop_server, wait_for_traces
+from tests.ui.browser import Console, screenshot, start_server, stop_server, wait_for_traces
 from tests.waiting import wait_for
 from tuner.templates import job_trial_template
 

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from sqlalchemy import insert, select
 
-from tests.api.test_serve import Server
-from tests.conftest import experiment_dict
-from tests.ui.conftest import Console, screenshot, start_server, stop_server
+from tests.helpers import experiment_dict
+from tests.servers import Server
+from tests.ui.browser import Console, screenshot, start_server, stop_server
 from tuner.spec import load_spec
 from tuner.storage import make_engine
 from tuner.storage.tables import ExperimentRow, ObservationRow, TrialMetricRow, TrialRow
