@@ -18,12 +18,14 @@ if TYPE_CHECKING:
     from tuner.events import Event
     from tuner.spec import Experiment
     from tuner.storage import ExperimentRecord, Repository
+    from tuner.storage.aio import AsyncRepository
 
 
 def run_command(args: argparse.Namespace) -> int:
     from tuner.controller import ExperimentController
     from tuner.runners.local import LocalRunner
     from tuner.spec import load_spec
+    from tuner.storage.aio import AsyncRepository
     from tuner.trials import ExperimentPhase
 
     experiment = load_spec(Path(args.spec))
@@ -33,6 +35,7 @@ def run_command(args: argparse.Namespace) -> int:
         )
     repo = open_repository(args)
     record = create_or_resume(repo, experiment, replace=args.replace)
+    db = AsyncRepository(repo)  # the controller and the progress bar share its one thread
     workdir = Path(args.workdir).resolve()
     runner = LocalRunner(workdir)
     loopback = None
@@ -41,7 +44,7 @@ def run_command(args: argparse.Namespace) -> int:
 
         loopback = make_loopback(workdir)
         controller = ExperimentController(
-            repo,
+            db,
             record,
             runner,
             trial_env=loopback.endpoint.trial_env(loopback.url),
@@ -49,7 +52,7 @@ def run_command(args: argparse.Namespace) -> int:
         )
         loopback.endpoint.attach(controller)
     else:
-        controller = ExperimentController(repo, record, runner, listeners=[print_failed_trial])
+        controller = ExperimentController(db, record, runner, listeners=[print_failed_trial])
 
     async def drive() -> ExperimentRecord:
         loop = asyncio.get_running_loop()
@@ -60,7 +63,7 @@ def run_command(args: argparse.Namespace) -> int:
         if loopback is not None:
             await loopback.start()
         done = asyncio.Event()
-        bar = None if args.quiet else asyncio.create_task(progress(repo, record, done))
+        bar = None if args.quiet else asyncio.create_task(progress(db, record, done))
         try:
             return await controller.run()
         finally:
@@ -69,6 +72,7 @@ def run_command(args: argparse.Namespace) -> int:
                 await asyncio.gather(bar, return_exceptions=True)
             if loopback is not None:
                 await loopback.close()
+            db.close()
 
     final = asyncio.run(drive())
     print(
@@ -190,8 +194,11 @@ def _describe(changes: dict[str, Any]) -> str:
     return ", ".join(f"{k} {'unlimited' if v is None else v}" for k, v in changes.items())
 
 
-async def progress(repo: Repository, record: ExperimentRecord, done: asyncio.Event) -> None:
-    """A live bar: trials done of max, running, failed, best so far; refreshed from the DB."""
+async def progress(db: AsyncRepository, record: ExperimentRecord, done: asyncio.Event) -> None:
+    """A live bar: trials done of max, running, failed, best so far; refreshed from the DB.
+
+    "failed" counts what uses up ``maxFailedTrialCount`` (Failed and MetricsUnavailable).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tuner.trials import TrialState
@@ -208,11 +215,12 @@ async def progress(repo: Repository, record: ExperimentRecord, done: asyncio.Eve
     ) as bar:
         task = bar.add_task(record.name, total=total, detail="")
         while True:
-            counts = repo.counts(record.id)
+            counts, best = await db.run(
+                lambda repo: (repo.counts(record.id), repo.best_trial(record))
+            )
             finished = sum(n for state, n in counts.items() if state.finished)
             running = counts[TrialState.RUNNING] + counts[TrialState.CREATED]
-            failed = counts[TrialState.FAILED]
-            best = repo.best_trial(record)
+            failed = counts[TrialState.FAILED] + counts[TrialState.METRICS_UNAVAILABLE]
             best_text = (
                 f"best {spec.objective.objective_metric_name}={best.objective:.4g}" if best else ""
             )
