@@ -145,7 +145,7 @@ def test_kill_9_of_run_then_run_again_re_adopts_trials(tmp_path: Path) -> None:
     # While nothing watches: one trial ends with an error, one vanishes with its supervisor.
     (gates / "ends").touch()
     ends_dir = workdir / "default" / "exp" / trials["ends"].name
-    wait_for(lambda: (ends_dir / "exit_status.json").exists(), "the exit status file")
+    wait_for(lambda: (ends_dir / "exit_status").exists(), "the exit status file")
     vanish_pid = pid_of(trials["vanish"])
     os.killpg(vanish_pid, signal.SIGKILL)
     wait_for(lambda: process_start_time(vanish_pid) is None, "the vanished trial to be gone")

@@ -3,7 +3,7 @@
 The process inherits the runner's environment (so an activated virtualenv and ``PATH`` work),
 then the container's ``env``, then the ``TUNER_*`` variables. It runs in a session of its own
 and in its working directory, under a small supervisor (:mod:`tuner.runners.exitcode`) that
-writes its exit status and the last lines of its stderr to ``exit_status.json``. Its stdout and
+writes its exit status and the last lines of its stderr to ``exit_status``. Its stdout and
 stderr go to ``trial.log`` in that directory, not to a pipe of the controller, which reads the
 file as it grows. So a trial outlives a controller that dies (``kill -9``), and the next one
 re-adopts it: the stored pid and process start time (from ``/proc/<pid>/stat``, so a reused
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -35,7 +34,7 @@ from tuner.templates import RenderedTrial
 from tuner.trials import Trial
 
 LOG_NAME = "trial.log"
-STATUS_NAME = "exit_status.json"
+STATUS_NAME = "exit_status"
 POLL_INTERVAL = 0.1
 """Seconds between looks at a log that has no new output."""
 CHUNK = 1 << 16
@@ -71,6 +70,7 @@ class LocalHandle(TrialHandle):
         self._grace = grace
         self._offset = offset
         self._process = process
+        self._exit: asyncio.Future[int] | None = None
         self.metrics_path = metrics_path
 
     @property
@@ -120,7 +120,18 @@ class LocalHandle(TrialHandle):
                 if not self.alive():
                     ended = True  # one more read: what it wrote just before it ended
                     continue
-                await asyncio.sleep(POLL_INTERVAL)
+                await self._pause()
+
+    async def _pause(self) -> None:
+        """Wait for more output: :data:`POLL_INTERVAL` at most, less when a child of ours ends
+        (so a short trial is not held up by the poll)."""
+        if self._process is None:
+            await asyncio.sleep(POLL_INTERVAL)
+            return
+        if self._exit is None:  # one waiter for the handle's life, shielded from the timeouts
+            self._exit = asyncio.ensure_future(self._process.wait())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._exit), POLL_INTERVAL)
 
     async def wait(self) -> TrialOutcome:
         if self._process is not None:
@@ -177,9 +188,9 @@ def outcome(code: int, stderr_tail: str, log_path: Path) -> TrialOutcome:
 def read_status(path: Path) -> tuple[int, str] | None:
     """The exit code and stderr tail the supervisor wrote, or ``None``."""
     try:
-        data = json.loads(path.read_text())
-        return int(data["code"]), str(data.get("stderr") or "")
-    except (OSError, ValueError, KeyError, TypeError):
+        code, _, tail = path.read_text(encoding="utf-8", errors="replace").partition("\n")
+        return int(code), tail
+    except (OSError, ValueError):
         return None
 
 
@@ -258,7 +269,7 @@ class LocalRunner(Runner):
             raise RunnerError(f"command not found: {rendered.argv[0]!r}")
         status_path = directory / STATUS_NAME
         status_path.unlink(missing_ok=True)
-        supervisor = [sys.executable, "-I", exitcode.__file__, str(status_path), "--"]
+        supervisor = [sys.executable, "-I", "-S", exitcode.__file__, str(status_path), "--"]
         log = os.open(
             directory / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644
         )
