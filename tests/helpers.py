@@ -158,3 +158,28 @@ def push_spec(name: str) -> str:
         },
         sort_keys=False,
     )
+
+
+def push_stopping_spec(name: str, *, steps: int) -> dict[str, Any]:
+    """:func:`push_spec` with eight points, four of them hopeless, and the median rule."""
+    data: dict[str, Any] = yaml.safe_load(push_spec(name))
+    spec = data["spec"]
+    spec["parallelTrialCount"] = 2
+    spec["maxTrialCount"] = 8
+    spec["parameters"] = [
+        {
+            "name": "x",
+            "parameterType": "discrete",
+            "feasibleSpace": {"list": ["0.5", "0.6", "0.4", "0.55", "4", "-4", "5", "-5"]},
+        }
+    ]
+    spec["earlyStopping"] = {
+        "algorithmName": "medianstop",
+        "algorithmSettings": [
+            {"name": "min_trials_required", "value": "2"},
+            {"name": "start_step", "value": "1"},
+        ],
+    }
+    container = spec["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"].append(f"--steps={steps}")
+    return data

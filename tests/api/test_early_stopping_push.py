@@ -3,10 +3,8 @@ exits on its own, and it ends EarlyStopped (not Succeeded) with the rule's reaso
 
 from __future__ import annotations
 
-import yaml
-
 from tests.api.test_serve import client, server  # noqa: F401 (fixtures)
-from tests.helpers import push_spec
+from tests.helpers import push_stopping_spec
 from tests.servers import Server
 from tuner.client import Client
 
@@ -14,26 +12,7 @@ STEPS = 10
 
 
 def test_push_trials_stop_early_when_told(server: Server, client: Client) -> None:  # noqa: F811
-    data = yaml.safe_load(push_spec("push-stop"))
-    spec = data["spec"]
-    spec["parallelTrialCount"] = 2
-    spec["maxTrialCount"] = 8
-    spec["parameters"] = [
-        {
-            "name": "x",
-            "parameterType": "discrete",
-            "feasibleSpace": {"list": ["0.5", "0.6", "0.4", "0.55", "4", "-4", "5", "-5"]},
-        }
-    ]
-    spec["earlyStopping"] = {
-        "algorithmName": "medianstop",
-        "algorithmSettings": [
-            {"name": "min_trials_required", "value": "2"},
-            {"name": "start_step", "value": "1"},
-        ],
-    }
-    container = spec["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
-    container["command"].append(f"--steps={STEPS}")
+    data = push_stopping_spec("push-stop", steps=STEPS)
     client.submit(data)
     final = client.wait("push-stop", progress=False, timeout=120)
     assert final["status"]["phase"] == "Succeeded"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.helpers import push_spec
+from tests.helpers import push_spec, push_stopping_spec
 from tests.servers import Server, start_server, stop_server
 from tests.waiting import wait_for
 
@@ -46,27 +46,7 @@ def wait_until_finished(server: Server, name: str) -> None:
 
 
 def test_events_are_logged_and_pushes_stay_out_of_the_access_log(server: Server) -> None:
-    data = yaml.safe_load(push_spec("logged"))
-    spec = data["spec"]
-    spec["algorithm"] = {"algorithmName": "grid"}
-    spec["parallelTrialCount"] = 2
-    spec["maxTrialCount"] = 8
-    spec["parameters"] = [
-        {
-            "name": "x",
-            "parameterType": "discrete",
-            "feasibleSpace": {"list": ["0.5", "0.6", "0.4", "0.55", "4", "-4", "5", "-5"]},
-        }
-    ]
-    spec["earlyStopping"] = {
-        "algorithmName": "medianstop",
-        "algorithmSettings": [
-            {"name": "min_trials_required", "value": "2"},
-            {"name": "start_step", "value": "1"},
-        ],
-    }
-    container = spec["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
-    container["command"].append(f"--steps={STEPS}")
+    data = push_stopping_spec("logged", steps=STEPS)
     submit(server, data)
     wait_until_finished(server, "logged")
     # A refused push is an error: it stays in the access log.
