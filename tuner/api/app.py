@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         plots.overview_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
-    _install_error_handlers(app)
+    install_error_handlers(app)
     _install_openapi(app)
     install_docs(app)
     return app
@@ -92,7 +92,7 @@ def _error(status: int, detail: str, errors: list[FieldErrorRead] | None = None)
     return JSONResponse(body.model_dump(mode="json"), status_code=status)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     async def tuner_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, TunerError)
         errors = None

@@ -26,7 +26,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tuner import names
-from tuner.api.app import API_PREFIX, _install_error_handlers
+from tuner.api.app import API_PREFIX, install_error_handlers
 from tuner.api.routes import trials
 from tuner.controller import ExperimentController, TrialEnv, base_trial_env
 from tuner.errors import InvalidRequest, NotFound, TunerError
@@ -161,7 +161,7 @@ def make_loopback(workdir: Path) -> Loopback:
     app = FastAPI(title="tuner run: push endpoint", openapi_url=None, docs_url=None)
     app.state.service = endpoint  # what tuner.api.deps.get_service hands to the routes
     app.include_router(trials.push_router, prefix=API_PREFIX)
-    _install_error_handlers(app)
+    install_error_handlers(app)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
