@@ -93,6 +93,11 @@ def _error(status: int, detail: str, errors: list[FieldErrorRead] | None = None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Map the TunerError tree (and request validation) to HTTP answers, in one place.
+
+    The service's app and ``tuner run``'s loopback push server both install these.
+    """
+
     async def tuner_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, TunerError)
         errors = None
