@@ -45,6 +45,8 @@ FILE_POLL_INTERVAL = 0.2
 LOG_POSITION_INTERVAL = 1.0
 """Seconds between saves of how far a trial's log was read (re-reading is deduplicated)."""
 IDLE_INTERVAL = 1.0
+PUSH_STOP_GRACE = 2.0
+"""Seconds a pushing trial told to stop (in the answer to its report) has to end by itself."""
 
 TrialEnv = Callable[[ExperimentRecord, Trial], dict[str, str]]
 
@@ -91,6 +93,8 @@ class ExperimentController:
         self._rule: early_stopping.EarlyStoppingRule | None = None
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stoppers: set[asyncio.Task[None]] = set()
+        self._pushes = experiment.experiment.spec.metrics_collector_spec.kind is CollectorKind.PUSH
         self._handles: dict[str, TrialHandle] = {}
         self._endings: dict[str, TrialEnding] = {}
         self._curves: dict[str, dict[int, float]] = {}
@@ -374,11 +378,25 @@ class ExperimentController:
         decision = self._rule.should_stop(trial, others)
         if not decision.stop:
             return False
-        await self._kill(
-            trial_name,
-            TrialEnding(TrialState.EARLY_STOPPED, "EarlyStopped", decision.reason or ""),
-        )
+        ending = TrialEnding(TrialState.EARLY_STOPPED, "EarlyStopped", decision.reason or "")
+        task = self._tasks.get(trial_name)
+        if self._pushes and task is not None:
+            # The trial hears "stop" in the answer to this report: it may end by itself (and
+            # save what it needs) before it is killed.
+            self._endings.setdefault(trial_name, ending)
+            stopper = asyncio.create_task(self._kill_unless_ended(trial_name, task, ending))
+            self._stoppers.add(stopper)
+            stopper.add_done_callback(self._stoppers.discard)
+        else:
+            await self._kill(trial_name, ending)
         return True
+
+    async def _kill_unless_ended(
+        self, trial_name: str, task: asyncio.Task[None], ending: TrialEnding
+    ) -> None:
+        await asyncio.wait({task}, timeout=PUSH_STOP_GRACE)
+        if not task.done():
+            await self._kill(trial_name, ending)
 
     async def _kill(self, trial_name: str, ending: TrialEnding) -> None:
         self._endings.setdefault(trial_name, ending)

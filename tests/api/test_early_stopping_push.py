@@ -23,6 +23,9 @@ def test_push_trials_stop_early_when_told(server: Server, client: Client) -> Non
     stopped = trials[trials["status"] == "EarlyStopped"]
     assert (stopped["steps"] < STEPS).all()
     assert all("median" in str(r) for r in stopped["reason"])
+    # Each heard "stop" in the answer to its report and ended itself, before any kill.
+    for name in stopped["trial"]:
+        assert "asked to stop at step" in client.logs("push-stop", name), name
     board = client.leaderboard("push-stop", limit=1)
     assert board.iloc[0]["status"] == "Succeeded"
     assert board.iloc[0]["x"] == 0.5
