@@ -134,3 +134,20 @@ def test_the_run_endpoint_takes_only_the_trials_own_token(tmp_path: Path) -> Non
     record = repo.get_experiment("default", "probed")
     (trial,) = repo.trials(record.id)
     assert trial.state is TrialState.SUCCEEDED and trial.objective == 1.0
+
+
+def test_a_later_run_binds_the_port_its_re_adopted_trials_report_to(tmp_path: Path) -> None:
+    """Trials of a run that died keep the endpoint URL they were given: the next run binds
+    the same port when it is free, and another one when it is not."""
+    from tuner.cli.loopback import PORT_FILE, bind_loopback
+
+    first = bind_loopback(tmp_path / PORT_FILE)
+    port = first.getsockname()[1]
+    first.close()
+    again = bind_loopback(tmp_path / PORT_FILE)
+    assert again.getsockname()[1] == port
+    again.listen()  # busy now: a second run beside it gets a port of its own
+    beside = bind_loopback(tmp_path / PORT_FILE)
+    assert beside.getsockname()[1] != port
+    beside.close()
+    again.close()

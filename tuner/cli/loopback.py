@@ -154,16 +154,36 @@ class Loopback:
         self._sock.close()
 
 
+PORT_FILE = "loopback-port"
+"""Where the port of the last run is kept: a run that re-adopts the trials of one that died
+binds the same port when it is free, so those trials' reports reach it."""
+
+
+def bind_loopback(port_file: Path) -> socket.socket:
+    """A socket on 127.0.0.1: the port in ``port_file`` when it is free, else a new one."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    with contextlib.suppress(OSError, ValueError):
+        sock.bind(("127.0.0.1", int(port_file.read_text())))
+        return sock
+    sock.close()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port_file.parent.mkdir(parents=True, exist_ok=True)
+    port_file.write_text(str(sock.getsockname()[1]))
+    return sock
+
+
 def make_loopback(workdir: Path) -> Loopback:
-    """The endpoint, bound to an ephemeral port of 127.0.0.1 (serving once
+    """The endpoint, bound to a port of 127.0.0.1 (the last run's, when free; serving once
     :meth:`Loopback.start` runs in the event loop)."""
     endpoint = RunEndpoint(load_or_create_secret(workdir / SECRET_FILE))
     app = FastAPI(title="tuner run: push endpoint", openapi_url=None, docs_url=None)
     app.state.service = endpoint  # what tuner.api.deps.get_service hands to the routes
     app.include_router(trials.push_router, prefix=API_PREFIX)
     install_error_handlers(app)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock = bind_loopback(workdir / PORT_FILE)
     config = uvicorn.Config(
         app,
         log_level="warning",
