@@ -287,9 +287,7 @@ class Service:
         collector); their names come back so that the trial can warn. A finished trial gets
         ``should_stop`` without storing anything.
         """
-        known = set(record.experiment.spec.objective.metric_names)
-        ignored = sorted(set(values) - known)
-        kept = {k: v for k, v in values.items() if k in known}
+        kept, ignored = objective_metrics(record, values)
         observations = await self.db.run(pushed_observations, record, trial_name, step, kept)
         if observations is None:
             return True, ignored
@@ -442,6 +440,15 @@ class Service:
                 experiment.namespace, experiment.name, trial.name
             ),
         }
+
+
+def objective_metrics(
+    record: ExperimentRecord, values: Mapping[str, float]
+) -> tuple[dict[str, float], list[str]]:
+    """A push's values split into those the objective lists and the names of the others."""
+    known = set(record.experiment.spec.objective.metric_names)
+    kept = {k: v for k, v in values.items() if k in known}
+    return kept, sorted(set(values) - known)
 
 
 def pushed_observations(

@@ -30,7 +30,7 @@ from tuner.api.app import API_PREFIX, install_error_handlers
 from tuner.api.routes import trials
 from tuner.controller import ExperimentController, TrialEnv, base_trial_env
 from tuner.errors import InvalidRequest, NotFound, TunerError
-from tuner.service import pushed_observations
+from tuner.service import objective_metrics, pushed_observations
 from tuner.storage import ExperimentRecord
 from tuner.tokens import SECRET_FILE, derive_trial_token, load_or_create_secret
 from tuner.trials import Trial
@@ -79,9 +79,7 @@ class RunEndpoint:
         values: Mapping[str, float],
     ) -> tuple[bool, list[str]]:
         """As :meth:`tuner.service.Service.observe`: (should stop, ignored metric names)."""
-        known = set(record.experiment.spec.objective.metric_names)
-        ignored = sorted(set(values) - known)
-        kept = {k: v for k, v in values.items() if k in known}
+        kept, ignored = objective_metrics(record, values)
         controller = self._controller
         if controller is None or self.closed:
             return True, ignored  # the run is over: whoever still pushes should stop
