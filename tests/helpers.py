@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -183,3 +184,27 @@ def push_stopping_spec(name: str, *, steps: int) -> dict[str, Any]:
     container = spec["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
     container["command"].append(f"--steps={steps}")
     return data
+
+
+def cli_env() -> dict[str, str]:
+    """The environment of a ``tuner`` child process: this checkout's code and this venv first,
+    and none of the caller's ``TUNER_*`` settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def run_tuner(
+    *args: str, cwd: Path = ROOT, timeout: float = 120, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    """``tuner ARGS`` as a process, run in ``cwd``, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "tuner.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(),
+        **kw,
+    )

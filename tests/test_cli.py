@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,12 +10,11 @@ import time
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.helpers import DATA, command, experiment_dict
+from tests.helpers import DATA, cli_env, command, experiment_dict, run_tuner
 from tuner.cli import commands, main
 from tuner.cli.parser import build_parser
 from tuner.cli.source import (
@@ -33,22 +31,7 @@ from tuner.trials import ExperimentPhase, TrialState
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def tuner(*args: str, cwd: Path = ROOT, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tuner.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_env(),
-        **kw,
-    )
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
+tuner = run_tuner
 
 
 def test_run_then_query_leaderboard_trials_status(tmp_path: Path) -> None:
@@ -112,7 +95,7 @@ def test_ctrl_c_kills_trials_and_keeps_observations(tmp_path: Path) -> None:
             str(tmp_path / "work"),
         ],
         cwd=ROOT,
-        env=_env(),
+        env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

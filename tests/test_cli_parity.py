@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ask_tell_dict, command, experiment_dict
+from tests.helpers import ask_tell_dict, cli_env, command, experiment_dict, run_tuner
 from tests.servers import Server, start_server, stop_server
 from tests.waiting import wait_for
 from tuner.cli import main
@@ -30,22 +30,8 @@ DEAD = "http://127.0.0.1:9"  # nothing listens on the discard port
 
 
 def tuner(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``tuner ARGS`` as a process of this worktree's code, run in ``cwd``."""
-    return subprocess.run(
-        [sys.executable, "-m", "tuner.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env(),
-    )
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
-    env["PYTHONPATH"] = str(ROOT)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
+    """``tuner ARGS`` as a process of this checkout's code, run in ``cwd``."""
+    return run_tuner(*args, cwd=cwd, timeout=300)
 
 
 @dataclass
@@ -312,7 +298,7 @@ def test_run_resumes_after_ctrl_c_and_after_a_raised_budget(tmp_path: Path) -> N
     process = subprocess.Popen(
         [sys.executable, "-m", "tuner.cli", *run_args],
         cwd=tmp_path,
-        env=_env(),
+        env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -404,7 +390,7 @@ def test_embedded_stop_ends_a_running_tuner_run(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "tuner.cli", "run", str(spec), "--db", db, "--quiet"],
         cwd=tmp_path,
-        env=_env(),
+        env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
