@@ -27,15 +27,15 @@ from tuner.controller import ExperimentController, base_trial_env
 from tuner.errors import Conflict, NotFound, RunnerError
 from tuner.events import DELETED, Event, EventHub, Listener
 from tuner.leases import Leases
+from tuner.pushes import objective_metrics, pushed_observations
 from tuner.runners.base import Runner
 from tuner.settings import Settings
 from tuner.spec import Experiment, spec_warnings
 from tuner.storage import ExperimentRecord, Repository, make_engine
 from tuner.storage.aio import AsyncRepository
-from tuner.storage.repository import utcnow
 from tuner.storage.writer import ObservationWriter
 from tuner.tokens import SECRET_FILE, derive_trial_token, load_or_create_secret
-from tuner.trials import ExperimentPhase, Observation, Trial
+from tuner.trials import ExperimentPhase, Trial
 
 log = logging.getLogger(__name__)
 
@@ -440,39 +440,6 @@ class Service:
                 experiment.namespace, experiment.name, trial.name
             ),
         }
-
-
-def objective_metrics(
-    record: ExperimentRecord, values: Mapping[str, float]
-) -> tuple[dict[str, float], list[str]]:
-    """A push's values split into those the objective lists and the names of the others."""
-    known = set(record.experiment.spec.objective.metric_names)
-    kept = {k: v for k, v in values.items() if k in known}
-    return kept, sorted(set(values) - known)
-
-
-def pushed_observations(
-    repo: Repository,
-    record: ExperimentRecord,
-    trial_name: str,
-    step: int | None,
-    values: Mapping[str, float],
-) -> list[Observation] | None:
-    """The observations of a push, numbered; ``None`` when the trial has finished already.
-
-    Without ``step``, each metric takes the step after its last stored one.
-    """
-    if repo.get_trial(record.id, trial_name).state.finished:
-        return None
-    if not values:
-        return []
-    if step is None:
-        last = repo.last_steps(record.id, trial_name)
-        steps = {k: last.get(k, -1) + 1 for k in values}
-    else:
-        steps = dict.fromkeys(values, step)
-    now = utcnow()
-    return [Observation(k, steps[k], float(v), now) for k, v in values.items()]
 
 
 _TRIAL_VERBS = {"Running": "started", "EarlyStopped": "early-stopped"}

@@ -30,7 +30,7 @@ from tuner.api.app import API_PREFIX, install_error_handlers
 from tuner.api.routes import trials
 from tuner.controller import ExperimentController, TrialEnv, base_trial_env
 from tuner.errors import InvalidRequest, NotFound, TunerError
-from tuner.service import objective_metrics, pushed_observations
+from tuner.pushes import objective_metrics, pushed_observations
 from tuner.storage import ExperimentRecord
 from tuner.tokens import SECRET_FILE, derive_trial_token, load_or_create_secret
 from tuner.trials import Trial
