@@ -8,6 +8,9 @@ from tuner.api.auth import APIAuth
 from tuner.api.deps import ExperimentDep, ServiceDep
 from tuner.api.routes.common import AUTH_ERRORS, BAD_REQUEST, INVALID, NOT_FOUND
 from tuner.api.schemas import SuggestionCreate, SuggestionsRead, suggested_trial_read
+from tuner.service import Service
+from tuner.storage import ExperimentRecord
+from tuner.trials import Trial
 
 router = APIRouter(
     prefix="/experiments/{name}/suggestions",
@@ -29,15 +32,7 @@ async def suggest(
     record: ExperimentDep, body: SuggestionCreate, service: ServiceDep
 ) -> SuggestionsRead:
     trials, message = await service.suggest(record, body.count)
-    current = await service.db.experiment_by_id(record.id)
-    return SuggestionsRead(
-        trials=[
-            suggested_trial_read(t, service.trial_token(record.namespace, record.name, t.name))
-            for t in trials
-        ],
-        phase=current.phase,
-        message=message,
-    )
+    return await _suggestions_read(service, record, trials, message)
 
 
 @router.get(
@@ -52,6 +47,13 @@ async def suggest(
 )
 async def open_trials(record: ExperimentDep, service: ServiceDep) -> SuggestionsRead:
     trials = await service.open_trials(record)
+    return await _suggestions_read(service, record, trials, None if trials else "no open trials")
+
+
+async def _suggestions_read(
+    service: Service, record: ExperimentRecord, trials: list[Trial], message: str | None
+) -> SuggestionsRead:
+    """Trials with their push tokens, and the experiment's phase after the call."""
     current = await service.db.experiment_by_id(record.id)
     return SuggestionsRead(
         trials=[
@@ -59,5 +61,5 @@ async def open_trials(record: ExperimentDep, service: ServiceDep) -> Suggestions
             for t in trials
         ],
         phase=current.phase,
-        message=None if trials else "no open trials",
+        message=message,
     )
