@@ -31,7 +31,11 @@ class TrialHandle(ABC):
     """One running trial, as its runner sees it."""
 
     metrics_path: Path | None = None
-    """Where this trial writes a File collector's metrics, when the controller can read it."""
+    """Where this trial writes a File collector's metrics file or a TensorFlowEvent collector's
+    event directory, when the controller can read it."""
+
+    metrics_host: str | None = "127.0.0.1"
+    """Where the controller reaches this trial's Prometheus endpoint (``None``: it cannot)."""
 
     @property
     def process_start(self) -> int | None:

@@ -124,13 +124,19 @@ class KubernetesRunner(Runner):
         """What in ``experiment`` this runner cannot run (empty when it can)."""
         errors: list[FieldError] = []
         spec = experiment.spec
-        if spec.metrics_collector_spec.kind is CollectorKind.FILE:
+        kind = spec.metrics_collector_spec.kind
+        if kind in (CollectorKind.FILE, CollectorKind.TF_EVENT, CollectorKind.PROMETHEUS):
+            where = (
+                "the trial's metrics endpoint is not scraped on Kubernetes yet"
+                if kind is CollectorKind.PROMETHEUS
+                else "the metrics files are inside the trial's Pod, out of the service's reach"
+            )
             errors.append(
                 FieldError(
                     "spec.metricsCollectorSpec.collector.kind",
-                    "the File collector is not supported with the Kubernetes runner: the metrics "
-                    "file is inside the trial's Pod, out of the service's reach. Print the metrics "
-                    "(StdOut) or report them with tuner.report (Push)",
+                    f"the {kind.value} collector is not supported with the Kubernetes runner: "
+                    f"{where}. Print the metrics (StdOut), report them with tuner.report (Push), "
+                    "or collect them with your own sidecar (Custom)",
                 )
             )
         tt = spec.trial_template
@@ -300,6 +306,8 @@ class KubernetesHandle(TrialHandle):
     in the trial template the Job is kept, but its running pods are stopped by setting
     ``spec.parallelism`` to 0 (Jobs had no ``suspend`` before Kubernetes 1.21).
     """
+
+    metrics_host = None  # no Prometheus scraping of Pods yet
 
     def __init__(
         self,
