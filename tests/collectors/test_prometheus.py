@@ -13,7 +13,7 @@ from tests.collectors.running import collector_spec, stored, tuner_run
 from tuner.collectors import local_support
 from tuner.collectors.prometheus import PrometheusScraper, endpoint
 from tuner.errors import SpecError
-from tuner.spec import Objective, load_spec
+from tuner.spec import load_spec
 from tuner.trials import TrialState
 
 
@@ -73,19 +73,35 @@ def test_parallel_local_trials_would_share_the_port() -> None:
 
 
 def test_an_endpoint_that_never_answered_makes_metrics_unavailable() -> None:
-    objective = Objective(type="maximize", objective_metric_name="accuracy")
-    scraper = PrometheusScraper(f"http://127.0.0.1:{free_port()}/metrics", objective)
+    port = free_port()
+    scraper = PrometheusScraper(load_spec(prometheus_spec("p", {"port": port})).spec, "127.0.0.1")
     assert asyncio.run(scraper.collect()) == [] and scraper.problem is None
     assert asyncio.run(scraper.collect(final=True)) == []
     assert scraper.problem is not None and "never answered" in scraper.problem
+    assert f"http://127.0.0.1:{port}/metrics" in scraper.problem
+
+
+def test_a_trial_without_an_address_yet_is_asked_again() -> None:
+    asked: list[int] = []
+
+    async def no_address() -> str | None:
+        asked.append(1)
+        return None
+
+    spec = load_spec(prometheus_spec("p", {"port": 9100})).spec
+    scraper = PrometheusScraper(spec, no_address, interval=0)
+    assert asyncio.run(scraper.collect()) == [] and asyncio.run(scraper.collect(final=True)) == []
+    assert len(asked) == 2
+    assert scraper.problem is not None and "no address yet" in scraper.problem
 
 
 def test_only_changes_are_observations() -> None:
-    objective = Objective(type="maximize", objective_metric_name="accuracy")
-    scraper = PrometheusScraper("http://unused", objective)
+    spec = load_spec(prometheus_spec("p", {})).spec
+    scraper = PrometheusScraper(spec, "127.0.0.1")
     text = "# TYPE accuracy gauge\naccuracy 0.5\n# TYPE other gauge\nother 1\n"
     first = scraper.observe(text)
-    assert [(o.step, o.value) for o in first] == [(0, 0.5)]
+    assert [(o.metric, o.step, o.value) for o in first] == [("accuracy", 0, 0.5)]
     assert scraper.observe(text) == []  # the same gauge scraped again
-    assert [(o.step, o.value) for o in scraper.observe(text.replace("0.5", "0.6"))] == [(1, 0.6)]
+    changed = scraper.observe(text.replace("0.5", "0.6"))
+    assert [(o.step, o.value) for o in changed] == [(1, 0.6)]
     assert scraper.unknown == ["other=1.0"]

@@ -29,7 +29,7 @@ from tuner.collectors.common import (
 )
 from tuner.collectors.files import FileTailer, parser_for
 from tuner.collectors.jsonlines import JsonLineParser
-from tuner.collectors.prometheus import PrometheusScraper, endpoint
+from tuner.collectors.prometheus import HostLookup, PrometheusScraper, endpoint
 from tuner.collectors.text import LineParser
 from tuner.collectors.tfevent import TfEventCollector, tensorboard_missing
 
@@ -77,7 +77,7 @@ def local_support(spec: ExperimentSpec) -> str | None:
 
 
 def polled_collector(
-    spec: ExperimentSpec, metrics_path: Path | None, host: str | None = "127.0.0.1"
+    spec: ExperimentSpec, metrics_path: Path | None, host: str | HostLookup = "127.0.0.1"
 ) -> PolledCollector | None:
     """The collector the controller polls for a trial, or ``None`` for a kind it does not poll.
 
@@ -85,7 +85,8 @@ def polled_collector(
         spec: the experiment's spec.
         metrics_path: where this trial writes its metrics file or event directory, as its
             runner placed it (``None``: out of reach).
-        host: where the trial's Prometheus endpoint is reached (``None``: not reachable yet).
+        host: where the trial's Prometheus endpoint is reached: an address, or how to find it
+            (a Pod's IP).
     """
     kind = spec.metrics_collector_spec.kind.value
     if kind == "File" and metrics_path is not None:
@@ -93,6 +94,6 @@ def polled_collector(
         return FileTailer(metrics_path, parser) if parser is not None else None
     if kind == "TensorFlowEvent" and metrics_path is not None:
         return TfEventCollector(metrics_path, spec.objective)
-    if kind == "PrometheusMetric" and host is not None:
-        return PrometheusScraper(endpoint(spec, host), spec.objective)
+    if kind == "PrometheusMetric":
+        return PrometheusScraper(spec, host)
     return None

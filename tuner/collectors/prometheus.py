@@ -19,6 +19,7 @@ makes the trial's metrics unavailable with a message saying so.
 from __future__ import annotations
 
 import time as _time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -27,7 +28,7 @@ from tuner.collectors.common import STEP_KEYS, StepCounter, Unknown, epoch_secon
 from tuner.trials import Observation
 
 if TYPE_CHECKING:
-    from tuner.spec import ExperimentSpec, Objective
+    from tuner.spec import ExperimentSpec
 
 DEFAULT_PORT = 8080
 DEFAULT_PATH = "/metrics"
@@ -61,17 +62,34 @@ def parse_samples(text: str) -> list[tuple[str, float, float | None]]:
     return out
 
 
-class PrometheusScraper:
-    """Scrapes one trial's endpoint; the controller polls :meth:`collect`."""
+HostLookup = Callable[[], Awaitable[str | None]]
+"""Where the trial is reached now (its Pod's IP), or ``None`` while it has no address."""
 
-    def __init__(self, url: str, objective: Objective, interval: float = SCRAPE_INTERVAL) -> None:
-        self.url = url
+
+class PrometheusScraper:
+    """Scrapes one trial's endpoint; the controller polls :meth:`collect`.
+
+    Args:
+        spec: the experiment's spec (``source.httpGet`` and the objective).
+        host: where the trial is reached: an address, or a lookup asked again after a failed
+            scrape (a Pod's IP changes when the Job retries it).
+        interval: seconds between two scrapes.
+    """
+
+    def __init__(
+        self, spec: ExperimentSpec, host: str | HostLookup, interval: float = SCRAPE_INTERVAL
+    ) -> None:
+        self.spec = spec
+        self._host = host
+        self.url: str | None = endpoint(spec, host) if isinstance(host, str) else None
+        objective = spec.objective
         self.metrics: tuple[str, ...] = tuple(objective.metric_names)
         self.interval = interval
         self._steps = StepCounter()
         self._last: dict[str, tuple[float, int | None]] = {}
         self._unknown = Unknown(frozenset(STEP_KEYS))
         self._answered = False
+        self._ok = False
         self._error = "no answer yet"
         self._missing_at_end = False
         self._scraped_at = float("-inf")
@@ -83,7 +101,8 @@ class PrometheusScraper:
     @property
     def problem(self) -> str | None:
         if self._missing_at_end:
-            return f"the metrics endpoint {self.url} never answered ({self._error})"
+            where = self.url or endpoint(self.spec, "<the trial's address>")
+            return f"the metrics endpoint {where} never answered ({self._error})"
         return None
 
     async def collect(self, final: bool = False) -> list[Observation]:
@@ -97,6 +116,13 @@ class PrometheusScraper:
         return [] if text is None else self.observe(text)
 
     async def _fetch(self) -> str | None:
+        if not isinstance(self._host, str) and (self.url is None or not self._ok):
+            address = await self._host()
+            self.url = endpoint(self.spec, address) if address else None
+        self._ok = False
+        if self.url is None:
+            self._error = "the trial has no address yet"
+            return None
         try:
             async with httpx.AsyncClient(timeout=SCRAPE_TIMEOUT) as client:
                 response = await client.get(self.url)
@@ -106,7 +132,7 @@ class PrometheusScraper:
         if response.status_code != 200:
             self._error = f"HTTP {response.status_code}"
             return None
-        self._answered = True
+        self._answered = self._ok = True
         return response.text
 
     def observe(self, text: str) -> list[Observation]:

@@ -34,14 +34,16 @@ class TrialHandle(ABC):
     """Where this trial writes a File collector's metrics file or a TensorFlowEvent collector's
     event directory, when the controller can read it."""
 
-    metrics_host: str | None = "127.0.0.1"
-    """Where the controller reaches this trial's Prometheus endpoint (``None``: it cannot)."""
-
     @property
     def process_start(self) -> int | None:
         """The start time of the trial's process, stored with :attr:`ref` so that a reused
         pid is not taken for it after a restart (``None``: the runner needs none)."""
         return None
+
+    async def metrics_host(self) -> str | None:
+        """Where the controller reaches this trial's Prometheus endpoint now (``None``: not yet).
+        Local trials share the host's network."""
+        return "127.0.0.1"
 
     @property
     def offset(self) -> int | None:

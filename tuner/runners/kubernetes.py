@@ -125,18 +125,14 @@ class KubernetesRunner(Runner):
         errors: list[FieldError] = []
         spec = experiment.spec
         kind = spec.metrics_collector_spec.kind
-        if kind in (CollectorKind.FILE, CollectorKind.TF_EVENT, CollectorKind.PROMETHEUS):
-            where = (
-                "the trial's metrics endpoint is not scraped on Kubernetes yet"
-                if kind is CollectorKind.PROMETHEUS
-                else "the metrics files are inside the trial's Pod, out of the service's reach"
-            )
+        if kind in (CollectorKind.FILE, CollectorKind.TF_EVENT):
             errors.append(
                 FieldError(
                     "spec.metricsCollectorSpec.collector.kind",
                     f"the {kind.value} collector is not supported with the Kubernetes runner: "
-                    f"{where}. Print the metrics (StdOut), report them with tuner.report (Push), "
-                    "or collect them with your own sidecar (Custom)",
+                    "the metrics files are inside the trial's Pod, out of the service's reach. "
+                    "Print the metrics (StdOut), report them with tuner.report (Push), serve them "
+                    "(PrometheusMetric) or collect them with your own sidecar (Custom)",
                 )
             )
         tt = spec.trial_template
@@ -307,8 +303,6 @@ class KubernetesHandle(TrialHandle):
     ``spec.parallelism`` to 0 (Jobs had no ``suspend`` before Kubernetes 1.21).
     """
 
-    metrics_host = None  # no Prometheus scraping of Pods yet
-
     def __init__(
         self,
         runner: KubernetesRunner,
@@ -362,6 +356,15 @@ class KubernetesHandle(TrialHandle):
         ]
         items.sort(key=creation_order)
         return items, str(((listed or {}).get("metadata") or {}).get("resourceVersion", ""))
+
+    async def metrics_host(self) -> str | None:
+        """The IP of the Job's newest Pod, where a PrometheusMetric collector scrapes it."""
+        pods, _ = await self.pods()
+        for pod in reversed(pods):
+            ip = (pod.get("status") or {}).get("podIP")
+            if ip:
+                return str(ip)
+        return None
 
     def verdict(self, job: Mapping[str, Any]) -> bool | None:
         """True (succeeded), False (failed) or None (still running) by the template's conditions."""
