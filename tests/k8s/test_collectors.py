@@ -1,25 +1,31 @@
-"""The Custom metrics collector on a real control plane: the user's collector container runs as a
-sidecar of the trial's Pod (as Katib's Pod webhook adds it), sharing a ``metrics-volume``."""
+"""Metrics collectors on a real control plane: the Custom collector's container runs as a sidecar
+of the trial's Pod (as Katib's Pod webhook adds it), sharing a ``metrics-volume``; the
+PrometheusMetric collector scrapes the trial Pod's IP (the test kubelet's Pods have 127.0.0.1)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.collectors.running import collector_spec
+from tests.collectors.test_prometheus import free_port
 from tests.helpers import experiment_dict
 from tests.k8s.controlplane import ControlPlane
 
 pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[kubernetes]'")
 from kubernetes import client
 
+from tuner.controller import ExperimentController
 from tuner.runners.kubernetes import KubernetesRunner
 from tuner.spec import load_spec
+from tuner.storage import Repository, make_engine
 from tuner.templates import render_trial
-from tuner.trials import Trial
+from tuner.trials import ExperimentPhase, Trial, TrialState
 
 pytestmark = pytest.mark.k8s
 
@@ -92,3 +98,30 @@ def test_custom_collector_runs_as_a_sidecar_of_the_trial_pod(
         pod.metadata.name, namespace, container="my-collector"
     )
     assert "collector ran" in log
+
+
+def test_prometheus_collector_scrapes_the_trial_pod(
+    runner: KubernetesRunner, namespace: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    data = collector_spec(
+        "prom",
+        "prometheus_trial.py",
+        [f"--port={port}"],
+        {"collector": {"kind": "PrometheusMetric"}, "source": {"httpGet": {"port": port}}},
+        {"type": "maximize", "objectiveMetricName": "accuracy", "additionalMetricNames": ["loss"]},
+        maxTrialCount=1,
+    )
+    data["metadata"]["namespace"] = namespace
+    experiment = load_spec(data)
+    runner.check(experiment)
+    repo = Repository(make_engine(f"sqlite:///{tmp_path / 'tuner.db'}"))
+    record = repo.create_experiment(experiment)
+    final = asyncio.run(asyncio.wait_for(ExperimentController(repo, record, runner).run(), 90))
+    assert final.phase is ExperimentPhase.SUCCEEDED, final.message
+    (trial,) = repo.trials(record.id)
+    assert trial.state is TrialState.SUCCEEDED, trial.message
+    x = float(trial.parameters["x"])
+    accuracy = [(o.step, o.value) for o in repo.observations(record.id, trial.name, "accuracy")]
+    assert [s for s, _ in accuracy] == [0, 1, 2]
+    assert accuracy[-1][1] == pytest.approx(0.7 + x / 10)
