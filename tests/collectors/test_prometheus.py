@@ -55,11 +55,14 @@ def test_katibs_defaults_and_the_spec_endpoint() -> None:
     assert endpoint(spec) == "http://127.0.0.1:8080/metrics"
     spec = load_spec(prometheus_spec("p", {"port": 9100, "path": "/stats"})).spec
     assert endpoint(spec, "10.0.0.7") == "http://10.0.0.7:9100/stats"
+    # Katib's port is an int-or-string that must hold a positive integer.
+    spec = load_spec(prometheus_spec("p", {"port": "9100"})).spec
+    assert endpoint(spec) == "http://127.0.0.1:9100/metrics"
 
 
 def test_bad_http_get_is_refused_with_its_field() -> None:
     with pytest.raises(SpecError) as e:
-        load_spec(prometheus_spec("p", {"port": 0, "path": "metrics"}))
+        load_spec(prometheus_spec("p", {"port": "metrics", "path": "metrics"}))
     paths = {err.path for err in e.value.errors}
     assert "spec.metricsCollectorSpec.source.httpGet.port" in paths
     assert "spec.metricsCollectorSpec.source.httpGet.path" in paths

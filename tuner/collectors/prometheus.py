@@ -41,7 +41,7 @@ def endpoint(spec: ExperimentSpec, host: str = "127.0.0.1") -> str:
     """The URL to scrape for a spec's ``source.httpGet`` (Katib's defaults filled in)."""
     source = spec.metrics_collector_spec.source
     http_get: dict[str, Any] = dict(source.http_get or {}) if source is not None else {}
-    port = http_get.get("port") or DEFAULT_PORT
+    port = int(http_get.get("port") or DEFAULT_PORT)  # an int-or-string, digits (validated)
     path = str(http_get.get("path") or DEFAULT_PATH)
     if not path.startswith("/"):
         path = "/" + path

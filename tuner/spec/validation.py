@@ -432,7 +432,8 @@ def _other_collector_errors(mc: MetricsCollectorSpec, path: str) -> list[FieldEr
     elif kind is CollectorKind.PROMETHEUS:
         http_get = (source.http_get if source is not None else None) or {}
         port = http_get.get("port", 8080)
-        if isinstance(port, bool) or not isinstance(port, int) or port <= 0 or port > 65535:
+        number = int(port) if isinstance(port, str) and port.isdigit() else port
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 65536:
             errors.append(
                 FieldError(
                     f"{path}.source.httpGet.port",
