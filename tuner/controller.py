@@ -293,6 +293,8 @@ class ExperimentController:
         poller: asyncio.Task[None] | None = None
         done = asyncio.Event()
         polled = collectors.polled_collector(spec, handle.metrics_path, handle.metrics_host)
+        if isinstance(polled, collectors.PrometheusScraper):  # re-adopted: count steps on
+            polled.resume(await self.db.last_steps(self.record.id, trial_name))
         if polled is not None:
             poller = asyncio.create_task(self._poll(trial_name, polled, done))
         try:

@@ -108,3 +108,13 @@ def test_only_changes_are_observations() -> None:
     changed = scraper.observe(text.replace("0.5", "0.6"))
     assert [(o.step, o.value) for o in changed] == [(1, 0.6)]
     assert scraper.unknown == ["other=1.0"]
+
+
+def test_steps_go_on_after_a_restart_and_nan_is_not_news() -> None:
+    spec = load_spec(prometheus_spec("p", {})).spec
+    scraper = PrometheusScraper(spec, "127.0.0.1")
+    scraper.resume({"accuracy": 4})  # stored before the controller restarted
+    (obs,) = scraper.observe("accuracy 0.5\n")
+    assert obs.step == 5
+    assert len(scraper.observe("accuracy NaN\n")) == 1
+    assert scraper.observe("accuracy NaN\n") == []

@@ -18,8 +18,9 @@ makes the trial's metrics unavailable with a message saying so.
 
 from __future__ import annotations
 
+import math
 import time as _time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -94,6 +95,11 @@ class PrometheusScraper:
         self._missing_at_end = False
         self._scraped_at = float("-inf")
 
+    def resume(self, last_steps: Mapping[str, int]) -> None:
+        """Count steps on after those stored before a restart (``metric -> highest step``), so
+        that new values are not taken for the stored ones."""
+        self._steps.next = {m: s + 1 for m, s in last_steps.items()}
+
     @property
     def unknown(self) -> list[str]:
         return list(self._unknown.samples.values())
@@ -159,10 +165,18 @@ class PrometheusScraper:
             if name not in values:
                 continue
             value, stamp = values[name]
-            if self._last.get(name) == (value, explicit):
+            previous = self._last.get(name)
+            if previous is not None and _same(previous, (value, explicit)):
                 continue
             self._last[name] = (value, explicit)
             time = (epoch_seconds(stamp) if stamp is not None else None) or scraped
             step = self._steps.step(name, explicit)
             out.append(Observation(metric=name, step=step, value=value, time=time))
         return out
+
+
+def _same(a: tuple[float, int | None], b: tuple[float, int | None]) -> bool:
+    """Equal values and steps; NaN equals NaN here (a gauge left at NaN is not news)."""
+    if a[1] != b[1]:
+        return False
+    return a[0] == b[0] or (math.isnan(a[0]) and math.isnan(b[0]))
