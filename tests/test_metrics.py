@@ -485,3 +485,11 @@ def test_tailer_of_a_file_that_existed_has_no_problem(tmp_path: Path) -> None:
     path.write_text("")
     tailer = FileTailer(path, text_parser())
     assert tailer.poll(final=True) == [] and tailer.problem is None
+
+
+def test_filters_have_gos_ascii_classes() -> None:
+    """Katib's regexes run on Go's regexp, where \\d and \\w are ASCII only."""
+    parser = text_parser()
+    assert parser.parse("accuracy=\u0663") == []  # an Arabic-Indic digit three
+    assert triples(parser.parse("accuracy=3")) == [("accuracy", 0, 3.0)]
+    assert text_parser("lo\u00df").parse("lo\u00df=0.5") == []  # \w does not match ß

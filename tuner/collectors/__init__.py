@@ -1,15 +1,14 @@
 """Metrics collectors: Katib's collector kinds, turning a trial's output into observations.
 
-=================  ==========================================  ===========================
-kind               local runner                                Kubernetes runner
-=================  ==========================================  ===========================
-StdOut             the process's output (:mod:`.text`)         the primary container's log
-File               the file, tailed (:mod:`.files`)            refused (file inside the Pod)
-TensorFlowEvent    the event directory (:mod:`.tfevent`)       refused (files inside the Pod)
-PrometheusMetric   ``127.0.0.1:<port><path>`` (:mod:`.prometheus`)  the Pod's IP
-Custom             refused (:func:`local_support`)             a sidecar (:mod:`.sidecar`)
-Push / None        the push API / nothing                      the push API / nothing
-=================  ==========================================  ===========================
+One module per kind, and where each runs (README, "Metrics"):
+
+* ``StdOut`` (:mod:`.text`): the local process's output, or the primary container's log.
+* ``File`` (:mod:`.files`, :mod:`.text`, :mod:`.jsonlines`): the file, tailed; local only.
+* ``TensorFlowEvent`` (:mod:`.tfevent`): the event directory, read incrementally; local only.
+* ``PrometheusMetric`` (:mod:`.prometheus`): ``127.0.0.1`` locally, the Pod's IP on Kubernetes.
+* ``Custom`` (:mod:`.sidecar`): a sidecar of the trial's Pod; refused locally
+  (:func:`local_support`).
+* ``Push`` and ``None`` need no collector: the push API, or nothing.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""Text lines (``StdOut`` collector, ``File`` collector with format ``TEXT``).
+r"""Text lines (``StdOut`` collector, ``File`` collector with format ``TEXT``).
 
 Each line is matched with Katib's default filter :data:`~tuner.collectors.common.DEFAULT_FILTER`
 (``name=value``, e.g. ``epoch=3 accuracy=0.91 loss=0.3``) or with the spec's
 ``source.filter.metricsFormat`` regexes, where the first group is the metric name and the second
 its value (both stripped of surrounding whitespace, as Katib does). Every match of every regex
-anywhere on the line counts, in the order of the regexes, as in Katib.
+anywhere on the line counts, in the order of the regexes, as in Katib. As in Go's regexp,
+``\w``, ``\d`` and ``\s`` are ASCII classes (an Arabic-Indic digit is no number).
 
 * An optional leading RFC 3339 timestamp (``2024-01-01T10:00:00.5+02:00 loss=0.3``, the first
   token of the line, as Katib reads it) is the observation time and is not matched against the
@@ -75,7 +76,8 @@ class LineParser(Resumable):
     ) -> None:
         self.metrics: tuple[str, ...] = tuple(objective.metric_names)
         self._names = frozenset(self.metrics)
-        self._patterns = [re.compile(f) for f in (metrics_format or [DEFAULT_FILTER])]
+        # ASCII: Go's regexp (Katib's) gives \w, \d and \s their ASCII meaning only.
+        self._patterns = [re.compile(f, re.ASCII) for f in (metrics_format or [DEFAULT_FILTER])]
         for p in self._patterns:
             if p.groups < 2:
                 raise ValueError(f"metrics format {p.pattern!r} needs two groups: name, value")
