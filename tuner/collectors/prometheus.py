@@ -130,7 +130,8 @@ class PrometheusScraper:
             self._error = "the trial has no address yet"
             return None
         try:
-            async with httpx.AsyncClient(timeout=SCRAPE_TIMEOUT) as client:
+            # trust_env=False: a proxy of the environment must not see pod or loopback addresses
+            async with httpx.AsyncClient(timeout=SCRAPE_TIMEOUT, trust_env=False) as client:
                 response = await client.get(self.url)
         except httpx.HTTPError as e:
             self._error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
