@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+READ_INTERVAL = 0.5
+"""Seconds between two reads of a running trial's event directory."""
 INSTALL_HINT = "the TensorFlowEvent collector needs TensorBoard: pip install 'tuner[tfevent]'"
 
 
@@ -61,6 +64,7 @@ class TfEventCollector:
         self._unknown = Unknown(frozenset())
         self._seen_directory = False
         self._missing_at_end = False
+        self._read_at = float("-inf")
 
     @property
     def unknown(self) -> list[str]:
@@ -74,6 +78,11 @@ class TfEventCollector:
         return None
 
     async def collect(self, final: bool = False) -> list[Observation]:
+        """:meth:`poll` in a thread, at most every :data:`READ_INTERVAL` seconds until the end."""
+        now = time.monotonic()
+        if not final and now - self._read_at < READ_INTERVAL:
+            return []
+        self._read_at = now
         return await asyncio.to_thread(self.poll, final)
 
     def poll(self, final: bool = False) -> list[Observation]:
@@ -125,9 +134,9 @@ class TfEventCollector:
                         continue  # not a scalar
                     if not metrics:
                         self._unknown.note(tag, repr(value))
-                    time = epoch_seconds(item.wall_time) or utcnow()
+                    stamp = epoch_seconds(item.wall_time) or utcnow()
                     out.extend(
-                        Observation(metric=m, step=int(item.step), value=value, time=time)
+                        Observation(metric=m, step=int(item.step), value=value, time=stamp)
                         for m in metrics
                     )
         return out
