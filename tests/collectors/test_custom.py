@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import experiment_dict
+from tests.helpers import AUTH, V1, TestClient, experiment_dict, make_settings
+from tuner.api.app import create_app
 from tuner.cli import main
 from tuner.collectors import local_support
 from tuner.errors import SpecError
@@ -79,3 +80,11 @@ def test_custom_is_refused_locally(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "spec.metricsCollectorSpec.collector.kind" in output
     assert "Custom metrics collector" in output and "Traceback" not in output
     assert not work.exists() and not db.exists()  # nothing started, nothing stored
+
+
+def test_tuner_serve_with_the_local_runner_answers_422(tmp_path: Path) -> None:
+    with TestClient(create_app(make_settings(tmp_path)), headers=AUTH) as client:
+        response = client.post(f"{V1}/experiments", json=custom_spec(**COLLECTOR))
+        assert response.status_code == 422, response.text
+        assert "Custom metrics collector" in response.text
+        assert client.get(f"{V1}/experiments").json() == []  # nothing stored
