@@ -93,3 +93,37 @@ def test_unreadable_files_are_skipped_and_tags_outside_the_spec_are_named(tmp_pa
     assert asyncio.run(collector.collect(final=True)) == []
     assert collector.problem is None
     assert collector.unknown == ["acc=0.5"]
+
+
+def test_katibs_tensorboardx_case(tmp_path: Path) -> None:
+    """Katib's ``test_parse_file_with_tensorboardX``: train/ and test/ runs with the same tags,
+    read with qualified names (``train/accuracy``) and, from train/, with plain names. The same
+    scalar events, written with TensorBoard's own writer (tensorboardX is slow to import here;
+    the ``tuner run`` test above uses it)."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    dirs, names, iterations = ("train", "test"), ("accuracy", "loss"), 3
+    for d in dirs:
+        writer = EventFileWriter(str(tmp_path / d))
+        for name in names:
+            for i in range(iterations):
+                value = summary_pb2.Summary.Value(tag=name, simple_value=0.1)
+                summary = summary_pb2.Summary(value=[value])
+                writer.add_event(event_pb2.Event(step=i, wall_time=1.0 + i, summary=summary))
+        writer.close()
+
+    def read(directory: Path, metrics: list[str]) -> list[tuple[str, int, float]]:
+        objective = Objective(
+            type="maximize", objective_metric_name=metrics[0], additional_metric_names=metrics[1:]
+        )
+        observations = asyncio.run(TfEventCollector(directory, objective).collect(final=True))
+        return sorted((o.metric, o.step, round(o.value, 6)) for o in observations)
+
+    qualified = [f"{d}/{n}" for d in dirs for n in names]
+    assert read(tmp_path, qualified) == sorted(
+        (m, i, 0.1) for m in qualified for i in range(iterations)
+    )
+    assert read(tmp_path / "train", list(names)) == sorted(
+        (n, i, 0.1) for n in names for i in range(iterations)
+    )
