@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from tuner import early_stopping, lifecycle, metrics, names
+from tuner import collectors, early_stopping, lifecycle, names
 from tuner.algorithms.base import Suggester
 from tuner.algorithms.registry import create_suggester
 from tuner.errors import RunnerError, TunerError
@@ -286,19 +286,17 @@ class ExperimentController:
     ) -> None:
         spec = self.experiment.spec
         kind = spec.metrics_collector_spec.kind
-        parser = (
-            metrics.parser_for(spec) if kind in (CollectorKind.STDOUT, CollectorKind.FILE) else None
-        )
-        if parser is not None and kind is CollectorKind.STDOUT:
+        parser = collectors.parser_for(spec) if kind is CollectorKind.STDOUT else None
+        if parser is not None:
             parser.resume(next_steps)
         saved_at = time.monotonic()
-        tailer: metrics.FileTailer | None = None
         poller: asyncio.Task[None] | None = None
         done = asyncio.Event()
-        metrics_path = handle.metrics_path
-        if kind is CollectorKind.FILE and parser is not None and metrics_path is not None:
-            tailer = metrics.FileTailer(metrics_path, parser)
-            poller = asyncio.create_task(self._poll_file(trial_name, tailer, done))
+        polled = collectors.polled_collector(spec, handle.metrics_path, handle.metrics_host)
+        if isinstance(polled, collectors.PrometheusScraper):  # re-adopted: count steps on
+            polled.resume(await self.db.last_steps(self.record.id, trial_name))
+        if polled is not None:
+            poller = asyncio.create_task(self._poll(trial_name, polled, done))
         try:
             async for line in handle.lines():
                 if kind is CollectorKind.STDOUT and parser is not None:
@@ -325,30 +323,46 @@ class ExperimentController:
                 done.set()  # not a cancel: a write under way must record its curve points too
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
-        if tailer is not None:
-            final = tailer.poll(final=True)
+        seen: list[str] = []
+        problem: str | None = None
+        if polled is not None:
+            try:
+                final = await polled.collect(final=True)
+            except Exception as e:  # the collection failed, not the trial
+                final, problem = [], f"metrics collection failed: {e}"
             if final:
                 await self.observe(trial_name, final)
-        seen = parser.unknown if parser is not None else []
-        await self._finish_trial(trial_name, outcome, seen)
+            seen, problem = polled.unknown, problem or polled.problem
+        elif parser is not None:
+            seen = parser.unknown
+        await self._finish_trial(trial_name, outcome, seen, problem)
         self._positions.pop(trial_name, None)
         self._handles.pop(trial_name, None)
         self._tasks.pop(trial_name, None)
 
-    async def _poll_file(
-        self, trial_name: str, tailer: metrics.FileTailer, done: asyncio.Event
+    async def _poll(
+        self, trial_name: str, collector: collectors.PolledCollector, done: asyncio.Event
     ) -> None:
         while not done.is_set():
-            observations = tailer.poll()
+            try:
+                observations = await collector.collect()
+            except Exception:  # a bad poll must not end the trial; the final one will tell
+                log.exception("trial %s: collecting its metrics failed", trial_name)
+                observations = []
             if observations:
                 await self.observe(trial_name, observations)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), FILE_POLL_INTERVAL)
 
     async def _finish_trial(
-        self, trial_name: str, outcome: TrialOutcome, seen: Sequence[str] = ()
+        self,
+        trial_name: str,
+        outcome: TrialOutcome,
+        seen: Sequence[str] = (),
+        problem: str | None = None,
     ) -> None:
-        """Store how the trial ended; ``seen``: metric-looking names it printed outside the spec."""
+        """Store how the trial ended; ``seen``: metric-looking names it printed outside the spec;
+        ``problem``: why its collector could not collect its metrics."""
         record = self.record
         ending = self._endings.pop(trial_name, None)
         if ending is None:
@@ -359,6 +373,7 @@ class ExperimentController:
                 outcome.reason,
                 outcome.message,
                 seen,
+                problem,
             )
         if await self.db.finish_trial(
             record.id, trial_name, ending.state, ending.reason, ending.message

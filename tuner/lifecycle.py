@@ -218,6 +218,7 @@ def trial_ending(
     reason: str,
     message: str | None,
     seen: Sequence[str] = (),
+    problem: str | None = None,
 ) -> TrialEnding:
     """How a trial whose process (or client) finished ends.
 
@@ -225,10 +226,18 @@ def trial_ending(
     metrics are collected), else MetricsUnavailable. ``seen`` are a few ``name=value`` samples
     of metric-looking output whose names are not in the spec (see
     :attr:`tuner.metrics.LineParser.unknown`): the MetricsUnavailable message quotes them, since
-    a misspelt ``objectiveMetricName`` is the usual cause.
+    a misspelt ``objectiveMetricName`` is the usual cause. ``problem`` says why the collector
+    failed (a metrics file never written, a line that is not JSON): as in Katib, the trial's
+    metrics are then unavailable, whatever was collected before.
     """
     if not succeeded:
         return TrialEnding(TrialState.FAILED, reason, message)
+    if problem:
+        return TrialEnding(
+            TrialState.METRICS_UNAVAILABLE,
+            "MetricsUnavailable",
+            f"the trial succeeded but {problem}",
+        )
     if reported_objective or spec.metrics_collector_spec.kind is CollectorKind.NONE:
         return TrialEnding(TrialState.SUCCEEDED, reason, message)
     name = spec.objective.objective_metric_name

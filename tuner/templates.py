@@ -34,7 +34,7 @@ class RenderedTrial:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     container_name: str | None = None
-    metrics_file: str | None = None  # the File collector's path, as the spec gives it
+    metrics_file: str | None = None  # the File (TensorFlowEvent) collector's path, as given
 
 
 def format_value(value: ParamValue) -> str:
@@ -79,7 +79,8 @@ def render_trial(experiment: Experiment, trial: Trial) -> RenderedTrial:
     }
     mc = experiment.spec.metrics_collector_spec
     fsp = mc.source.file_system_path if mc.source else None
-    metrics_file = fsp.path if mc.kind is CollectorKind.FILE and fsp else None
+    collects_path = mc.kind in (CollectorKind.FILE, CollectorKind.TF_EVENT)
+    metrics_file = fsp.path if collects_path and fsp else None
     return RenderedTrial(
         job=job, argv=argv, env=env, container_name=primary.get("name"), metrics_file=metrics_file
     )

@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tuner.collectors.sidecar import add_custom_collector
 from tuner.errors import RunnerError
 from tuner.runners.base import TrialOutcome
 from tuner.spec import Experiment, job_containers
@@ -213,4 +214,5 @@ def job_manifest(
     primary["env"] = [e for e in given if e.get("name") not in env] + [
         {"name": k, "value": str(v)} for k, v in extra.items() if k in env or k not in names
     ]
+    add_custom_collector(pod_spec, primary, experiment.spec, {k: str(v) for k, v in env.items()})
     return job

@@ -31,13 +31,19 @@ class TrialHandle(ABC):
     """One running trial, as its runner sees it."""
 
     metrics_path: Path | None = None
-    """Where this trial writes a File collector's metrics, when the controller can read it."""
+    """Where this trial writes a File collector's metrics file or a TensorFlowEvent collector's
+    event directory, when the controller can read it."""
 
     @property
     def process_start(self) -> int | None:
         """The start time of the trial's process, stored with :attr:`ref` so that a reused
         pid is not taken for it after a restart (``None``: the runner needs none)."""
         return None
+
+    async def metrics_host(self) -> str | None:
+        """Where the controller reaches this trial's Prometheus endpoint now (``None``: not yet).
+        Local trials share the host's network."""
+        return "127.0.0.1"
 
     @property
     def offset(self) -> int | None:

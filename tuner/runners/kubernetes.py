@@ -124,13 +124,15 @@ class KubernetesRunner(Runner):
         """What in ``experiment`` this runner cannot run (empty when it can)."""
         errors: list[FieldError] = []
         spec = experiment.spec
-        if spec.metrics_collector_spec.kind is CollectorKind.FILE:
+        kind = spec.metrics_collector_spec.kind
+        if kind in (CollectorKind.FILE, CollectorKind.TF_EVENT):
             errors.append(
                 FieldError(
                     "spec.metricsCollectorSpec.collector.kind",
-                    "the File collector is not supported with the Kubernetes runner: the metrics "
-                    "file is inside the trial's Pod, out of the service's reach. Print the metrics "
-                    "(StdOut) or report them with tuner.report (Push)",
+                    f"the {kind.value} collector is not supported with the Kubernetes runner: "
+                    "the metrics files are inside the trial's Pod, out of the service's reach. "
+                    "Print the metrics (StdOut), report them with tuner.report (Push), serve them "
+                    "(PrometheusMetric) or collect them with your own sidecar (Custom)",
                 )
             )
         tt = spec.trial_template
@@ -354,6 +356,15 @@ class KubernetesHandle(TrialHandle):
         ]
         items.sort(key=creation_order)
         return items, str(((listed or {}).get("metadata") or {}).get("resourceVersion", ""))
+
+    async def metrics_host(self) -> str | None:
+        """The IP of the Job's newest Pod, where a PrometheusMetric collector scrapes it."""
+        pods, _ = await self.pods()
+        for pod in reversed(pods):
+            ip = (pod.get("status") or {}).get("podIP")
+            if ip:
+                return str(ip)
+        return None
 
     def verdict(self, job: Mapping[str, Any]) -> bool | None:
         """True (succeeded), False (failed) or None (still running) by the template's conditions."""

@@ -25,8 +25,8 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
-from tuner import names
-from tuner.errors import RunnerError
+from tuner import collectors, names
+from tuner.errors import FieldError, RunnerError, SpecError
 from tuner.runners import exitcode
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
 from tuner.spec import Experiment
@@ -247,6 +247,12 @@ class LocalRunner(Runner):
     def log_path(self, experiment: Experiment, trial_name: str) -> Path:
         return self.trial_dir(experiment, trial_name) / LOG_NAME
 
+    def check(self, experiment: Experiment) -> None:
+        """Refuse a collector this runner cannot run (Custom: a sidecar needs a Pod)."""
+        problem = collectors.local_support(experiment.spec)
+        if problem is not None:
+            raise SpecError([FieldError("spec.metricsCollectorSpec.collector.kind", problem)])
+
     async def start(
         self, experiment: Experiment, trial: Trial, rendered: RenderedTrial, env: dict[str, str]
     ) -> LocalHandle:
@@ -343,6 +349,8 @@ def _private_metrics_file(
     if not replaced:
         return argv, Path(original)
     private.parent.mkdir(parents=True, exist_ok=True)
+    if private.is_dir():  # a TensorFlowEvent directory of an earlier run of this trial
+        shutil.rmtree(private)
     private.unlink(missing_ok=True)
     return argv, private
 

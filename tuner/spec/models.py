@@ -292,7 +292,7 @@ class CollectorKind(StrEnum):
     FILE = "File"
     PUSH = "Push"
     NONE = "None"
-    TF_EVENT = "TfEvent"
+    TF_EVENT = "TensorFlowEvent"
     PROMETHEUS = "PrometheusMetric"
     CUSTOM = "Custom"
 

@@ -24,6 +24,7 @@ from tuner.spec.models import (
     ExperimentSpec,
     FileFormat,
     FileSystemKind,
+    MetricsCollectorSpec,
     Objective,
     job_containers,
 )
@@ -348,14 +349,8 @@ def _collector_errors(spec: ExperimentSpec) -> list[FieldError]:
     path = "spec.metricsCollectorSpec"
     errors: list[FieldError] = []
     kind = mc.kind
-    if kind in (CollectorKind.TF_EVENT, CollectorKind.PROMETHEUS, CollectorKind.CUSTOM):
-        errors.append(
-            FieldError(
-                f"{path}.collector.kind",
-                f"collector kind {kind.value} is not supported; use StdOut, File, Push or None",
-            )
-        )
     source = mc.source
+    errors += _other_collector_errors(mc, path)
     if kind is CollectorKind.FILE:
         fsp = source.file_system_path if source else None
         if (
@@ -410,4 +405,71 @@ def _collector_errors(spec: ExperimentSpec) -> list[FieldError]:
                 "an experiment without trialTemplate is driven by ask/tell; use Push",
             )
         )
+    return errors
+
+
+def _other_collector_errors(mc: MetricsCollectorSpec, path: str) -> list[FieldError]:
+    """Katib's checks of the TensorFlowEvent, PrometheusMetric and Custom collectors."""
+    errors: list[FieldError] = []
+    kind, source = mc.kind, mc.source
+    fsp = source.file_system_path if source is not None else None
+    if kind is CollectorKind.TF_EVENT:
+        if (
+            fsp is None
+            or not fsp.path
+            or not fsp.path.startswith("/")
+            or (fsp.kind not in (None, FileSystemKind.DIRECTORY))
+        ):
+            errors.append(
+                FieldError(
+                    f"{path}.source.fileSystemPath.path",
+                    "an absolute path of kind Directory where the trial writes its TensorFlow "
+                    "event files is required",
+                )
+            )
+        if fsp is not None and fsp.format is not None:
+            errors.append(FieldError(f"{path}.source.fileSystemPath.format", "must be empty"))
+    elif kind is CollectorKind.PROMETHEUS:
+        http_get = (source.http_get if source is not None else None) or {}
+        port = http_get.get("port", 8080)
+        number = int(port) if isinstance(port, str) and port.isdigit() else port
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 65536:
+            errors.append(
+                FieldError(
+                    f"{path}.source.httpGet.port",
+                    f"must be a port number (1-65535) for PrometheusMetric, not {port!r}",
+                )
+            )
+        route = http_get.get("path", "/metrics")
+        if not isinstance(route, str) or not route.startswith("/"):
+            errors.append(
+                FieldError(f"{path}.source.httpGet.path", f"must start with '/', not {route!r}")
+            )
+    elif kind is CollectorKind.CUSTOM:
+        custom = mc.collector.custom_collector
+        if not custom:
+            errors.append(
+                FieldError(
+                    f"{path}.collector.customCollector",
+                    "the collector container is required for the Custom collector",
+                )
+            )
+        elif not isinstance(custom.get("name"), str) or not custom.get("image"):
+            errors.append(
+                FieldError(
+                    f"{path}.collector.customCollector",
+                    "the collector container needs a name and an image",
+                )
+            )
+        if fsp is not None and (
+            not fsp.path
+            or not fsp.path.startswith("/")
+            or fsp.kind not in (FileSystemKind.FILE, FileSystemKind.DIRECTORY)
+        ):
+            errors.append(
+                FieldError(
+                    f"{path}.source.fileSystemPath",
+                    "an absolute path of kind File or Directory is required",
+                )
+            )
     return errors

@@ -576,13 +576,26 @@ class Repository:
             )
         }
         touched: set[str] = set()
-        for metric, step, value in sorted(inserted, key=lambda r: r[1]):
+        times: dict[str, Any] = {}  # latest: the time of the stored value's observation
+        for metric, step, value, time in sorted(inserted, key=lambda r: r[1]):
             touched.add(metric)
             entry = current.get(metric)
             if entry is None:
                 current[metric] = _Aggregate(value, step, 1)
+                times[metric] = time
                 continue
-            if _prefer(objective.strategy(metric), value, step, entry.value, entry.step):
+            strategy = objective.strategy(metric)
+            if strategy is MetricStrategyType.LATEST:
+                # Katib's latest is the value with the latest timestamp (the later one on a tie).
+                if metric not in times:
+                    times[metric] = conn.scalar(
+                        statements.observation_time,
+                        {"trial_id": trial_id, "metric": metric, "step": entry.step},
+                    )
+                known = times[metric]
+                if known is None or (time, step) >= (known, entry.step):
+                    entry.value, entry.step, times[metric] = value, step, time
+            elif _prefer(strategy, value, step, entry.value, entry.step):
                 entry.value, entry.step = value, step
             entry.count += 1
         conn.execute(
@@ -889,6 +902,7 @@ class _ReportStatements:
 
     trial_id: Any
     insert_observations: Any
+    observation_time: Any
     trial_metrics: Any
     upsert_metrics: Any
     set_objective: Any
@@ -904,7 +918,17 @@ class _ReportStatements:
             ),
             insert_observations=insert(ObservationRow)
             .on_conflict_do_nothing(index_elements=["trial_id", "metric", "step"])
-            .returning(ObservationRow.metric, ObservationRow.step, ObservationRow.value),
+            .returning(
+                ObservationRow.metric,
+                ObservationRow.step,
+                ObservationRow.value,
+                ObservationRow.time,
+            ),
+            observation_time=select(ObservationRow.time).where(
+                ObservationRow.trial_id == bindparam("trial_id"),
+                ObservationRow.metric == bindparam("metric"),
+                ObservationRow.step == bindparam("step"),
+            ),
             trial_metrics=select(
                 TrialMetricRow.name, TrialMetricRow.value, TrialMetricRow.step, TrialMetricRow.count
             ).where(TrialMetricRow.trial_id == bindparam("trial_id")),
@@ -938,7 +962,8 @@ def _prefer(
     current: float | None,
     current_step: int,
 ) -> bool:
-    """Whether a new observation replaces the stored value under the metric's strategy."""
+    """Whether a new observation replaces the stored value under min or max (for latest, by
+    step alone: :meth:`Repository._update_metrics` compares times first)."""
     if strategy is MetricStrategyType.LATEST:
         return step >= current_step
     if value is None:  # NaN never beats a number
