@@ -32,6 +32,7 @@ _ALGORITHMS: dict[str, str] = {
     "cmaes": "tuner.algorithms.optuna_samplers",
     "sobol": "tuner.algorithms.optuna_samplers",
     "bayesianoptimization": "tuner.algorithms.optuna_samplers",
+    "gp": "tuner.algorithms.optuna_samplers",
     "grid": "tuner.algorithms.grid",
     "hyperband": "tuner.algorithms.hyperband",
 }

@@ -22,10 +22,11 @@ FAST: dict[str, dict[str, str]] = {
     "tpe": {"n_startup_trials": "4"},
     "multivariate-tpe": {"n_startup_trials": "4"},
     "bayesianoptimization": {"n_initial_points": "3"},
+    "gp": {"n_initial_points": "3"},
 }
 
 # The optional package each algorithm needs.
-DEPENDENCY = {"cmaes": "cmaes", "bayesianoptimization": "torch"}
+DEPENDENCY = {"cmaes": "cmaes", "bayesianoptimization": "skopt", "gp": "torch"}
 
 
 def skip_without_dependency(algorithm: str) -> None:

@@ -37,8 +37,8 @@ from tuner.spec import ParameterType, load_spec
 from tuner.trials import TrialState
 
 # Trial budget per algorithm in the loops below: a Gaussian-process step costs 0.1-0.5 s.
-ROUNDS = {"bayesianoptimization": 2}
-COUNT = {"bayesianoptimization": 2}
+ROUNDS = {"bayesianoptimization": 2, "gp": 2}
+COUNT = {"bayesianoptimization": 2, "gp": 2}
 
 
 def mixed_space(algorithm: str) -> list[dict[str, Any]]:
@@ -221,8 +221,14 @@ def mentions(messages: list[str], fragment: str) -> bool:
         ("cmaes", {"restart_strategy": "bogus"}, 0, "must be one of none, ipop, bipop"),
         ("cmaes", {"sigma": "-1"}, 0, "greater than 0"),
         ("sobol", {"random_state": "-3"}, 0, "must be an integer >= 0"),
-        ("bayesianoptimization", {"acq_func": "LCB"}, 0, "expected improvement"),
-        ("bayesianoptimization", {"base_estimator": "RF"}, 0, "only GP is supported"),
+        ("bayesianoptimization", {"acq_func": "EIps"}, 0, "needs each trial's duration"),
+        ("bayesianoptimization", {"base_estimator": "GBRT"}, 0, "GBRT is not available"),
+        (
+            "bayesianoptimization",
+            {"base_estimator": "RF", "acq_optimizer": "lbfgs"},
+            1,
+            "use acq_optimizer auto or sampling",
+        ),
         ("bayesianoptimization", {"acq_optimizer": "adam"}, 0, "auto, sampling, lbfgs"),
         ("bayesianoptimization", {"random_state": "1", "n_initial_points": "x"}, 1, "integer"),
         ("grid", {"n_startup_trials": "3"}, 0, "unknown setting for grid"),
@@ -255,6 +261,7 @@ KATIB_DOC_SETTINGS = {
     "cmaes": {"random_state": "10", "sigma": "0.001", "restart_strategy": "none"},
     "sobol": {},
     "hyperband": {"resource_name": "budget", "eta": "3", "r_l": "9"},
+    "gp": {"n_initial_points": "2", "random_state": "10"},
     "bayesianoptimization": {
         "base_estimator": "GP",
         "n_initial_points": "2",
@@ -300,8 +307,9 @@ def test_space_problems_are_reported_on_the_algorithm() -> None:
     [
         (
             "bayesianoptimization",
-            "bayesianoptimization needs the optional dependency torch: pip install 'tuner[gp]'",
+            "bayesianoptimization needs the optional dependency skopt: pip install scikit-optimize",
         ),
+        ("gp", "gp needs the optional dependency torch: pip install 'tuner[gp]'"),
         ("cmaes", "cmaes needs the optional dependency cmaes: pip install cmaes"),
     ],
 )
