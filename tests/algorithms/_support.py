@@ -96,6 +96,14 @@ def experiment(
     }
 
 
+# PBT's settings Katib requires (n_population at its minimum, 5).
+PBT_SETTINGS = {
+    "suggestion_trial_dir": "/var/log/katib/checkpoints/",
+    "n_population": "5",
+    "truncation_threshold": "0.2",
+}
+
+
 def make_spec(
     algorithm: str,
     parameters: Sequence[Mapping[str, Any]],
@@ -103,6 +111,8 @@ def make_spec(
     objective: str = "minimize",
 ) -> ExperimentSpec:
     parallel = 3
+    if algorithm == "pbt":
+        settings = {**PBT_SETTINGS, **(settings or {})}
     if algorithm == "hyperband":
         if all(p["name"] != HYPERBAND_RESOURCE["name"] for p in parameters):
             parameters = [*parameters, HYPERBAND_RESOURCE]
