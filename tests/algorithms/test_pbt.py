@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.algorithms._support import make_spec, make_trial, param, suggester
 from tests.helpers import DATA, run_tuner
@@ -168,3 +169,13 @@ def test_bad_pbt_settings_are_reported_at_their_path(
     required = {"suggestion_trial_dir", "n_population", "truncation_threshold"} - set(settings)
     missing = [e.message for e in errors if e.path == "spec.algorithm.algorithmSettings"]
     assert sorted(m.split(":")[0] for m in missing) == sorted(required), errors
+
+
+def test_the_kubernetes_runner_refuses_pbt_rather_than_lose_the_checkpoints() -> None:
+    pytest.importorskip("kubernetes")
+    from tuner.runners.kubernetes import KubernetesRunner
+
+    data = yaml.safe_load((DATA / "katib-pbt.yaml").read_text())
+    (error,) = KubernetesRunner.problems(load_spec(data))
+    assert error.path == "spec.algorithm.algorithmName"
+    assert "pbt is not supported with the Kubernetes runner" in error.message
