@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.algorithms._support import MIXED, loss, make_spec, param, run, suggester
+from tests.algorithms._support import (
+    CONTINUOUS,
+    MIXED,
+    loss,
+    make_spec,
+    param,
+    quadratic,
+    run,
+    suggester,
+)
 from tests.helpers import DATA, ROOT, cli_env
 from tuner.algorithms.sampler_settings import SCHEMAS
 from tuner.errors import SpecError
@@ -80,6 +89,19 @@ def test_a_tree_surrogate_suggests_inside_the_space() -> None:
     assert len(history) == 6
     for trial in history:
         assert all(p.contains(trial.parameters[p.name]) for p in spec.parameters)
+
+
+def test_bayesianoptimization_maximizes_and_spreads_parallel_asks() -> None:
+    settings = {"random_state": "4", "n_initial_points": "3"}
+    s = suggester("bayesianoptimization", CONTINUOUS, settings, objective="maximize")
+    history = run(s, rounds=4, batch=2, objective=lambda p: -quadratic(p))
+    values = [t.objective for t in history if t.objective is not None]
+    assert len(values) == 8
+    # Rounds of two asks: 4 random trials before 3 have completed, then the model's, which beat
+    # the random start; two asked together differ (the pending one is told as a lie).
+    assert max(values[4:]) > max(values[:4])
+    pairs = zip(history[4::2], history[5::2], strict=True)
+    assert all(a.parameters != b.parameters for a, b in pairs)
 
 
 def nas_spec(algorithm: str) -> dict[str, object]:
