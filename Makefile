@@ -2,8 +2,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Optuna's GP sampler needs torch; the CPU build keeps the install small where it is offered.
-TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
 .PHONY: run test test-k8s lint typecheck clean
@@ -14,7 +12,6 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,examples,postgres]"
-	$(BIN)/python -m pip install --quiet "$(TORCH)" || echo "note: torch not installed; algorithm 'bayesianoptimization' will be unavailable"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -1,5 +1,6 @@
 """Katib algorithms backed by Optuna samplers: ``random``, ``tpe``, ``multivariate-tpe``,
-``cmaes``, ``sobol``, ``bayesianoptimization``.
+``cmaes``, ``sobol``, ``bayesianoptimization`` (scikit-optimize behind an Optuna sampler), and
+tuner's own ``gp`` (Optuna's ``GPSampler``, with torch).
 
 The pieces, one module each:
 
@@ -10,7 +11,7 @@ The pieces, one module each:
   incrementally from the history, and the seeding rules;
 * :mod:`tuner.algorithms.space`: the search space as Optuna distributions.
 
-This module is the registry's entry point for the six names.
+This module is the registry's entry point for these names.
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ __all__ = ["GP_MAX_TRIALS", "OptunaSuggester"]
 logger = logging.getLogger(__name__)
 
 GP_MAX_TRIALS = 1000
-"""Past this many trials, ``bayesianoptimization`` suggests with multivariate TPE (logged, and
-recorded in the trial's attrs): Optuna's GP costs O(n^3) per suggestion, seconds at a few
-thousand trials."""
+"""Past this many trials, ``bayesianoptimization`` and ``gp`` suggest with multivariate TPE
+(logged, and recorded in the trial's attrs): a GP costs O(n^3) per suggestion, seconds at a
+few thousand trials."""
 # Optuna announces every in-memory study on stderr; a service makes one per experiment.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -213,12 +213,13 @@ class OptunaSuggester:
         rs = self._config.random_state
         sampler_seed = None if rs is None else seed(rs, position)
         config, attrs = self._config, {}
-        if config.algorithm == "bayesianoptimization" and position >= GP_MAX_TRIALS:
+        if config.algorithm in ("bayesianoptimization", "gp") and position >= GP_MAX_TRIALS:
             # A GP's cost grows with the cube of the trials; past the cap, TPE takes over.
             if not self._gp_capped:
                 logger.warning(
-                    "bayesianoptimization: %d trials reached the GP cap (%d); "
+                    "%s: %d trials reached the GP cap (%d); "
                     "suggesting with multivariate TPE from now on",
+                    config.algorithm,
                     position,
                     GP_MAX_TRIALS,
                 )

@@ -32,9 +32,16 @@ _ALGORITHMS: dict[str, str] = {
     "cmaes": "tuner.algorithms.optuna_samplers",
     "sobol": "tuner.algorithms.optuna_samplers",
     "bayesianoptimization": "tuner.algorithms.optuna_samplers",
+    "gp": "tuner.algorithms.optuna_samplers",
     "grid": "tuner.algorithms.grid",
     "hyperband": "tuner.algorithms.hyperband",
+    "pbt": "tuner.algorithms.pbt",
 }
+
+
+# Katib's neural architecture search algorithms: refused, with the reason.
+NAS_ALGORITHMS = ("enas", "darts")
+NAS_REFUSAL = "NAS is not supported by tuner"
 
 
 def algorithm_names() -> list[str]:
@@ -50,6 +57,15 @@ def validate_algorithm(
     name: str, settings: Mapping[str, str], study: Study | HasStudy
 ) -> list[tuple[str, str]]:
     """Problems with an algorithm choice: ``[(setting name or "", message)]``."""
+    if name in NAS_ALGORITHMS:
+        return [
+            (
+                "",
+                f"{NAS_REFUSAL}: {name!r} is one of Katib's neural architecture search "
+                "algorithms (with spec.nasConfig); tuner tunes the hyperparameters of "
+                f"spec.parameters with {', '.join(algorithm_names())}",
+            )
+        ]
     if name not in _ALGORITHMS:
         return [("", f"unknown algorithm {name!r}; known: {', '.join(algorithm_names())}")]
     return _module(name).validate_settings(name, settings, study_of(study))

@@ -27,6 +27,7 @@ from optuna.samplers import (
 )
 
 from tuner.algorithms.sampler_settings import SamplerSettings
+from tuner.algorithms.skopt_sampler import SkoptSampler
 
 __all__ = ["make_sampler", "seed"]
 
@@ -135,6 +136,15 @@ def make_sampler(
             scramble_seed = None if config.random_state is None else seed(config.random_state)
             return _SobolSampler(search_space, position, scramble_seed)
         if config.algorithm == "bayesianoptimization":
+            return SkoptSampler(
+                search_space,
+                base_estimator=config.base_estimator,
+                n_initial_points=config.n_initial_points,
+                acq_func=config.acq_func,
+                acq_optimizer=config.acq_optimizer,
+                seed=sampler_seed,
+            )
+        if config.algorithm == "gp":
             return GPSampler(
                 seed=sampler_seed,
                 n_startup_trials=max(1, config.n_initial_points),

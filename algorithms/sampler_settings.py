@@ -16,16 +16,25 @@ from tuner.space import Study
 
 __all__ = ["ALGORITHMS", "SCHEMAS", "SamplerSettings", "parse_settings", "validate_settings"]
 
-ALGORITHMS = ("random", "tpe", "multivariate-tpe", "cmaes", "sobol", "bayesianoptimization")
+ALGORITHMS = (
+    "random",
+    "tpe",
+    "multivariate-tpe",
+    "cmaes",
+    "sobol",
+    "bayesianoptimization",
+    "gp",
+)
 
-_GP_ONLY = (
-    "only GP is supported: bayesianoptimization runs Optuna's Gaussian-process sampler "
-    "(scikit-optimize's RF, ET and GBRT surrogates are not available)"
+_GBRT = (
+    "GBRT is not available: scikit-optimize 0.10's gradient-boosting surrogate does not run "
+    "with numpy 2; use GP, RF or ET"
 )
-_EI_ONLY = (
-    "is not available: Optuna's Gaussian-process sampler maximises (log) expected improvement; "
-    "use EI or gp_hedge"
+_PER_SECOND = (
+    "is not available: it needs each trial's duration told with its objective; "
+    "use gp_hedge, EI, LCB or PI"
 )
+_SAMPLING_ONLY = "RF and ET surrogates have no gradient: use acq_optimizer auto or sampling"
 
 _RANDOM_STATE = Setting("random_state", at_least(0), description="seed of every draw")
 _TPE = (
@@ -66,16 +75,24 @@ SCHEMAS: dict[str, Schema] = {
         "bayesianoptimization",
         (
             _RANDOM_STATE,
-            Setting("n_initial_points", at_least(0), 10, description="trials before the GP"),
-            Setting("base_estimator", one_of(("GP",), {v: _GP_ONLY for v in ("RF", "ET", "GBRT")})),
+            Setting("base_estimator", one_of(("GP", "RF", "ET"), {"GBRT": _GBRT}), "GP"),
+            Setting("n_initial_points", at_least(0), 10, description="random trials first"),
             Setting(
                 "acq_func",
                 one_of(
-                    ("gp_hedge", "EI"),
-                    {v: f"{v} {_EI_ONLY}" for v in ("LCB", "PI", "EIps", "PIps")},
+                    ("gp_hedge", "EI", "LCB", "PI"),
+                    {v: f"{v} {_PER_SECOND}" for v in ("EIps", "PIps")},
                 ),
+                "gp_hedge",
             ),
-            Setting("acq_optimizer", one_of(("auto", "sampling", "lbfgs"))),
+            Setting("acq_optimizer", one_of(("auto", "sampling", "lbfgs")), "auto"),
+        ),
+    ),
+    "gp": Schema(
+        "gp",
+        (
+            _RANDOM_STATE,
+            Setting("n_initial_points", at_least(0), 10, description="trials before the GP"),
         ),
     ),
 }
@@ -90,7 +107,8 @@ _DEPRECATED_IN_OPTUNA: dict[str, tuple[type[BaseSampler], str]] = {
 # Optional packages an algorithm needs, with the install hint.
 _DEPENDENCIES: dict[str, tuple[str, str]] = {
     "cmaes": ("cmaes", "pip install cmaes"),
-    "bayesianoptimization": ("torch", "pip install 'tuner[gp]'"),
+    "bayesianoptimization": ("skopt", "pip install scikit-optimize"),
+    "gp": ("torch", "pip install 'tuner[gp]'"),
 }
 
 
@@ -112,11 +130,16 @@ class SamplerSettings:
     * ``cmaes`` → ``CmaEsSampler`` (needs the ``cmaes`` package): ``random_state``, ``sigma``,
       ``restart_strategy``.
     * ``sobol`` → ``QMCSampler(qmc_type="sobol")``: ``random_state``.
-    * ``bayesianoptimization`` → ``GPSampler`` (needs torch: ``pip install 'tuner[gp]'``):
-      ``random_state``, ``n_initial_points``, ``base_estimator``, ``acq_func``, ``acq_optimizer``.
-      Past :data:`~tuner.algorithms.optuna_suggester.GP_MAX_TRIALS` trials it suggests with
-      multivariate TPE instead, logs that once, and records it in each such trial's attrs
-      (``sampler``): it never slows or times out silently.
+    * ``bayesianoptimization`` → scikit-optimize's ``Optimizer``, as Katib runs it
+      (:class:`~tuner.algorithms.skopt_sampler.SkoptSampler`): ``random_state``,
+      ``base_estimator`` (default ``GP``), ``n_initial_points`` (default 10), ``acq_func``
+      (default ``gp_hedge``), ``acq_optimizer`` (default ``auto``).
+    * ``gp`` (tuner's own name) → Optuna's ``GPSampler`` (needs torch: ``pip install
+      'tuner[gp]'``): ``random_state``, ``n_initial_points`` (default 10).
+
+    Past :data:`~tuner.algorithms.optuna_suggester.GP_MAX_TRIALS` trials, ``bayesianoptimization``
+    and ``gp`` suggest with multivariate TPE instead, log that once, and record it in each such
+    trial's attrs (``sampler``): they never slow down or time out silently.
 
     How the search space is mapped (and ``normal``/``logNormal`` treated as linear/log uniform) is
     described in :mod:`tuner.algorithms.space`.
@@ -136,12 +159,13 @@ class SamplerSettings:
       fallback); at least one ``int`` or ``double`` parameter is required (Katib's Goptuna service
       asks for two). After a restart CMA-ES starts a new search distribution, because Optuna keeps
       the CMA-ES state on the trials of the in-memory study.
-    * ``bayesianoptimization`` is Optuna's Gaussian-process sampler, not scikit-optimize: only
-      ``base_estimator: GP`` is accepted; Optuna maximises log expected improvement, so ``acq_func``
-      accepts ``EI`` and the default ``gp_hedge`` and rejects ``LCB``, ``PI``, ``EIps`` and
-      ``PIps``; ``acq_optimizer`` (``auto``, ``sampling``, ``lbfgs``) is accepted and has no effect
-      (Optuna samples, then refines with L-BFGS-B). ``n_initial_points`` (default 10) is the number
-      of completed trials before the GP is used, at least 1.
+    * ``bayesianoptimization`` rejects ``base_estimator: GBRT`` (scikit-optimize 0.10's
+      gradient-boosting surrogate fails with numpy 2) and ``acq_func`` ``EIps``/``PIps`` (they
+      need trial durations told with the objective); ``RF``/``ET`` with ``acq_optimizer: lbfgs``
+      are rejected at validation (scikit-optimize refuses them when asked). Trials still running
+      are told with the best value so far (scikit-optimize's ``cl_min`` lie).
+    * ``gp``: ``n_initial_points`` is the number of completed trials before the GP is used, at
+      least 1.
     * ``sobol`` takes ``random_state`` (Katib's Sobol takes no settings).
     * A random or model-based sampler may repeat a point of a small discrete space; only ``grid``
       guarantees distinct points.
@@ -156,7 +180,11 @@ class SamplerSettings:
         sigma: ``cmaes``: the initial step size, or ``None`` for Optuna's default.
         restart_strategy: ``cmaes``: ``none``, ``ipop`` or ``bipop`` (no effect, see
             :mod:`tuner.algorithms.optuna_samplers`).
-        n_initial_points: ``bayesianoptimization``: completed trials before the GP is used.
+        n_initial_points: ``bayesianoptimization``, ``gp``: completed trials before the model
+            is used.
+        base_estimator: ``bayesianoptimization``: ``GP``, ``RF`` or ``ET``.
+        acq_func: ``bayesianoptimization``: ``gp_hedge``, ``EI``, ``LCB`` or ``PI``.
+        acq_optimizer: ``bayesianoptimization``: ``auto``, ``sampling`` or ``lbfgs``.
 
     Raises:
         ValueError: a value is out of its bounds.
@@ -171,6 +199,9 @@ class SamplerSettings:
     sigma: float | None = None
     restart_strategy: str = "none"
     n_initial_points: int = 10
+    base_estimator: str = "GP"
+    acq_func: str = "gp_hedge"
+    acq_optimizer: str = "auto"
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -225,12 +256,12 @@ def _parse(
                 "parameters are sampled at random)",
             )
         )
+    if values.get("base_estimator") in ("RF", "ET") and values.get("acq_optimizer") == "lbfgs":
+        problems.append(("acq_optimizer", _SAMPLING_ONLY))
     if problems:
         return None, problems
     if "n_EI_candidates" in values:
         values["n_ei_candidates"] = values.pop("n_EI_candidates")
-    for key in ("base_estimator", "acq_func", "acq_optimizer"):  # accepted, without effect
-        values.pop(key, None)
     return SamplerSettings(algorithm=name, **values), []
 
 

@@ -22,10 +22,11 @@ FAST: dict[str, dict[str, str]] = {
     "tpe": {"n_startup_trials": "4"},
     "multivariate-tpe": {"n_startup_trials": "4"},
     "bayesianoptimization": {"n_initial_points": "3"},
+    "gp": {"n_initial_points": "3"},
 }
 
 # The optional package each algorithm needs.
-DEPENDENCY = {"cmaes": "cmaes", "bayesianoptimization": "torch"}
+DEPENDENCY = {"cmaes": "cmaes", "bayesianoptimization": "skopt", "gp": "torch"}
 
 
 def skip_without_dependency(algorithm: str) -> None:
@@ -95,6 +96,14 @@ def experiment(
     }
 
 
+# PBT's settings Katib requires (n_population at its minimum, 5).
+PBT_SETTINGS = {
+    "suggestion_trial_dir": "/var/log/katib/checkpoints/",
+    "n_population": "5",
+    "truncation_threshold": "0.2",
+}
+
+
 def make_spec(
     algorithm: str,
     parameters: Sequence[Mapping[str, Any]],
@@ -102,6 +111,8 @@ def make_spec(
     objective: str = "minimize",
 ) -> ExperimentSpec:
     parallel = 3
+    if algorithm == "pbt":
+        settings = {**PBT_SETTINGS, **(settings or {})}
     if algorithm == "hyperband":
         if all(p["name"] != HYPERBAND_RESOURCE["name"] for p in parameters):
             parameters = [*parameters, HYPERBAND_RESOURCE]

@@ -37,8 +37,8 @@ from tuner.spec import ParameterType, load_spec
 from tuner.trials import TrialState
 
 # Trial budget per algorithm in the loops below: a Gaussian-process step costs 0.1-0.5 s.
-ROUNDS = {"bayesianoptimization": 2}
-COUNT = {"bayesianoptimization": 2}
+ROUNDS = {"bayesianoptimization": 2, "gp": 2}
+COUNT = {"bayesianoptimization": 2, "gp": 2}
 
 
 def mixed_space(algorithm: str) -> list[dict[str, Any]]:
@@ -52,7 +52,8 @@ def test_values_have_the_right_type_and_stay_in_the_space(algorithm: str) -> Non
     spec = make_spec(algorithm, parameters)
     history = run(s, rounds=ROUNDS.get(algorithm, 8), batch=3, objective=loss)
 
-    assert len(history) == 3 * ROUNDS.get(algorithm, 8)
+    # pbt waits for a generation (5 members) to finish before breeding the next: 5 per 2 rounds.
+    assert len(history) == (20 if algorithm == "pbt" else 3 * ROUNDS.get(algorithm, 8))
     for trial in history:
         assert set(trial.parameters) == {p.name for p in spec.parameters}
         for p in spec.parameters:
@@ -105,8 +106,10 @@ def test_seeded_suggestions_are_a_function_of_the_history(algorithm: str) -> Non
     assert [s.parameters for s in first] != [s.parameters for s in other]
 
 
+# pbt repeats points by design (an exploiting member copies a better member's values); that
+# a rebuilt pbt suggester continues the same population is tested in test_pbt.py.
 @pytest.mark.parametrize("seeded", [True, False], ids=["seeded", "unseeded"])
-@pytest.mark.parametrize("algorithm", SAMPLING)
+@pytest.mark.parametrize("algorithm", [a for a in SAMPLING if a != "pbt"])
 def test_a_rebuilt_suggester_does_not_replay_the_history(algorithm: str, seeded: bool) -> None:
     settings = {"random_state": "11"} if seeded else {}
     before = suggester(algorithm, CONTINUOUS, settings)
@@ -221,8 +224,14 @@ def mentions(messages: list[str], fragment: str) -> bool:
         ("cmaes", {"restart_strategy": "bogus"}, 0, "must be one of none, ipop, bipop"),
         ("cmaes", {"sigma": "-1"}, 0, "greater than 0"),
         ("sobol", {"random_state": "-3"}, 0, "must be an integer >= 0"),
-        ("bayesianoptimization", {"acq_func": "LCB"}, 0, "expected improvement"),
-        ("bayesianoptimization", {"base_estimator": "RF"}, 0, "only GP is supported"),
+        ("bayesianoptimization", {"acq_func": "EIps"}, 0, "needs each trial's duration"),
+        ("bayesianoptimization", {"base_estimator": "GBRT"}, 0, "GBRT is not available"),
+        (
+            "bayesianoptimization",
+            {"base_estimator": "RF", "acq_optimizer": "lbfgs"},
+            1,
+            "use acq_optimizer auto or sampling",
+        ),
         ("bayesianoptimization", {"acq_optimizer": "adam"}, 0, "auto, sampling, lbfgs"),
         ("bayesianoptimization", {"random_state": "1", "n_initial_points": "x"}, 1, "integer"),
         ("grid", {"n_startup_trials": "3"}, 0, "unknown setting for grid"),
@@ -255,6 +264,12 @@ KATIB_DOC_SETTINGS = {
     "cmaes": {"random_state": "10", "sigma": "0.001", "restart_strategy": "none"},
     "sobol": {},
     "hyperband": {"resource_name": "budget", "eta": "3", "r_l": "9"},
+    "gp": {"n_initial_points": "2", "random_state": "10"},
+    "pbt": {
+        "suggestion_trial_dir": "/var/log/katib/checkpoints/",
+        "n_population": "40",
+        "truncation_threshold": "0.2",
+    },
     "bayesianoptimization": {
         "base_estimator": "GP",
         "n_initial_points": "2",
@@ -300,8 +315,9 @@ def test_space_problems_are_reported_on_the_algorithm() -> None:
     [
         (
             "bayesianoptimization",
-            "bayesianoptimization needs the optional dependency torch: pip install 'tuner[gp]'",
+            "bayesianoptimization needs the optional dependency skopt: pip install scikit-optimize",
         ),
+        ("gp", "gp needs the optional dependency torch: pip install 'tuner[gp]'"),
         ("cmaes", "cmaes needs the optional dependency cmaes: pip install cmaes"),
     ],
 )

@@ -135,6 +135,15 @@ class KubernetesRunner(Runner):
                     "(PrometheusMetric) or collect them with your own sidecar (Custom)",
                 )
             )
+        if spec.algorithm.algorithm_name == "pbt":
+            errors.append(
+                FieldError(
+                    "spec.algorithm.algorithmName",
+                    "pbt is not supported with the Kubernetes runner yet: its trials hand "
+                    "checkpoints down through a shared volume (Katib's suggestion_trial_dir), "
+                    "which tuner does not mount in Jobs; run pbt experiments locally",
+                )
+            )
         tt = spec.trial_template
         if tt is not None:
             for key, expression in (

@@ -23,12 +23,14 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
+from functools import partial
 from pathlib import Path
 
 from tuner import collectors, names
 from tuner.errors import FieldError, RunnerError, SpecError
 from tuner.runners import exitcode
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
+from tuner.runners.checkpoints import private_checkpoint
 from tuner.spec import Experiment
 from tuner.templates import RenderedTrial
 from tuner.trials import Trial
@@ -270,6 +272,9 @@ class LocalRunner(Runner):
             "PYTHONUNBUFFERED": "1",
         }
         argv, metrics_path = _private_metrics_file(rendered, full_env, directory)
+        argv = private_checkpoint(
+            experiment, trial, argv, full_env, rendered.env, partial(self.trial_dir, experiment)
+        )
         program = shutil.which(argv[0], path=full_env.get("PATH"))
         if program is None:
             raise RunnerError(f"command not found: {rendered.argv[0]!r}")

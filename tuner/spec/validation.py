@@ -173,7 +173,9 @@ def _parameter_errors(spec: ExperimentSpec) -> list[FieldError]:
     if spec.nas_config is not None:
         errors.append(
             FieldError(
-                "spec.nasConfig", "neural architecture search is not supported; use spec.parameters"
+                "spec.nasConfig",
+                "NAS is not supported by tuner: neural architecture search (Katib's enas and "
+                "darts) is out of scope; tune hyperparameters with spec.parameters",
             )
         )
     if not spec.parameters:
