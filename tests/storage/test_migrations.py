@@ -17,7 +17,7 @@ from tuner.storage.tables import Base
 def test_migrations_build_the_model_schema(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == "0004"
         with engine.connect() as connection:
             opts = {"compare_type": False, "include_object": include_object(engine.dialect.name)}
             context = MigrationContext.configure(connection, opts=opts)
@@ -28,7 +28,7 @@ def test_migrations_build_the_model_schema(db_url: str) -> None:
         indexes = {i["name"] for i in inspect(engine).get_indexes("trials")}
         assert {"ix_trials_experiment_state", "ix_trials_experiment_objective"} <= indexes
         migrate(engine)  # idempotent
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == "0004"
     finally:
         engine.dispose()
 
@@ -46,7 +46,7 @@ def test_concurrent_starts_migrate_once(tmp_path: Path) -> None:
     for p in processes:
         p.join(60)
     assert [p.exitcode for p in processes] == [0, 0, 0]
-    assert current_revision(make_engine(url, create_schema=False)) == "0003"
+    assert current_revision(make_engine(url, create_schema=False)) == "0004"
 
 
 def test_db_cli_upgrades_an_empty_database(tmp_path: Path) -> None:
@@ -56,7 +56,7 @@ def test_db_cli_upgrades_an_empty_database(tmp_path: Path) -> None:
     assert main(["db", "current", "--db", url]) == 0
     assert current_revision(make_engine(url, create_schema=False)) is None
     assert main(["db", "upgrade", "--db", url]) == 0
-    assert current_revision(make_engine(url, create_schema=False)) == "0003"
+    assert current_revision(make_engine(url, create_schema=False)) == "0004"
 
 
 def test_a_database_without_migration_record_is_refused_clearly(tmp_path: Path) -> None:
