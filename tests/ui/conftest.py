@@ -32,10 +32,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    # Playwright's wait_for_function builds its predicate with `new Function` in the page,
-    # which the dashboard's Content-Security-Policy forbids; test_cross_site.py checks the
-    # dashboard under its policy, without this bypass.
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     yield page
