@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tuner.cli.options import EXIT_OK, EXIT_USAGE, SECRET_ENV, TOKEN_ENV, read_token
-from tuner.tokens import default_api_token_path, load_or_create_api_token
+from tuner.tokens import (
+    SECRET_FILE,
+    default_api_token_path,
+    default_secret_path,
+    load_or_create_api_token,
+)
 
 if TYPE_CHECKING:
     from tuner.settings import Settings
@@ -83,6 +88,12 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.runner == "kubernetes":
         kubernetes_settings(settings, args)
     check_database(args.db)
+    if (Path(args.workdir) / SECRET_FILE).exists():
+        print(
+            f"warning: {Path(args.workdir) / SECRET_FILE} is no longer used (the secret now "
+            f"lives in {default_secret_path().parent}, out of trials' reach); delete it",
+            file=sys.stderr,
+        )
     print(f"tuner serve: {url} ({token_note})", file=sys.stderr, flush=True)
     uvicorn.run(
         create_app(settings),
