@@ -72,3 +72,27 @@ def test_a_database_without_migration_record_is_refused_clearly(tmp_path: Path) 
         assert "no migration record" in e.message
     else:
         raise AssertionError("an unversioned database was accepted")
+
+
+def test_0004_gives_existing_experiments_distinct_uids(db_url: str) -> None:
+    from sqlalchemy import text
+
+    engine = make_engine(db_url, create_schema=False)
+    try:
+        migrate(engine, "0003")
+        with engine.begin() as conn:
+            for name in ("a", "b"):
+                conn.execute(
+                    text(
+                        "INSERT INTO experiments (namespace, name, spec, phase, created_at) "
+                        "VALUES ('default', :name, '{}', 'Running', CURRENT_TIMESTAMP)"
+                    ),
+                    {"name": name},
+                )
+        migrate(engine)
+        assert current_revision(engine) == "0004"
+        with engine.connect() as conn:
+            uids = [row[0] for row in conn.execute(text("SELECT uid FROM experiments"))]
+        assert len(uids) == 2 and len(set(uids)) == 2 and all(len(u) == 32 for u in uids)
+    finally:
+        engine.dispose()
