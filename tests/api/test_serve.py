@@ -202,6 +202,7 @@ def test_cli_submit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("TUNER_API_TOKEN", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # no default token file
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(ask_tell_dict("from-cli")))
     remote = ["--server", server.url, "--token-file", str(server.token_file)]

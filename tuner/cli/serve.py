@@ -41,6 +41,12 @@ def serve_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if not 0 < args.port < 65536:
+        print("error: --port must be between 1 and 65535", file=sys.stderr)
+        return EXIT_USAGE
+    if args.ask_timeout is not None and not args.ask_timeout > 0:
+        print("error: --ask-timeout must be a positive number of seconds", file=sys.stderr)
+        return EXIT_USAGE
     token_note = "no API token (--no-token): loopback only"
     if token is not None:
         token_note = "API token required"
@@ -50,12 +56,6 @@ def serve_command(args: argparse.Namespace) -> int:
         # Printed once, here, like Jupyter's: the dashboard's login asks for it; the command
         # line and tuner.client read the file when they talk to a server on this host.
         token_note = f"API token required: {token} (kept in {path}, mode 0600)"
-    if not 0 < args.port < 65536:
-        print("error: --port must be between 1 and 65535", file=sys.stderr)
-        return EXIT_USAGE
-    if args.ask_timeout is not None and not args.ask_timeout > 0:
-        print("error: --ask-timeout must be a positive number of seconds", file=sys.stderr)
-        return EXIT_USAGE
 
     import uvicorn
 
