@@ -2,13 +2,14 @@
 
 * A page of another origin (a real HTTP server on another port) sends the issue's request,
   ``fetch(url, {mode: "no-cors", body: new Blob([json])})``, a ``text/plain`` one and a CORS
-  JSON one: the server refuses the first two (415, seen in its access log), the browser never
-  sends the third (the preflight gets no CORS headers).
+  JSON one: the server refuses the first two (403 from its Origin check, seen in its access
+  log), the browser never sends the third (the preflight gets no CORS headers).
 * DNS rebinding: Chromium resolves ``evil.example`` to 127.0.0.1 (``--host-resolver-rules``);
   the page it loaded from ``http://evil.example:<port>/`` before the "rebinding" is served by
   a test double of the attacker's server (Playwright's ``route``), and its same-origin
   requests reach the real server with ``Host: evil.example``: 403, nothing created or read.
-* The dashboard itself works under its Content-Security-Policy (no violation, plots drawn).
+* The dashboard itself works under its Content-Security-Policy: no ``securitypolicyviolation``
+  event (Playwright's console events do not carry CSP reports), plots drawn.
 
 No experiment exists on the server afterwards.
 """
