@@ -27,6 +27,7 @@ from fastapi import FastAPI
 
 from tuner import names
 from tuner.api.app import API_PREFIX, install_error_handlers
+from tuner.api.guards import LOOPBACK_NAMES, Guards
 from tuner.api.routes import trials
 from tuner.controller import ExperimentController, TrialEnv, base_trial_env
 from tuner.errors import InvalidRequest, NotFound, TunerError
@@ -181,6 +182,7 @@ def make_loopback(workdir: Path) -> Loopback:
     app.state.service = endpoint  # what tuner.api.deps.get_service hands to the routes
     app.include_router(trials.push_router, prefix=API_PREFIX)
     install_error_handlers(app)
+    app.add_middleware(Guards, allowed_hosts=LOOPBACK_NAMES)  # as tuner serve's: no web page
     sock = bind_loopback(workdir / PORT_FILE)
     config = uvicorn.Config(
         app,
