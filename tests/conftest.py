@@ -20,6 +20,17 @@ def _postgres_url() -> str | None:
     return os.environ.get(POSTGRES_ENV) or None
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``XDG_STATE_HOME`` in a temporary directory, for this process and the ``tuner``
+    processes it starts: the server secret and default API token of the tests never touch the
+    user's own (:func:`tuner.tokens.state_dir`)."""
+    path = tmp_path_factory.mktemp("xdg-state")
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("XDG_STATE_HOME", str(path))
+        yield path
+
+
 @pytest.fixture(
     params=[
         "sqlite",

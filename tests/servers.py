@@ -41,11 +41,14 @@ def start_server(
     name: str = "serve",
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    default_token: bool = False,
 ) -> Server:
     """`tuner serve` in a subprocess, with its own workdir and log under ``tmp``.
 
     The environment is this one without ``TUNER_*`` variables, plus ``env``; ``python3`` on
-    ``PATH`` is this interpreter, as in an activated virtualenv.
+    ``PATH`` is this interpreter, as in an activated virtualenv. Without ``token`` (nor
+    ``TUNER_API_TOKEN`` in ``env``), the server runs with ``--no-token``, unless
+    ``default_token``: then it makes (or reuses) the user's token file.
     """
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
@@ -60,6 +63,8 @@ def start_server(
     if token is not None:
         token_file.write_text(token + "\n")
         command += ["--token-file", str(token_file)]
+    elif not default_token and "TUNER_API_TOKEN" not in (env or {}):
+        command.append("--no-token")  # the explicit opt-out: these tests are about other things
     log = tmp / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -4,7 +4,7 @@ Example::
 
     from tuner.client import Client
 
-    client = Client("http://127.0.0.1:8000", token="...")  # token: default $TUNER_API_TOKEN
+    client = Client("http://127.0.0.1:8000")  # token: $TUNER_API_TOKEN or the user's token file
     client.submit("examples/digits-random.yaml")
     client.wait("digits-random")              # a progress bar, until the experiment ends
     client.leaderboard("digits-random")       # a pandas DataFrame, best first
@@ -47,6 +47,7 @@ from tuner.errors import (
     TunerError,
     Unauthorized,
 )
+from tuner.tokens import read_default_api_token
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,12 +78,29 @@ class TrialAssignment:
     token: str
 
 
+def _is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names this host (``localhost``, 127.0.0.0/8, ``::1``)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Client:
     """Talks to ``tuner serve`` over HTTP.
 
     Args:
         url: the server, e.g. ``http://127.0.0.1:8000``.
-        token: the API token; default ``$TUNER_API_TOKEN`` (none when unset).
+        token: the API token; default ``$TUNER_API_TOKEN``, else, for a server on a loopback
+            address, the token ``tuner serve`` keeps in the user's state directory
+            (:func:`tuner.tokens.default_api_token_path`); none when neither exists. The token
+            file is never sent to another host.
         namespace: the namespace of every call (default ``default``). When given, it is also
             the namespace of submitted specs that do not name one in ``metadata.namespace``.
         timeout: seconds per request.
@@ -98,7 +116,10 @@ class Client:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+        if token is None:
+            token = os.environ.get(TOKEN_ENV) or None
+        if token is None and _is_loopback_url(url):
+            token = read_default_api_token()
         headers = {"Accept": "application/json"}
         if token:
             headers[names.HEADER_AUTHORIZATION] = f"Bearer {token}"

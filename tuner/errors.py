@@ -68,6 +68,16 @@ class Forbidden(TunerError):
     status_code = 403
 
 
+class TooManyAttempts(TunerError):
+    """Too many wrong tokens from one client address: wait ``retry_after`` seconds."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ReportError(TunerError):
     """``tuner.report`` could not deliver an observation."""
 

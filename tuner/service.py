@@ -34,7 +34,7 @@ from tuner.spec import Experiment, spec_warnings
 from tuner.storage import ExperimentRecord, Repository, make_engine
 from tuner.storage.aio import AsyncRepository
 from tuner.storage.writer import ObservationWriter
-from tuner.tokens import SECRET_FILE, derive_trial_token, load_or_create_secret
+from tuner.tokens import default_secret_path, derive_trial_token, load_or_create_secret
 from tuner.trials import ExperimentPhase, Trial
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,9 @@ class Service:
         self._leases = Leases(
             self._db, settings.replica_id, settings.lease_ttl, settings.lease_interval
         )
-        self._secret = settings.secret or load_or_create_secret(workdir / SECRET_FILE)
+        self._secret = settings.secret or load_or_create_secret(
+            settings.secret_file or default_secret_path()
+        )
         self._runner = settings.runner or LocalRunner(
             workdir, cwd=settings.trial_cwd, base_env=settings.trial_env, detached=True
         )
@@ -263,8 +265,9 @@ class Service:
 
     # -- trials --------------------------------------------------------------------------
 
-    def trial_token(self, namespace: str, experiment: str, trial: str) -> str:
-        return derive_trial_token(self._secret, namespace, experiment, trial)
+    def trial_token(self, record: ExperimentRecord, trial: str) -> str:
+        """The push token of a trial, bound to its experiment's uid (see :mod:`tuner.tokens`)."""
+        return derive_trial_token(self._secret, record.uid, trial)
 
     def log_path(self, record: ExperimentRecord, trial: Trial) -> Path:
         path = None if is_ask_tell(record) else self.runner.log_path(record.experiment, trial.name)
@@ -436,9 +439,7 @@ class Service:
         return {
             **base_trial_env(experiment, trial),
             names.ENV_API_URL: self.settings.api_url,
-            names.ENV_TRIAL_TOKEN: self.trial_token(
-                experiment.namespace, experiment.name, trial.name
-            ),
+            names.ENV_TRIAL_TOKEN: self.trial_token(experiment, trial.name),
         }
 
 

@@ -29,8 +29,12 @@ class Settings:
     Attributes:
         db_url: SQLAlchemy URL (default: ``TUNER_DATABASE_URL`` or ``./tuner.db``).
         api_token: when set, every endpoint but ``/healthz`` needs ``Bearer <api_token>``.
-        secret: the key trial tokens derive from; default: ``<workdir>/server-secret``.
-        workdir: trial directories and logs (local runner), and the default secret.
+        secret: the key trial tokens derive from; default: the content of ``secret_file``.
+        secret_file: where the secret is kept (created when missing); default: the user's
+            state directory (:func:`tuner.tokens.default_secret_path`), out of trials' reach.
+        allowed_hosts: the names (``Host`` header, without port) requests may be addressed
+            to; ``None``: any (see :mod:`tuner.api.guards`: DNS rebinding).
+        workdir: trial directories and logs (local runner).
         api_url: the URL trials reach the API at (``TUNER_API_URL``).
         trial_cwd: where trial commands run (default: the current directory).
         trial_env: the environment trials inherit (default: this process's).
@@ -50,6 +54,8 @@ class Settings:
     db_url: str | None = None
     api_token: str | None = field(default=None, repr=False)
     secret: bytes | None = field(default=None, repr=False)
+    secret_file: Path | None = None
+    allowed_hosts: frozenset[str] | None = None
     workdir: Path = Path(".tuner")
     api_url: str = "http://127.0.0.1:8000"
     trial_cwd: Path | None = None

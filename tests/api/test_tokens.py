@@ -25,16 +25,17 @@ def test_the_secret_is_created_once_private_and_reused(tmp_path: Path) -> None:
 
 
 def test_tokens_differ_per_trial_and_compare_safely() -> None:
-    a = derive_trial_token(b"k", "default", "exp", "exp-0000")
-    assert a == derive_trial_token(b"k", "default", "exp", "exp-0000")
-    assert len({a, derive_trial_token(b"k", "default", "exp", "exp-0001"),
-                derive_trial_token(b"k", "other", "exp", "exp-0000"),
-                derive_trial_token(b"other", "default", "exp", "exp-0000")}) == 4  # fmt: skip
+    a = derive_trial_token(b"k", "uid-1", "exp-0000")
+    assert a == derive_trial_token(b"k", "uid-1", "exp-0000")
+    assert len({a, derive_trial_token(b"k", "uid-1", "exp-0001"),
+                derive_trial_token(b"k", "uid-2", "exp-0000"),
+                derive_trial_token(b"other", "uid-1", "exp-0000")}) == 4  # fmt: skip
     assert tokens_equal(a, a) and not tokens_equal(a, a[:-1]) and not tokens_equal("é", a)
 
 
 def test_a_restarted_server_accepts_the_tokens_it_gave(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, secret=None)  # the secret file in the workdir
+    # The secret in a file out of the workdir (by default, the user's state directory).
+    settings = make_settings(tmp_path, secret=None, secret_file=tmp_path / "state" / SECRET_FILE)
     with TestClient(create_app(settings), headers=AUTH) as c:
         c.post(f"{V1}/experiments", json=ask_tell_dict("lasting"))
         (trial,) = c.post(f"{V1}/experiments/lasting/suggestions", json={"count": 1}).json()[
@@ -48,4 +49,5 @@ def test_a_restarted_server_accepts_the_tokens_it_gave(tmp_path: Path) -> None:
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"should_stop": False, "ignored": []}
-    assert (tmp_path / "work" / SECRET_FILE).is_file()
+    assert (tmp_path / "state" / SECRET_FILE).is_file()
+    assert not (tmp_path / "work" / SECRET_FILE).exists()  # trials are told the workdir's path

@@ -64,7 +64,8 @@ def test_suggestions_respect_parallel_and_max_trial_count(
     for t in first["trials"]:
         assert t["status"] == "Running" and set(t["parameters"]) == {"x", "n"}
         assert -2 <= t["parameters"]["x"] <= 2 and t["parameters"]["n"] in (1, 2, 3)
-        assert t["token"] == derive_trial_token(SECRET, "default", "budget", t["trial"])
+        uid = client.app.state.service.repo.get_experiment("default", "budget").uid
+        assert t["token"] == derive_trial_token(SECRET, uid, t["trial"])
         assert [c["type"] for c in t["conditions"]] == ["Created", "Running"]
 
     full = ask(client, "budget", 1)

@@ -140,7 +140,7 @@ class Server:
             pytest.fail(f"tuner serve did not stop on {sig!r}:\n{tail(self.log, 150)}")
 
     def client(self, namespace: str) -> Client:
-        return Client(self.url, "", namespace=namespace)
+        return Client(self.url, namespace=namespace)  # the default token, from its file
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from tuner.storage.tables import Base
 def test_migrations_build_the_model_schema(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == "0004"
         with engine.connect() as connection:
             opts = {"compare_type": False, "include_object": include_object(engine.dialect.name)}
             context = MigrationContext.configure(connection, opts=opts)
@@ -28,7 +28,7 @@ def test_migrations_build_the_model_schema(db_url: str) -> None:
         indexes = {i["name"] for i in inspect(engine).get_indexes("trials")}
         assert {"ix_trials_experiment_state", "ix_trials_experiment_objective"} <= indexes
         migrate(engine)  # idempotent
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == "0004"
     finally:
         engine.dispose()
 
@@ -46,7 +46,7 @@ def test_concurrent_starts_migrate_once(tmp_path: Path) -> None:
     for p in processes:
         p.join(60)
     assert [p.exitcode for p in processes] == [0, 0, 0]
-    assert current_revision(make_engine(url, create_schema=False)) == "0003"
+    assert current_revision(make_engine(url, create_schema=False)) == "0004"
 
 
 def test_db_cli_upgrades_an_empty_database(tmp_path: Path) -> None:
@@ -56,7 +56,7 @@ def test_db_cli_upgrades_an_empty_database(tmp_path: Path) -> None:
     assert main(["db", "current", "--db", url]) == 0
     assert current_revision(make_engine(url, create_schema=False)) is None
     assert main(["db", "upgrade", "--db", url]) == 0
-    assert current_revision(make_engine(url, create_schema=False)) == "0003"
+    assert current_revision(make_engine(url, create_schema=False)) == "0004"
 
 
 def test_a_database_without_migration_record_is_refused_clearly(tmp_path: Path) -> None:
@@ -72,3 +72,27 @@ def test_a_database_without_migration_record_is_refused_clearly(tmp_path: Path) 
         assert "no migration record" in e.message
     else:
         raise AssertionError("an unversioned database was accepted")
+
+
+def test_0004_gives_existing_experiments_distinct_uids(db_url: str) -> None:
+    from sqlalchemy import text
+
+    engine = make_engine(db_url, create_schema=False)
+    try:
+        migrate(engine, "0003")
+        with engine.begin() as conn:
+            for name in ("a", "b"):
+                conn.execute(
+                    text(
+                        "INSERT INTO experiments (namespace, name, spec, phase, created_at) "
+                        "VALUES ('default', :name, '{}', 'Running', CURRENT_TIMESTAMP)"
+                    ),
+                    {"name": name},
+                )
+        migrate(engine)
+        assert current_revision(engine) == "0004"
+        with engine.connect() as conn:
+            uids = [row[0] for row in conn.execute(text("SELECT uid FROM experiments"))]
+        assert len(uids) == 2 and len(set(uids)) == 2 and all(len(u) == 32 for u in uids)
+    finally:
+        engine.dispose()

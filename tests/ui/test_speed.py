@@ -50,6 +50,7 @@ def populate(db_url: str) -> None:
                 {
                     "namespace": namespace,
                     "name": name,
+                    "uid": f"{i:032x}",
                     "spec": {**spec, "metadata": metadata},
                     "phase": "Succeeded",
                     "reason": "ExperimentMaxTrialsReached",

@@ -19,7 +19,9 @@ from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 
+from tuner.api.attempts import FailedAttempts
 from tuner.api.docs import install_docs
+from tuner.api.guards import Guards
 from tuner.api.routes import (
     events,
     experiments,
@@ -30,7 +32,7 @@ from tuner.api.routes import (
     trials,
 )
 from tuner.api.schemas import ErrorRead, FieldErrorRead
-from tuner.errors import SpecError, TunerError, Unauthorized
+from tuner.errors import SpecError, TooManyAttempts, TunerError, Unauthorized
 from tuner.events import Event
 from tuner.service import Service
 from tuner.settings import Settings
@@ -65,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,  # no installed package ships ReDoc's script
     )
     app.state.service = service
+    app.state.failed_attempts = FailedAttempts()  # wrong API tokens per client address
+    app.add_middleware(Guards, allowed_hosts=settings.allowed_hosts)  # CSRF, DNS rebinding
     app.include_router(health.router)
     app.include_router(ui_router)  # the dashboard: / and /ui/...
     for router in (
@@ -108,6 +112,8 @@ def install_error_handlers(app: FastAPI) -> None:
         response = _error(exc.status_code, exc.message, errors)
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -3,13 +3,15 @@
 API token
     With ``Settings.api_token`` set (``TUNER_API_TOKEN`` or ``tuner serve --token-file``), every
     endpoint except ``/healthz`` needs ``Authorization: Bearer <api token>``. A missing token
-    gets 401 (with ``WWW-Authenticate: Bearer``), a wrong one 403. Without an API token the API
+    gets 401 (with ``WWW-Authenticate: Bearer``), a wrong one 403, and too many wrong ones
+    from one address 429 (:mod:`tuner.api.attempts`). Without an API token the API
     is open, which ``tuner serve`` allows on loopback addresses only.
 
 Trial tokens
     The two endpoints a trial calls, ``POST .../trials/{trial}/observations`` and
     ``POST .../trials/{trial}/complete``, take that trial's token instead
-    (:func:`tuner.tokens.derive_trial_token`), in ``X-Tuner-Trial-Token`` or as
+    (:func:`tuner.tokens.derive_trial_token`, bound to the experiment's uid), in
+    ``X-Tuner-Trial-Token`` or as
     ``Authorization: Bearer``. A trial only has its own token, never the API token, so a trial
     can report for itself and do nothing else. Those endpoints also accept the API token (an
     administrator may act for any trial); the Python client sends the API token as bearer and
@@ -26,9 +28,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from tuner.api.attempts import FailedAttempts
 from tuner.api.deps import ExperimentName, NamespaceDep, ServiceDep, TrialName
 from tuner.errors import Forbidden, Unauthorized
 from tuner.names import HEADER_TRIAL_TOKEN
@@ -51,14 +54,26 @@ trial_token_header = APIKeyHeader(
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def require_api_token(service: ServiceDep, credentials: Bearer) -> None:
+def check_api_token(request: Request, given: str, expected: str) -> None:
+    """403 for a wrong token; 429 while the client's address has had too many wrong ones
+    (:mod:`tuner.api.attempts`; the dashboard's login checks tokens here too)."""
+    attempts: FailedAttempts | None = getattr(request.app.state, "failed_attempts", None)
+    address = request.client.host if request.client else "unknown"
+    if attempts is not None:
+        attempts.check(address)
+    if not tokens_equal(given, expected):
+        if attempts is not None:
+            attempts.failed(address)
+        raise Forbidden("invalid API token")
+
+
+def require_api_token(request: Request, service: ServiceDep, credentials: Bearer) -> None:
     expected = service.settings.api_token
     if expected is None:
         return
     if credentials is None:
         raise Unauthorized("missing API token: send 'Authorization: Bearer <token>'")
-    if not tokens_equal(credentials.credentials, expected):
-        raise Forbidden("invalid API token")
+    check_api_token(request, credentials.credentials, expected)
 
 
 def require_trial_token(
@@ -75,7 +90,9 @@ def require_trial_token(
             f"missing trial token: send the token of trial {trial} "
             f"(TUNER_TRIAL_TOKEN) as 'Authorization: Bearer <token>' or {TRIAL_TOKEN_HEADER}"
         )
-    expected = service.trial_token(namespace, name, trial)
+    # The token binds to the experiment's uid: a deleted experiment's tokens are worthless
+    # for a new one of the same name.
+    expected = service.trial_token(service.get(namespace, name), trial)
     api_token = service.settings.api_token
     for token in given:
         if tokens_equal(token, expected) or (

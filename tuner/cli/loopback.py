@@ -5,7 +5,7 @@ Under ``tuner serve`` the server's API takes them; ``tuner run`` has no server, 
 this one: uvicorn on an ephemeral port of 127.0.0.1, in ``tuner run``'s own event loop, with the
 very routers of ``tuner serve`` that trials call (:data:`tuner.api.routes.trials.push_router`)
 and nothing else. Trials find it as they would find ``tuner serve``: ``TUNER_API_URL`` and their
-own ``TUNER_TRIAL_TOKEN`` (derived from ``<workdir>/server-secret``, as ``tuner serve`` does),
+own ``TUNER_TRIAL_TOKEN`` (derived from the user's secret, as ``tuner serve`` does),
 so a trial behaves the same on a laptop and on a server, early-stopping answer included.
 
 It is started only for Push specs: importing the web stack adds 0.5 to 1 s to the
@@ -27,12 +27,13 @@ from fastapi import FastAPI
 
 from tuner import names
 from tuner.api.app import API_PREFIX, install_error_handlers
+from tuner.api.guards import LOOPBACK_NAMES, Guards
 from tuner.api.routes import trials
 from tuner.controller import ExperimentController, TrialEnv, base_trial_env
 from tuner.errors import InvalidRequest, NotFound, TunerError
 from tuner.pushes import objective_metrics, pushed_observations
 from tuner.storage import ExperimentRecord
-from tuner.tokens import SECRET_FILE, derive_trial_token, load_or_create_secret
+from tuner.tokens import default_secret_path, derive_trial_token, load_or_create_secret
 from tuner.trials import Trial
 
 STARTUP_TIMEOUT = 30.0
@@ -68,8 +69,8 @@ class RunEndpoint:
             raise NotFound(f"experiment {namespace}/{name} not found (this run drives another)")
         return controller.record
 
-    def trial_token(self, namespace: str, experiment: str, trial: str) -> str:
-        return derive_trial_token(self._secret, namespace, experiment, trial)
+    def trial_token(self, record: ExperimentRecord, trial: str) -> str:
+        return derive_trial_token(self._secret, record.uid, trial)
 
     async def observe(
         self,
@@ -103,7 +104,7 @@ class RunEndpoint:
             return {
                 **base_trial_env(record, trial),
                 names.ENV_API_URL: url,
-                names.ENV_TRIAL_TOKEN: self.trial_token(record.namespace, record.name, trial.name),
+                names.ENV_TRIAL_TOKEN: self.trial_token(record, trial.name),
             }
 
         return env
@@ -176,11 +177,12 @@ def bind_loopback(port_file: Path) -> socket.socket:
 def make_loopback(workdir: Path) -> Loopback:
     """The endpoint, bound to a port of 127.0.0.1 (the last run's, when free; serving once
     :meth:`Loopback.start` runs in the event loop)."""
-    endpoint = RunEndpoint(load_or_create_secret(workdir / SECRET_FILE))
+    endpoint = RunEndpoint(load_or_create_secret(default_secret_path()))
     app = FastAPI(title="tuner run: push endpoint", openapi_url=None, docs_url=None)
     app.state.service = endpoint  # what tuner.api.deps.get_service hands to the routes
     app.include_router(trials.push_router, prefix=API_PREFIX)
     install_error_handlers(app)
+    app.add_middleware(Guards, allowed_hosts=LOOPBACK_NAMES)  # as tuner serve's: no web page
     sock = bind_loopback(workdir / PORT_FILE)
     config = uvicorn.Config(
         app,

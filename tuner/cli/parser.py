@@ -149,9 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument(
         "--token-file",
-        help=f"file holding the API token every request must bear (default: ${TOKEN_ENV})",
+        help=f"file holding the API token every request must bear (default: ${TOKEN_ENV}, "
+        "else the user's token file, created on first start and printed at each start)",
     )
-    p.add_argument("--workdir", default=".tuner", help="trial logs and the server secret")
+    p.add_argument(
+        "--no-token",
+        action="store_true",
+        help="no API token at all (loopback addresses only; web pages are still kept out by "
+        "the Host, Origin and Content-Type checks)",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name clients may address this server by (repeatable; default: the "
+        "address it listens on, and the loopback names on loopback)",
+    )
+    p.add_argument("--workdir", default=".tuner", help="trial directories and logs")
     p.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
     p.add_argument("--replica-id", help="this replica's name in experiment leases")
     p.add_argument(

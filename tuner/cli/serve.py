@@ -11,8 +11,15 @@ import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from tuner.cli.options import EXIT_OK, EXIT_USAGE, SECRET_ENV, TOKEN_ENV, read_token
+from tuner.tokens import (
+    SECRET_FILE,
+    default_api_token_path,
+    default_secret_path,
+    load_or_create_api_token,
+)
 
 if TYPE_CHECKING:
     from tuner.settings import Settings
@@ -20,12 +27,17 @@ if TYPE_CHECKING:
 
 def serve_command(args: argparse.Namespace) -> int:
     token = read_token(args.token_file)
-    if token is None and not is_loopback(args.host):
+    if token is not None and args.no_token:
+        print(
+            f"error: --no-token contradicts the API token of --token-file or ${TOKEN_ENV}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.no_token and not is_loopback(args.host):
         print(
             f"error: refusing to listen on {args.host} without an API token: the local runner "
             "executes the commands of the specs it receives, so an open port would let anyone "
-            f"who can reach it run code on this host. Set ${TOKEN_ENV} or pass --token-file, "
-            "or listen on 127.0.0.1.",
+            "who can reach it run code on this host. Drop --no-token, or listen on 127.0.0.1.",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -35,10 +47,20 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.ask_timeout is not None and not args.ask_timeout > 0:
         print("error: --ask-timeout must be a positive number of seconds", file=sys.stderr)
         return EXIT_USAGE
+    token_note = "no API token (--no-token): loopback only"
+    if token is not None:
+        token_note = "API token required"
+    elif not args.no_token:
+        path = default_api_token_path()
+        token, _ = load_or_create_api_token(path)
+        # Printed once, here, like Jupyter's: the dashboard's login asks for it; the command
+        # line and tuner.client read the file when they talk to a server on this host.
+        token_note = f"API token required: {token} (kept in {path}, mode 0600)"
 
     import uvicorn
 
     from tuner.api.app import create_app
+    from tuner.api.guards import allowed_hosts
     from tuner.settings import Settings
 
     # The service's own messages (controllers, runner, operator) at the server's log level.
@@ -46,12 +68,16 @@ def serve_command(args: argparse.Namespace) -> int:
     logging.getLogger("tuner").setLevel(args.log_level.upper())
     url = connect_url(args.host, args.port)
     secret = os.environ.get(SECRET_ENV)
+    trial_url = args.trial_api_url or url
     settings = Settings(
         db_url=args.db,
         api_token=token,
+        allowed_hosts=allowed_hosts(
+            args.host, args.allowed_host, also=[urlsplit(trial_url).hostname or ""]
+        ),
         secret=secret.encode() if secret else None,
         workdir=Path(args.workdir),
-        api_url=args.trial_api_url or url,
+        api_url=trial_url,
         lease_ttl=args.lease_ttl,
         lease_interval=max(0.5, args.lease_ttl / 5),
     )
@@ -62,11 +88,13 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.runner == "kubernetes":
         kubernetes_settings(settings, args)
     check_database(args.db)
-    print(
-        f"tuner serve: {url} ({'API token required' if token else 'no API token: loopback only'})",
-        file=sys.stderr,
-        flush=True,
-    )
+    if (Path(args.workdir) / SECRET_FILE).exists():
+        print(
+            f"warning: {Path(args.workdir) / SECRET_FILE} is no longer used (the secret now "
+            f"lives in {default_secret_path().parent}, out of trials' reach); delete it",
+            file=sys.stderr,
+        )
+    print(f"tuner serve: {url} ({token_note})", file=sys.stderr, flush=True)
     uvicorn.run(
         create_app(settings),
         host=args.host,

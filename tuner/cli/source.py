@@ -400,10 +400,11 @@ class RemoteSource:
 
 
 def open_client(args: argparse.Namespace) -> Client:
-    """A client of ``args.server``, with the token of ``--token-file`` or the environment."""
+    """A client of ``args.server``, with the token of ``--token-file`` or the environment, else
+    (a server on this host) the token file of ``tuner serve``."""
     from tuner.client import Client
 
-    return Client(args.server, read_token(args.token_file) or "", namespace=args.namespace)
+    return Client(args.server, read_token(args.token_file), namespace=args.namespace)
 
 
 def open_repository(args: argparse.Namespace, *, must_exist: bool = False) -> Repository:

@@ -1,8 +1,9 @@
 """Run each trial as a host process: the primary container's ``command`` + ``args``, no shell.
 
-The process inherits the runner's environment (so an activated virtualenv and ``PATH`` work),
-then the container's ``env``, then the ``TUNER_*`` variables. It runs in a session of its own
-and in its working directory, under a small supervisor (:mod:`tuner.runners.exitcode`) that
+The process inherits the runner's environment (so an activated virtualenv and ``PATH`` work)
+less the server's ``TUNER_*`` settings (:mod:`tuner.trial_env`), then the container's ``env``,
+then the trial's ``TUNER_*`` variables. It runs in a session of its own and in its working
+directory, under a small supervisor (:mod:`tuner.runners.exitcode`) that
 writes its exit status and the last lines of its stderr to ``exit_status``. Its stdout and
 stderr go to ``trial.log`` in that directory, not to a pipe of the controller, which reads the
 file as it grows. So a trial outlives a controller that dies (``kill -9``), and the next one
@@ -26,7 +27,7 @@ from collections.abc import AsyncIterator, Mapping
 from functools import partial
 from pathlib import Path
 
-from tuner import collectors, names
+from tuner import collectors, names, trial_env
 from tuner.errors import FieldError, RunnerError, SpecError
 from tuner.runners import exitcode
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
@@ -265,7 +266,7 @@ class LocalRunner(Runner):
         directory = self.trial_dir(experiment, trial.name)
         directory.mkdir(parents=True, exist_ok=True)
         full_env = {
-            **self._base_env,
+            **trial_env.inherited(self._base_env),  # none of the server's TUNER_* settings
             **rendered.env,
             **env,
             names.ENV_TRIAL_DIR: str(directory),

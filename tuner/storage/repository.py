@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,11 +60,13 @@ class ExperimentRecord:
 
     Attributes:
         experiment: the Experiment document (``apiVersion``, ``metadata``, ``spec``).
+        uid: unique for ever, unlike the name (trial tokens bind to it).
     """
 
     id: int
     namespace: str
     name: str
+    uid: str
     experiment: Experiment
     phase: ExperimentPhase
     reason: str | None
@@ -129,6 +132,7 @@ class Repository:
         row = ExperimentRow(
             namespace=experiment.namespace,
             name=experiment.name,
+            uid=uuid.uuid4().hex,
             spec=experiment.dump(),
             phase=ExperimentPhase.CREATED.value,
             created_at=utcnow(),
@@ -275,6 +279,7 @@ class Repository:
             id=row.id,
             namespace=row.namespace,
             name=row.name,
+            uid=row.uid,
             experiment=self._specs.get(row.id, row.spec),
             phase=ExperimentPhase(row.phase),
             reason=row.reason,

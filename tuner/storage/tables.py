@@ -35,12 +35,15 @@ class ExperimentRow(Base):
     __tablename__ = "experiments"
     __table_args__ = (
         UniqueConstraint("namespace", "name", name="uq_experiments_namespace_name"),
+        UniqueConstraint("uid", name="uq_experiments_uid"),
         Index("ix_experiments_phase", "phase"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     namespace: Mapped[str] = mapped_column(String(63))
     name: Mapped[str] = mapped_column(String(63))
+    # Unique for ever (a name is reused after a delete): trial tokens bind to it (tuner.tokens)
+    uid: Mapped[str] = mapped_column(String(32))
     spec: Mapped[dict[str, Any]]
     phase: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(64))

@@ -28,9 +28,10 @@ from fastapi import APIRouter, Body, Header, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from tuner.errors import Forbidden, NotFound
+from tuner.api.auth import check_api_token
+from tuner.api.guards import DASHBOARD_CSP
+from tuner.errors import NotFound
 from tuner.service import Service
-from tuner.tokens import tokens_equal
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -107,7 +108,9 @@ def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
             **{"namespace": "", "name": "", "trial": "", **context},
         )
     )
-    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(
+        html, headers={"Cache-Control": "no-cache", "Content-Security-Policy": DASHBOARD_CSP}
+    )
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -147,10 +150,11 @@ def login_page(request: Request) -> HTMLResponse:
 
 @router.post("/ui/login", status_code=204, response_class=Response)
 def login(request: Request, token: Annotated[str, Body(embed=True, max_length=4096)]) -> Response:
-    """Check an API token (constant time): 204 when it is right, 403 when not."""
+    """Check an API token (constant time): 204 when it is right, 403 when not, 429 (with
+    ``Retry-After``) after too many wrong ones from the client's address."""
     expected = _service(request).settings.api_token
-    if expected is not None and not tokens_equal(token, expected):
-        raise Forbidden("invalid API token")
+    if expected is not None:
+        check_api_token(request, token, expected)  # 403, or 429 after too many wrong ones
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 

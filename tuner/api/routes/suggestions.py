@@ -56,10 +56,7 @@ async def _suggestions_read(
     """Trials with their push tokens, and the experiment's phase after the call."""
     current = await service.db.experiment_by_id(record.id)
     return SuggestionsRead(
-        trials=[
-            suggested_trial_read(t, service.trial_token(record.namespace, record.name, t.name))
-            for t in trials
-        ],
+        trials=[suggested_trial_read(t, service.trial_token(record, t.name)) for t in trials],
         phase=current.phase,
         message=message,
     )
