@@ -33,11 +33,12 @@ def run_command(args: argparse.Namespace) -> int:
         raise TunerError(
             "this spec has no trialTemplate: submit it to `tuner serve` and drive it with ask/tell"
         )
+    workdir = Path(args.workdir).resolve()
+    runner = LocalRunner(workdir)
+    runner.check(experiment)  # SpecError for what a local process cannot run, before storing
     repo = open_repository(args)
     record = create_or_resume(repo, experiment, replace=args.replace)
     db = AsyncRepository(repo)  # the controller and the progress bar share its one thread
-    workdir = Path(args.workdir).resolve()
-    runner = LocalRunner(workdir)
     loopback = None
     if needs_push_endpoint(experiment) and not record.phase.finished:
         from tuner.cli.loopback import make_loopback

@@ -26,10 +26,11 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from tuner import names
-from tuner.errors import RunnerError
+from tuner.errors import RunnerError, SpecError
 from tuner.runners import exitcode
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
-from tuner.spec import Experiment
+from tuner.runners.support import unsupported
+from tuner.spec import CollectorKind, Experiment
 from tuner.templates import RenderedTrial
 from tuner.trials import Trial
 
@@ -240,6 +241,18 @@ class LocalRunner(Runner):
         self._base_env = dict(os.environ if base_env is None else base_env)
         self._grace = kill_grace
         self.detached = detached
+
+    COLLECTORS = frozenset(
+        {CollectorKind.STDOUT, CollectorKind.FILE, CollectorKind.PUSH, CollectorKind.NONE}
+    )
+    """The collector kinds this runner reads metrics with."""
+
+    def check(self, experiment: Experiment) -> None:
+        """Refuse what a host process cannot do: a ConfigMap template, a non-Job trial, a
+        collector that needs a sidecar or a reader this runner does not have."""
+        errors = unsupported(experiment, runner="local", collectors=self.COLLECTORS)
+        if errors:
+            raise SpecError(errors)
 
     def trial_dir(self, experiment: Experiment, trial_name: str) -> Path:
         return self.workdir / experiment.namespace / experiment.name / trial_name
