@@ -60,7 +60,7 @@ def test_failures_metrics_unavailable_and_max_failed(
     record = sqlite_repo.create_experiment(load_spec(data))
     final = run(sqlite_repo, record, tmp_path)
     assert final.phase is ExperimentPhase.FAILED
-    assert final.reason == "ExperimentMaxFailedTrialsReached"
+    assert final.reason == "ExperimentFailed"
     trials = sqlite_repo.trials(record.id)
     assert len(trials) == 1  # the first failure reaches maxFailedTrialCount=1 (Katib's rule)
     for t in trials:
@@ -86,7 +86,7 @@ def test_failures_metrics_unavailable_and_max_failed(
     record = sqlite_repo.create_experiment(load_spec(data))
     final = run(sqlite_repo, record, tmp_path)
     assert final.phase is ExperimentPhase.FAILED
-    assert final.reason == "ExperimentMaxFailedTrialsReached"
+    assert final.reason == "ExperimentFailed"
     assert "(2 MetricsUnavailable)" in (final.message or "")
 
 

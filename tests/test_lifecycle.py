@@ -35,7 +35,7 @@ def test_verdict_goal_then_failures_then_max_trials() -> None:
     assert verdict == (ExperimentPhase.SUCCEEDED, "ExperimentGoalReached", verdict.message)
     assert "exp-0001" in verdict.message
     failed = [_trial(0, TrialState.FAILED)]
-    assert lifecycle.experiment_verdict(spec, failed).reason == "ExperimentMaxFailedTrialsReached"  # type: ignore[union-attr]
+    assert lifecycle.experiment_verdict(spec, failed).reason == "ExperimentFailed"  # type: ignore[union-attr]
     done = [_trial(i, TrialState.SUCCEEDED, 1.0) for i in range(3)]
     assert lifecycle.experiment_verdict(spec, done).reason == "ExperimentMaxTrialsReached"  # type: ignore[union-attr]
 
@@ -64,7 +64,7 @@ def test_failed_trials_end_the_experiment_on_reaching_max_failed(
         return
     assert verdict is not None
     assert verdict.phase is ExperimentPhase.FAILED
-    assert verdict.reason == "ExperimentMaxFailedTrialsReached"
+    assert verdict.reason == "ExperimentFailed"
     assert f"{failures} trials failed" in verdict.message
     assert f"maxFailedTrialCount {limit}" in verdict.message
     assert verdict.message.endswith(f"exp-{failures:04d}: why {failures}")
@@ -141,7 +141,7 @@ def test_budget_edit_and_resume() -> None:
     edited = lifecycle.edit_budget(experiment, {"maxTrialCount": 6, "maxFailedTrialCount": None})
     assert edited.spec.max_trial_count == 6 and edited.spec.max_failed_trial_count is None
     assert lifecycle.resumed_by(experiment.spec, edited.spec, {"maxTrialCount": 6}) == (
-        "ExperimentRestarted",
+        "ExperimentRestarting",
         "maxTrialCount raised from 4 to 6",
     )
     lowered = lifecycle.edit_budget(experiment, {"maxTrialCount": 3})
@@ -158,5 +158,5 @@ def test_lost_trials_do_not_use_up_the_failure_budget() -> None:
     assert lifecycle.experiment_verdict(spec, lost) is None
     failed = [*lost, _trial(3, TrialState.FAILED), _trial(4, TrialState.FAILED)]
     verdict = lifecycle.experiment_verdict(spec, failed)
-    assert verdict is not None and verdict.reason == "ExperimentMaxFailedTrialsReached"
+    assert verdict is not None and verdict.reason == "ExperimentFailed"
     assert verdict.message.startswith("2 trials failed")

@@ -323,7 +323,15 @@ def wait_for_phase(client: TestClient, name: str, seconds: float = 30) -> dict[s
 def test_raising_max_trial_count_restarts_the_controller(
     client: TestClient, submit: Submit
 ) -> None:
-    submit(experiment_dict("again", maxTrialCount=1, parallelTrialCount=1, maxFailedTrialCount=0))
+    submit(
+        experiment_dict(
+            "again",
+            maxTrialCount=1,
+            parallelTrialCount=1,
+            maxFailedTrialCount=0,
+            resumePolicy="LongRunning",
+        )
+    )
     status = wait_for_phase(client, "again")
     assert status["phase"] == "Succeeded" and status["trials"] == 1
     response = client.patch(f"{V1}/experiments/again", json={"maxTrialCount": 3})
