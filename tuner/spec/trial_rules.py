@@ -41,6 +41,10 @@ def template_errors(spec: ExperimentSpec) -> list[FieldError]:
                 "only for a batch/v1 Job or a Kubeflow training job written in trialSpec)",
             )
         )
+    if "trial_parameters" not in tt.model_fields_set:
+        errors.append(
+            FieldError(f"{PATH}.trialParameters", "must be specified (an empty list if none)")
+        )
     if tt.trial_spec is None and tt.config_map is None:
         return [
             *errors,

@@ -37,11 +37,12 @@ def validate(experiment: Experiment) -> list[FieldError]:
 
     spec = experiment.spec
 
-    if len(experiment.name) > 63 or not _DNS_LABEL.match(experiment.name):
+    if len(experiment.name) > 40 or not _DNS_LABEL.match(experiment.name):
         add(
             "metadata.name",
             "must consist of lower case alphanumeric characters or '-', start with a letter, "
-            "end with an alphanumeric character, and be at most 63 characters",
+            "end with an alphanumeric character, and be at most 40 characters (Katib's limit: "
+            "trial and Job names are made from it)",
         )
     if not _DNS_LABEL.match(experiment.namespace) or len(experiment.namespace) > 63:
         add("metadata.namespace", "must be a DNS-1123 label")
