@@ -119,6 +119,22 @@ def test_invalid_spec_gets_422_with_the_paths_tuner_validate_gives(client: TestC
     assert ("spec.parallelTrialCount", "must be greater than 0") in errors_of(response)
 
 
+def test_what_the_runner_cannot_run_is_refused_at_submit(client: TestClient) -> None:
+    """Valid for Katib (and tuner validate); the local runner has no sidecar for a Custom
+    collector, so the service answers 422 with the reason, and stores nothing."""
+    data = experiment_dict("custom")
+    data["spec"]["metricsCollectorSpec"] = {
+        "collector": {"kind": "Custom", "customCollector": {"name": "c", "image": "i"}}
+    }
+    load_spec(data)  # a valid spec
+    response = client.post(f"{V1}/experiments", json=data)
+    assert response.status_code == 422, response.text
+    ((path, message),) = errors_of(response)
+    assert path == "spec.metricsCollectorSpec.collector.kind"
+    assert "local runner" in message and "sidecar" in message
+    assert client.get(f"{V1}/experiments/custom").status_code == 404
+
+
 @pytest.mark.parametrize(
     ("content", "media", "status", "path"),
     [
