@@ -134,9 +134,14 @@ class KubernetesRunner(Runner):
                     "(StdOut) or report them with tuner.report (Push)",
                 )
             )
-        collectors = (CollectorKind.STDOUT, CollectorKind.PUSH, CollectorKind.NONE)
-        if spec.metrics_collector_spec.kind is not CollectorKind.FILE:  # said above, at length
-            errors += unsupported(experiment, runner="Kubernetes", collectors=collectors)
+        # File is refused above, at length.
+        collectors = (
+            CollectorKind.STDOUT,
+            CollectorKind.PUSH,
+            CollectorKind.NONE,
+            CollectorKind.FILE,
+        )
+        errors += unsupported(experiment, runner="Kubernetes", collectors=collectors)
         tt = spec.trial_template
         if tt is not None and tt.trial_spec is not None:
             for key, expression in (
