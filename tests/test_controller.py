@@ -66,7 +66,7 @@ def test_failures_metrics_unavailable_and_max_failed(
     for t in trials:
         # The exit code, the log's path and the end of stderr, in that order.
         log = tmp_path / "work" / "default" / "exp" / t.name / "trial.log"
-        assert t.state is TrialState.FAILED and t.reason == "Error"
+        assert t.state is TrialState.FAILED and t.reason == "TrialFailed. Job reason: Error"
         assert t.message == f"exit code 3 (log: {log})\nboom"
         assert "boom" in log.read_text()  # stderr is in the log too
 

@@ -98,9 +98,13 @@ def test_trial_rows_convert_and_cap() -> None:
 def test_trial_ending() -> None:
     spec = _spec()
     failed = lifecycle.trial_ending(spec, False, True, "Exit", "code 3")
-    assert (failed.state, failed.reason, failed.message) == (TrialState.FAILED, "Exit", "code 3")
+    assert (failed.state, failed.reason, failed.message) == (
+        TrialState.FAILED,
+        "TrialFailed. Job reason: Exit",
+        "code 3",
+    )
     ok = lifecycle.trial_ending(spec, True, True, "Completed", "")
-    assert ok.state is TrialState.SUCCEEDED
+    assert (ok.state, ok.reason) == (TrialState.SUCCEEDED, "TrialSucceeded")  # Katib's words
     silent = lifecycle.trial_ending(spec, True, False, "Completed", "")
     assert silent.state is TrialState.METRICS_UNAVAILABLE and "loss" in (silent.message or "")
     assert "looked like" not in (silent.message or "")

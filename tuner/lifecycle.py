@@ -277,6 +277,18 @@ def trial_rows(
 # -- one trial ----------------------------------------------------------------------------
 
 
+TRIAL_SUCCEEDED = "TrialSucceeded"
+TRIAL_FAILED = "TrialFailed"
+
+
+def trial_failed_reason(reason: str) -> str:
+    """Katib's reason of a failed trial, with the runner's (``Error``, ``OOMKilled``, ...)
+    after it as Katib appends the Job's: ``TrialFailed. Job reason: OOMKilled``."""
+    if not reason or reason.startswith(TRIAL_FAILED):
+        return reason or TRIAL_FAILED
+    return f"{TRIAL_FAILED}. Job reason: {reason}"
+
+
 def trial_ending(
     spec: ExperimentSpec,
     succeeded: bool,
@@ -294,9 +306,9 @@ def trial_ending(
     a misspelt ``objectiveMetricName`` is the usual cause.
     """
     if not succeeded:
-        return TrialEnding(TrialState.FAILED, reason, message)
+        return TrialEnding(TrialState.FAILED, trial_failed_reason(reason), message)
     if reported_objective or spec.metrics_collector_spec.kind is CollectorKind.NONE:
-        return TrialEnding(TrialState.SUCCEEDED, reason, message)
+        return TrialEnding(TrialState.SUCCEEDED, TRIAL_SUCCEEDED, message)
     name = spec.objective.objective_metric_name
     text = f"the trial succeeded but never reported `{name}`"
     if seen:
