@@ -44,6 +44,15 @@ def test_lists_are_typed() -> None:
     assert c.choices == ("1", "adam")
 
 
+def test_a_categorical_parameter_takes_katibs_default_distribution() -> None:
+    """Katib's webhook writes distribution uniform into every parameter; it means nothing for
+    a list of choices, and Katib accepts it there."""
+    parameter = parse_parameter(
+        "opt", ParameterKind.CATEGORICAL, values=["a", "b"], distribution="uniform"
+    )
+    assert parameter.choices == ("a", "b") and not parameter.log
+
+
 @pytest.mark.parametrize(
     ("kind", "fields", "expected"),
     [
@@ -99,11 +108,6 @@ def test_lists_are_typed() -> None:
             ParameterKind.CATEGORICAL,
             {"values": ["a"], "minimum": "0"},
             [("", "min, max and step are not supported for parameterType categorical")],
-        ),
-        (
-            ParameterKind.CATEGORICAL,
-            {"values": ["a"], "distribution": "uniform"},
-            [("distribution", "not supported for parameterType categorical")],
         ),
     ],
 )

@@ -242,8 +242,8 @@ def parse_parameter(
         if kind is ParameterKind.DISCRETE:
             for j, item in enumerate(values):
                 _float(item, f"list[{j}]", problems)
-    if distribution is not None:
-        problems.append(("distribution", f"not supported for parameterType {kind.value}"))
+    # A distribution is accepted and has no effect here, as in Katib, whose defaulting webhook
+    # writes ``uniform`` into every parameter (so exported Experiments carry it).
     if problems:
         raise SpaceError(problems)
     assert values
