@@ -103,6 +103,10 @@ def test_trial_ending() -> None:
         "TrialFailed. Job reason: Exit",
         "code 3",
     )
+    lost = lifecycle.trial_ending(spec, False, True, lifecycle.TRIAL_LOST, "vanished")
+    assert lost.reason == "TrialLost" and not lifecycle.counts_as_failure(
+        Trial("exp-0000", 0, {}, lost.state, reason=lost.reason)
+    )
     ok = lifecycle.trial_ending(spec, True, True, "Completed", "")
     assert (ok.state, ok.reason) == (TrialState.SUCCEEDED, "TrialSucceeded")  # Katib's words
     silent = lifecycle.trial_ending(spec, True, False, "Completed", "")

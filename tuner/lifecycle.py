@@ -283,7 +283,10 @@ TRIAL_FAILED = "TrialFailed"
 
 def trial_failed_reason(reason: str) -> str:
     """Katib's reason of a failed trial, with the runner's (``Error``, ``OOMKilled``, ...)
-    after it as Katib appends the Job's: ``TrialFailed. Job reason: OOMKilled``."""
+    after it as Katib appends the Job's: ``TrialFailed. Job reason: OOMKilled``. tuner's own
+    :data:`TRIAL_LOST` stays as it is (:func:`counts_as_failure` reads it)."""
+    if reason == TRIAL_LOST:
+        return reason
     if not reason or reason.startswith(TRIAL_FAILED):
         return reason or TRIAL_FAILED
     return f"{TRIAL_FAILED}. Job reason: {reason}"
