@@ -138,7 +138,11 @@ def test_the_local_runner_refuses_what_it_cannot_run_at_submit(
     with pytest.raises(SpecError) as refused:
         LocalRunner(tmp_path).check(experiment)
     assert NOT_LOCAL[key] in str(refused.value)
-    code = run(tmp_path, write(tmp_path, EXAMPLES[key]))
+    path = write(tmp_path, EXAMPLES[key])
+    assert main(["validate", str(path)]) == 0
+    _, err = capsys.readouterr()
+    assert "note: `tuner run` cannot run it:" in err and NOT_LOCAL[key] in err, err
+    code = run(tmp_path, path)
     _, err = capsys.readouterr()
     assert code == 2 and NOT_LOCAL[key] in err and "local runner" in err, err
     assert not (tmp_path / "run.db").exists() or not stored_names(tmp_path)
