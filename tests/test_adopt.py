@@ -178,7 +178,7 @@ def test_kill_9_of_run_then_run_again_re_adopts_trials(tmp_path: Path) -> None:
 
     ends = trials["ends"]
     log = ends_dir / "trial.log"
-    assert ends.state is TrialState.FAILED and ends.reason == "Error"
+    assert ends.state is TrialState.FAILED and ends.reason == "TrialFailed. Job reason: Error"
     assert ends.message == f"exit code 7 (log: {log})\nfirst line of stderr\nbad thing happened"
     assert f"trial {ends.name} failed: exit code 7 (log: {log})" in out
 

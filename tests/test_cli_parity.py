@@ -277,7 +277,7 @@ def test_changes_are_the_same_embedded_and_remote(
         outputs[0]
         == "experiment default/changed: Stopped (ExperimentStopped): stopped by the user\n"
     )
-    assert outputs[2].startswith("experiment default/changed: Running (ExperimentRestarted)")
+    assert outputs[2].startswith("experiment default/changed: Running (ExperimentRestarting)")
     assert outputs[-1] == "experiment default/changed deleted\n"
     for where in (["--db", db], ran.remote()):
         code, _, err = run_main(["status", "changed", *where], capsys)
@@ -289,7 +289,7 @@ def test_changes_are_the_same_embedded_and_remote(
 
 
 def test_run_resumes_after_ctrl_c_and_after_a_raised_budget(tmp_path: Path) -> None:
-    data = experiment_dict(maxTrialCount=4, parallelTrialCount=2)
+    data = experiment_dict(maxTrialCount=4, parallelTrialCount=2, resumePolicy="LongRunning")
     command(data).extend(["--steps=30", "--sleep=0.1"])
     spec = tmp_path / "slow.yaml"
     spec.write_text(yaml.safe_dump(data))
@@ -357,25 +357,32 @@ def test_run_resumes_after_ctrl_c_and_after_a_raised_budget(tmp_path: Path) -> N
     repo.engine.dispose()
 
 
-def test_run_resumes_after_a_raised_max_failed_trial_count(tmp_path: Path) -> None:
-    data = experiment_dict(maxTrialCount=3, parallelTrialCount=1, maxFailedTrialCount=0)
+def test_run_does_not_continue_a_failed_experiment(tmp_path: Path) -> None:
+    """As in Katib, a Failed experiment cannot be continued (whatever its resumePolicy): a
+    raised maxFailedTrialCount is refused, and --replace starts over."""
+    data = experiment_dict(
+        maxTrialCount=3, parallelTrialCount=1, maxFailedTrialCount=0, resumePolicy="LongRunning"
+    )
     command(data).append("--fail")
     spec = tmp_path / "failing.yaml"
     spec.write_text(yaml.safe_dump(data))
     run_args = ["run", str(spec), "--db", "fail.db", "--quiet", "--workdir", "work"]
     first = tuner(*run_args, cwd=tmp_path)
-    assert first.returncode == 1 and "ExperimentMaxFailedTrialsReached" in first.stdout
+    assert first.returncode == 1 and "ExperimentFailed" in first.stdout
+    # Katib counts failures as they come: the first one reaches maxFailedTrialCount 0... once
+    # there is one.
+    assert "trial exp-0000 failed" in first.stdout and "exp-0001" not in first.stdout
 
     data["spec"]["maxFailedTrialCount"] = 2
     spec.write_text(yaml.safe_dump(data))
     again = tuner(*run_args, cwd=tmp_path)
-    assert "budget changed (maxFailedTrialCount 2)" in again.stdout, again.stderr
+    assert again.returncode != 0 and "spec.resumePolicy" in again.stderr, again.stderr
+    assert "cannot be changed" in again.stderr and "Traceback" not in again.stderr
     repo = Repository(make_engine(str(tmp_path / "fail.db")))
     record = repo.get_experiment("default", "exp")
-    # It ran on (one trial before) until the failures reached the new limit, as Katib counts.
-    assert "trial exp-0000 failed" in first.stdout and "exp-0001" not in first.stdout
-    assert record.reason == "ExperimentMaxFailedTrialsReached", record
-    assert [t.state for t in repo.trials(record.id)] == [TrialState.FAILED] * 2
+    assert record.reason == "ExperimentFailed", record
+    assert record.experiment.spec.max_failed_trial_count == 0
+    assert [t.state for t in repo.trials(record.id)] == [TrialState.FAILED]
     repo.engine.dispose()
 
 

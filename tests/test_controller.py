@@ -60,13 +60,13 @@ def test_failures_metrics_unavailable_and_max_failed(
     record = sqlite_repo.create_experiment(load_spec(data))
     final = run(sqlite_repo, record, tmp_path)
     assert final.phase is ExperimentPhase.FAILED
-    assert final.reason == "ExperimentMaxFailedTrialsReached"
+    assert final.reason == "ExperimentFailed"
     trials = sqlite_repo.trials(record.id)
     assert len(trials) == 1  # the first failure reaches maxFailedTrialCount=1 (Katib's rule)
     for t in trials:
         # The exit code, the log's path and the end of stderr, in that order.
         log = tmp_path / "work" / "default" / "exp" / t.name / "trial.log"
-        assert t.state is TrialState.FAILED and t.reason == "Error"
+        assert t.state is TrialState.FAILED and t.reason == "TrialFailed. Job reason: Error"
         assert t.message == f"exit code 3 (log: {log})\nboom"
         assert "boom" in log.read_text()  # stderr is in the log too
 
@@ -86,7 +86,7 @@ def test_failures_metrics_unavailable_and_max_failed(
     record = sqlite_repo.create_experiment(load_spec(data))
     final = run(sqlite_repo, record, tmp_path)
     assert final.phase is ExperimentPhase.FAILED
-    assert final.reason == "ExperimentMaxFailedTrialsReached"
+    assert final.reason == "ExperimentFailed"
     assert "(2 MetricsUnavailable)" in (final.message or "")
 
 

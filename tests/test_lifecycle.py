@@ -35,7 +35,7 @@ def test_verdict_goal_then_failures_then_max_trials() -> None:
     assert verdict == (ExperimentPhase.SUCCEEDED, "ExperimentGoalReached", verdict.message)
     assert "exp-0001" in verdict.message
     failed = [_trial(0, TrialState.FAILED)]
-    assert lifecycle.experiment_verdict(spec, failed).reason == "ExperimentMaxFailedTrialsReached"  # type: ignore[union-attr]
+    assert lifecycle.experiment_verdict(spec, failed).reason == "ExperimentFailed"  # type: ignore[union-attr]
     done = [_trial(i, TrialState.SUCCEEDED, 1.0) for i in range(3)]
     assert lifecycle.experiment_verdict(spec, done).reason == "ExperimentMaxTrialsReached"  # type: ignore[union-attr]
 
@@ -64,7 +64,7 @@ def test_failed_trials_end_the_experiment_on_reaching_max_failed(
         return
     assert verdict is not None
     assert verdict.phase is ExperimentPhase.FAILED
-    assert verdict.reason == "ExperimentMaxFailedTrialsReached"
+    assert verdict.reason == "ExperimentFailed"
     assert f"{failures} trials failed" in verdict.message
     assert f"maxFailedTrialCount {limit}" in verdict.message
     assert verdict.message.endswith(f"exp-{failures:04d}: why {failures}")
@@ -98,9 +98,17 @@ def test_trial_rows_convert_and_cap() -> None:
 def test_trial_ending() -> None:
     spec = _spec()
     failed = lifecycle.trial_ending(spec, False, True, "Exit", "code 3")
-    assert (failed.state, failed.reason, failed.message) == (TrialState.FAILED, "Exit", "code 3")
+    assert (failed.state, failed.reason, failed.message) == (
+        TrialState.FAILED,
+        "TrialFailed. Job reason: Exit",
+        "code 3",
+    )
+    lost = lifecycle.trial_ending(spec, False, True, lifecycle.TRIAL_LOST, "vanished")
+    assert lost.reason == "TrialLost" and not lifecycle.counts_as_failure(
+        Trial("exp-0000", 0, {}, lost.state, reason=lost.reason)
+    )
     ok = lifecycle.trial_ending(spec, True, True, "Completed", "")
-    assert ok.state is TrialState.SUCCEEDED
+    assert (ok.state, ok.reason) == (TrialState.SUCCEEDED, "TrialSucceeded")  # Katib's words
     silent = lifecycle.trial_ending(spec, True, False, "Completed", "")
     assert silent.state is TrialState.METRICS_UNAVAILABLE and "loss" in (silent.message or "")
     assert "looked like" not in (silent.message or "")
@@ -141,7 +149,7 @@ def test_budget_edit_and_resume() -> None:
     edited = lifecycle.edit_budget(experiment, {"maxTrialCount": 6, "maxFailedTrialCount": None})
     assert edited.spec.max_trial_count == 6 and edited.spec.max_failed_trial_count is None
     assert lifecycle.resumed_by(experiment.spec, edited.spec, {"maxTrialCount": 6}) == (
-        "ExperimentRestarted",
+        "ExperimentRestarting",
         "maxTrialCount raised from 4 to 6",
     )
     lowered = lifecycle.edit_budget(experiment, {"maxTrialCount": 3})
@@ -158,5 +166,5 @@ def test_lost_trials_do_not_use_up_the_failure_budget() -> None:
     assert lifecycle.experiment_verdict(spec, lost) is None
     failed = [*lost, _trial(3, TrialState.FAILED), _trial(4, TrialState.FAILED)]
     verdict = lifecycle.experiment_verdict(spec, failed)
-    assert verdict is not None and verdict.reason == "ExperimentMaxFailedTrialsReached"
+    assert verdict is not None and verdict.reason == "ExperimentFailed"
     assert verdict.message.startswith("2 trials failed")

@@ -151,7 +151,7 @@ def test_a_misspelt_objective_says_what_was_printed_and_fails_the_experiment(
     ran = run_spec(tmp_path, data, "--quiet")
     assert ran.run.returncode == 1, ran.run.stdout + ran.run.stderr
     out = ran.run.stdout
-    assert "Failed (ExperimentMaxFailedTrialsReached)" in out
+    assert "Failed (ExperimentFailed)" in out
     assert "2 trials failed (2 MetricsUnavailable), reaching maxFailedTrialCount 2" in out
     assert "lines looked like `score=" in out  # the reason, printed by `tuner run`
     trials = json.loads(tuner("trials", "misspelt", "--db", ran.db, "--json").stdout)

@@ -44,6 +44,15 @@ def test_lists_are_typed() -> None:
     assert c.choices == ("1", "adam")
 
 
+def test_a_categorical_parameter_takes_katibs_default_distribution() -> None:
+    """Katib's webhook writes distribution uniform into every parameter; it means nothing for
+    a list of choices, and Katib accepts it there."""
+    parameter = parse_parameter(
+        "opt", ParameterKind.CATEGORICAL, values=["a", "b"], distribution="uniform"
+    )
+    assert parameter.choices == ("a", "b") and not parameter.log
+
+
 @pytest.mark.parametrize(
     ("kind", "fields", "expected"),
     [
@@ -66,7 +75,7 @@ def test_lists_are_typed() -> None:
         (
             ParameterKind.DOUBLE,
             {"minimum": "2", "maximum": "1"},
-            [("min", "must be less than max (2 >= 1)")],
+            [("min", "must not exceed max (2 > 1)")],
         ),
         (
             ParameterKind.DOUBLE,
@@ -100,11 +109,6 @@ def test_lists_are_typed() -> None:
             {"values": ["a"], "minimum": "0"},
             [("", "min, max and step are not supported for parameterType categorical")],
         ),
-        (
-            ParameterKind.CATEGORICAL,
-            {"values": ["a"], "distribution": "uniform"},
-            [("distribution", "not supported for parameterType categorical")],
-        ),
     ],
 )
 def test_invalid_feasible_spaces_report_every_problem(
@@ -118,7 +122,7 @@ def test_invalid_feasible_spaces_report_every_problem(
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"kind": ParameterKind.DOUBLE, "low": 1.0, "high": 1.0},
+        {"kind": ParameterKind.DOUBLE, "low": 2.0, "high": 1.0},
         {"kind": ParameterKind.DOUBLE, "low": 0.0, "high": math.inf},
         {"kind": ParameterKind.DOUBLE, "low": 0.0, "high": 1.0, "log": True},
         {"kind": ParameterKind.DOUBLE, "low": 0.0, "high": 1.0, "step": 2.0},

@@ -74,7 +74,7 @@ def test_metric_strategy_defaults_follow_objective_type() -> None:
         (
             lambda s: s["parameters"][1]["feasibleSpace"].update(min="5"),
             "spec.parameters[1].feasibleSpace.min",
-            "less than max",
+            "must not exceed max",
         ),
         (
             lambda s: s["parameters"][0]["feasibleSpace"].update(min="abc"),
@@ -112,7 +112,7 @@ def test_metric_strategy_defaults_follow_objective_type() -> None:
         ),
         (
             lambda s: s["trialTemplate"]["trialParameters"].pop(),
-            "spec.trialTemplate.trialSpec",
+            "spec.trialTemplate",
             "${trialParameters.n}",
         ),
         (
@@ -121,9 +121,11 @@ def test_metric_strategy_defaults_follow_objective_type() -> None:
             "not a container",
         ),
         (
-            lambda s: s["trialTemplate"]["trialSpec"].update(kind="TFJob"),
-            "spec.trialTemplate.trialSpec",
-            "only batch/v1 Job",
+            lambda s: s["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][
+                0
+            ].update(imagee="python"),
+            "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].imagee",
+            "unknown field of Container",
         ),
         (lambda s: s.update(colour="blue"), "spec.colour", "unknown field"),
         (
@@ -229,7 +231,7 @@ def test_messages_name_the_parameter_and_keep_the_path(
     data["spec"]["parameters"][0]["parameterType"] = "double"
     errors = errors_of(data)
     assert errors["spec.parameters[1].feasibleSpace.min"].startswith("parameter 'n': ")
-    assert "less than max" in errors["spec.parameters[1].feasibleSpace.min"]
+    assert "must not exceed max" in errors["spec.parameters[1].feasibleSpace.min"]
     data["spec"]["trialTemplate"]["trialParameters"][1]["reference"] = "nope"
     message = errors_of(data)["spec.trialTemplate.trialParameters[1].reference"]
     assert message.startswith("trial parameter 'n': 'nope' is neither a parameter")

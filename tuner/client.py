@@ -224,8 +224,9 @@ class Client:
         return self._json("POST", f"/experiments/{name}/stop")
 
     def resume(self, name: str) -> dict[str, Any]:
-        """Continue a Stopped experiment with its budget as it is (to continue a Succeeded or
-        Failed one, raise its budget with :meth:`edit_budget`)."""
+        """Continue a Stopped experiment with its budget as it is (to continue one that reached
+        its maxTrialCount, with resumePolicy LongRunning or FromVolume, raise that with
+        :meth:`edit_budget`)."""
         return self._json("POST", f"/experiments/{name}/resume")
 
     def delete(self, name: str) -> None:

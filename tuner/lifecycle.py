@@ -15,10 +15,23 @@ from typing import Any, NamedTuple
 
 from tuner.algorithms.base import Suggestion
 from tuner.errors import FieldError, InvalidRequest, SpecError
-from tuner.spec import CollectorKind, Experiment, ExperimentSpec, Objective, load_spec
+from tuner.spec import (
+    CollectorKind,
+    Experiment,
+    ExperimentSpec,
+    Objective,
+    ResumePolicy,
+    load_spec,
+)
 from tuner.trials import ACTIVE_STATES, ExperimentPhase, ParamValue, Trial, TrialState
 
 SUGGESTION_END = "ExperimentSuggestionEndReached"
+GOAL_REACHED = "ExperimentGoalReached"
+MAX_TRIALS_REACHED = "ExperimentMaxTrialsReached"
+FAILED = "ExperimentFailed"
+"""Katib's reason when failed trials reach ``maxFailedTrialCount`` (its only Failed reason)."""
+RESTARTING = "ExperimentRestarting"
+"""Katib's reason of an experiment continued after its budget was raised."""
 TRIAL_LOST = "TrialLost"
 """The reason of a trial whose process vanished: Failed, but not the user's code's failure."""
 SUGGESTION_END_MESSAGE = (
@@ -60,7 +73,7 @@ def experiment_verdict(spec: ExperimentSpec, history: Sequence[Trial]) -> Verdic
     if best is not None and best.objective is not None and objective.goal_reached(best.objective):
         return Verdict(
             ExperimentPhase.SUCCEEDED,
-            "ExperimentGoalReached",
+            GOAL_REACHED,
             f"trial {best.name} reached {objective.objective_metric_name}="
             f"{best.objective:g} (goal {objective.goal:g})",
         )
@@ -69,14 +82,14 @@ def experiment_verdict(spec: ExperimentSpec, history: Sequence[Trial]) -> Verdic
     if limit is not None and failed and len(failed) >= limit:
         return Verdict(
             ExperimentPhase.FAILED,
-            "ExperimentMaxFailedTrialsReached",
+            FAILED,
             _failed_message(failed, limit),
         )
     finished = sum(1 for t in history if t.state.finished)
     if spec.max_trial_count is not None and finished >= spec.max_trial_count:
         return Verdict(
             ExperimentPhase.SUCCEEDED,
-            "ExperimentMaxTrialsReached",
+            MAX_TRIALS_REACHED,
             f"{finished} trials finished (maxTrialCount {spec.max_trial_count})",
         )
     return None
@@ -142,6 +155,58 @@ def edit_budget(experiment: Experiment, changes: Mapping[str, Any]) -> Experimen
     return load_spec(data)
 
 
+RESTARTABLE_POLICIES = frozenset({ResumePolicy.LONG_RUNNING, ResumePolicy.FROM_VOLUME})
+
+
+def restartable(phase: ExperimentPhase, reason: str | None, spec: ExperimentSpec) -> bool:
+    """Whether a finished experiment may be continued, as in Katib
+    (``IsCompletedExperimentRestartable``): it succeeded by reaching ``maxTrialCount`` and its
+    ``resumePolicy`` is LongRunning or FromVolume. (A Stopped experiment, which Katib does not
+    have, can always be resumed.)"""
+    return (
+        phase is ExperimentPhase.SUCCEEDED
+        and reason == MAX_TRIALS_REACHED
+        and spec.resume_policy in RESTARTABLE_POLICIES
+    )
+
+
+def check_edit(
+    name: str,
+    phase: ExperimentPhase,
+    reason: str | None,
+    old: ExperimentSpec,
+    new: ExperimentSpec,
+    trials: int,
+) -> None:
+    """Katib's rules for editing the budget of an experiment that has ``trials`` trials.
+
+    Raises:
+        SpecError: the experiment succeeded or failed and cannot be continued
+            (:func:`restartable`: Katib refuses any change of its spec, at
+            ``spec.resumePolicy``), or the new ``maxTrialCount`` is not above the number of
+            trials.
+    """
+    if phase in (ExperimentPhase.SUCCEEDED, ExperimentPhase.FAILED) and not restartable(
+        phase, reason, old
+    ):
+        message = (
+            f"experiment {name} has {phase.value} ({reason}) and cannot be changed: only an "
+            "experiment that succeeded by reaching maxTrialCount, with resumePolicy "
+            f"LongRunning or FromVolume, can be continued (this one's is "
+            f"{old.resume_policy.value})"
+        )
+        raise SpecError([FieldError("spec.resumePolicy", message)])
+    if new.max_trial_count is not None and new.max_trial_count <= trials:
+        raise SpecError(
+            [
+                FieldError(
+                    "spec.maxTrialCount",
+                    f"must be greater than the number of trials ({trials})",
+                )
+            ]
+        )
+
+
 def resumed_by(
     old: ExperimentSpec, new: ExperimentSpec, changes: Mapping[str, Any]
 ) -> tuple[str, str] | None:
@@ -151,7 +216,7 @@ def resumed_by(
     if "maxTrialCount" not in changes or before is None or (after is not None and after <= before):
         return None
     limit = after if after is not None else "unlimited"
-    return "ExperimentRestarted", f"maxTrialCount raised from {before} to {limit}"
+    return RESTARTING, f"maxTrialCount raised from {before} to {limit}"
 
 
 def resume(name: str, phase: ExperimentPhase) -> tuple[str, str]:
@@ -162,11 +227,12 @@ def resume(name: str, phase: ExperimentPhase) -> tuple[str, str]:
             when its budget is raised instead).
     """
     if phase is ExperimentPhase.STOPPED:
-        return "ExperimentRestarted", "resumed by the user"
+        return RESTARTING, "resumed by the user"
     if phase.finished:
         raise InvalidRequest(
-            f"experiment {name} has {phase.value}: raise its budget to continue it "
-            "(maxTrialCount, or maxFailedTrialCount)"
+            f"experiment {name} has {phase.value}: raise its maxTrialCount to continue it "
+            "(possible when it succeeded by reaching maxTrialCount and its resumePolicy is "
+            "LongRunning or FromVolume)"
         )
     raise InvalidRequest(f"experiment {name} is {phase.value}, not Stopped: nothing to resume")
 
@@ -211,6 +277,21 @@ def trial_rows(
 # -- one trial ----------------------------------------------------------------------------
 
 
+TRIAL_SUCCEEDED = "TrialSucceeded"
+TRIAL_FAILED = "TrialFailed"
+
+
+def trial_failed_reason(reason: str) -> str:
+    """Katib's reason of a failed trial, with the runner's (``Error``, ``OOMKilled``, ...)
+    after it as Katib appends the Job's: ``TrialFailed. Job reason: OOMKilled``. tuner's own
+    :data:`TRIAL_LOST` stays as it is (:func:`counts_as_failure` reads it)."""
+    if reason == TRIAL_LOST:
+        return reason
+    if not reason or reason.startswith(TRIAL_FAILED):
+        return reason or TRIAL_FAILED
+    return f"{TRIAL_FAILED}. Job reason: {reason}"
+
+
 def trial_ending(
     spec: ExperimentSpec,
     succeeded: bool,
@@ -231,7 +312,7 @@ def trial_ending(
     metrics are then unavailable, whatever was collected before.
     """
     if not succeeded:
-        return TrialEnding(TrialState.FAILED, reason, message)
+        return TrialEnding(TrialState.FAILED, trial_failed_reason(reason), message)
     if problem:
         return TrialEnding(
             TrialState.METRICS_UNAVAILABLE,
@@ -239,7 +320,7 @@ def trial_ending(
             f"the trial succeeded but {problem}",
         )
     if reported_objective or spec.metrics_collector_spec.kind is CollectorKind.NONE:
-        return TrialEnding(TrialState.SUCCEEDED, reason, message)
+        return TrialEnding(TrialState.SUCCEEDED, TRIAL_SUCCEEDED, message)
     name = spec.objective.objective_metric_name
     text = f"the trial succeeded but never reported `{name}`"
     if seen:

@@ -198,6 +198,9 @@ class Service:
         async with self.asktell.lock(record.id):
             record = await self.db.experiment_by_id(record.id)
             edited = lifecycle.edit_budget(record.experiment, changes)
+            trials = len(await self.db.history(record.id))
+            old = record.experiment.spec
+            lifecycle.check_edit(record.name, record.phase, record.reason, old, edited.spec, trials)
             await self.db.update_spec(record.id, edited)
             resumed = lifecycle.resumed_by(record.experiment.spec, edited.spec, changes)
             if record.phase.finished and resumed is not None:

@@ -107,12 +107,14 @@ class Parameter:
         if self.kind.numeric:
             if self.choices:
                 raise ValueError(f"{self.name}: a {self.kind} parameter takes no choices")
-            if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
-                raise ValueError(f"{self.name}: needs finite bounds with low < high")
+            if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low <= self.high):
+                raise ValueError(f"{self.name}: needs finite bounds with low <= high")
             if self.log and self.low <= 0:
                 raise ValueError(f"{self.name}: a log scale needs low > 0")
             if self.step is not None and not (
-                math.isfinite(self.step) and 0 < self.step <= self.high - self.low
+                math.isfinite(self.step)
+                and self.step > 0
+                and (self.step <= self.high - self.low or self.low == self.high)
             ):
                 raise ValueError(f"{self.name}: step must lie in (0, high - low]")
             if self.kind is ParameterKind.INT and not all(
@@ -218,8 +220,8 @@ def parse_parameter(
                 if v is not None and not v.is_integer():
                     problems.append((key, f"must be an integer for parameterType int, got {raw!r}"))
         if lo is not None and hi is not None:
-            if lo >= hi:
-                problems.append(("min", f"must be less than max ({minimum} >= {maximum})"))
+            if lo > hi:  # min == max is a fixed value (Katib's hyperband example has one)
+                problems.append(("min", f"must not exceed max ({minimum} > {maximum})"))
             elif log and lo <= 0:
                 problems.append(("min", f"must be positive for distribution {distribution}"))
             if st is not None and st <= 0:
@@ -240,8 +242,8 @@ def parse_parameter(
         if kind is ParameterKind.DISCRETE:
             for j, item in enumerate(values):
                 _float(item, f"list[{j}]", problems)
-    if distribution is not None:
-        problems.append(("distribution", f"not supported for parameterType {kind.value}"))
+    # A distribution is accepted and has no effect here, as in Katib, whose defaulting webhook
+    # writes ``uniform`` into every parameter (so exported Experiments carry it).
     if problems:
         raise SpaceError(problems)
     assert values

@@ -119,6 +119,22 @@ def test_invalid_spec_gets_422_with_the_paths_tuner_validate_gives(client: TestC
     assert ("spec.parallelTrialCount", "must be greater than 0") in errors_of(response)
 
 
+def test_what_the_runner_cannot_run_is_refused_at_submit(client: TestClient) -> None:
+    """Valid for Katib (and tuner validate); the local runner has no sidecar for a Custom
+    collector, so the service answers 422 with the reason, and stores nothing."""
+    data = experiment_dict("custom")
+    data["spec"]["metricsCollectorSpec"] = {
+        "collector": {"kind": "Custom", "customCollector": {"name": "c", "image": "i"}}
+    }
+    load_spec(data)  # a valid spec
+    response = client.post(f"{V1}/experiments", json=data)
+    assert response.status_code == 422, response.text
+    ((path, message),) = errors_of(response)
+    assert path == "spec.metricsCollectorSpec.collector.kind"
+    assert "local runner" in message and "sidecar" in message
+    assert client.get(f"{V1}/experiments/custom").status_code == 404
+
+
 @pytest.mark.parametrize(
     ("content", "media", "status", "path"),
     [
@@ -323,7 +339,15 @@ def wait_for_phase(client: TestClient, name: str, seconds: float = 30) -> dict[s
 def test_raising_max_trial_count_restarts_the_controller(
     client: TestClient, submit: Submit
 ) -> None:
-    submit(experiment_dict("again", maxTrialCount=1, parallelTrialCount=1, maxFailedTrialCount=0))
+    submit(
+        experiment_dict(
+            "again",
+            maxTrialCount=1,
+            parallelTrialCount=1,
+            maxFailedTrialCount=0,
+            resumePolicy="LongRunning",
+        )
+    )
     status = wait_for_phase(client, "again")
     assert status["phase"] == "Succeeded" and status["trials"] == 1
     response = client.patch(f"{V1}/experiments/again", json={"maxTrialCount": 3})

@@ -228,14 +228,24 @@ def test_goal_reached_ends_and_kills_the_rest(client: TestClient, submit: Submit
 def test_raising_max_trial_count_resumes_a_finished_experiment(
     client: TestClient, submit: Submit
 ) -> None:
-    submit(ask_tell_dict("more", parallelTrialCount=1, maxTrialCount=1, maxFailedTrialCount=0))
+    submit(
+        ask_tell_dict(
+            "more",
+            parallelTrialCount=1,
+            maxTrialCount=1,
+            maxFailedTrialCount=0,
+            resumePolicy="LongRunning",
+        )
+    )
     (t,) = ask(client, "more", 1)["trials"]
     complete(client, "more", t, {"loss": 1.0})
     assert client.get(f"{V1}/experiments/more").json()["status"]["phase"] == "Succeeded"
 
-    # Lowering or keeping it does not resume.
+    # As in Katib, an edit must leave maxTrialCount above the number of trials.
     response = client.patch(f"{V1}/experiments/more", json={"parallelTrialCount": 1})
-    assert response.json()["status"]["phase"] == "Succeeded"
+    assert response.status_code == 422, response.text
+    assert "spec.maxTrialCount" in response.text
+    assert client.get(f"{V1}/experiments/more").json()["status"]["phase"] == "Succeeded"
 
     response = client.patch(f"{V1}/experiments/more", json={"maxTrialCount": 2})
     status = response.json()["status"]
@@ -246,6 +256,21 @@ def test_raising_max_trial_count_resumes_a_finished_experiment(
     complete(client, "more", second, {"loss": 0.5})
     status = client.get(f"{V1}/experiments/more").json()["status"]
     assert status["phase"] == "Succeeded" and status["trialCounts"]["Succeeded"] == 2
+
+
+def test_resume_policy_never_keeps_a_finished_experiment_finished(
+    client: TestClient, submit: Submit
+) -> None:
+    """Katib's default resumePolicy, Never: a finished experiment cannot be continued."""
+    submit(ask_tell_dict("never", parallelTrialCount=1, maxTrialCount=1, maxFailedTrialCount=0))
+    (t,) = ask(client, "never", 1)["trials"]
+    complete(client, "never", t, {"loss": 1.0})
+    response = client.patch(f"{V1}/experiments/never", json={"maxTrialCount": 2})
+    assert response.status_code == 422, response.text
+    assert "spec.resumePolicy" in response.text and "LongRunning" in response.text
+    status = client.get(f"{V1}/experiments/never").json()["status"]
+    assert status["phase"] == "Succeeded" and status["reason"] == "ExperimentMaxTrialsReached"
+    assert client.get(f"{V1}/experiments/never").json()["spec"]["maxTrialCount"] == 1
 
 
 def test_exhausted_search_space_ends_the_experiment(client: TestClient, submit: Submit) -> None:

@@ -424,7 +424,9 @@ def test_applied_resource_runs_to_succeeded_and_mirrors_status(
     server: Server, api: client.ApiClient, cr_namespace: str
 ) -> None:
     namespace = cr_namespace
-    created = create_cr(api, katib_random(namespace, trials=4))
+    data = katib_random(namespace, trials=4)
+    data["spec"]["resumePolicy"] = "LongRunning"  # Katib continues a finished one only so
+    created = create_cr(api, data)
     sizes: list[int] = []
 
     def done() -> dict[str, Any] | None:

@@ -47,6 +47,9 @@ def live_spec(name: str) -> str:
                 },
                 "parallelTrialCount": 3,
                 "maxTrialCount": 30,
+                # Katib continues a finished experiment only with this policy; on a loaded
+                # machine it may finish before the budget is raised.
+                "resumePolicy": "LongRunning",
                 "metricsCollectorSpec": {"collector": {"kind": "Push"}},
                 "parameters": [
                     {

@@ -14,11 +14,19 @@ from tuner.errors import InvalidRequest
 
 
 def validate_command(args: argparse.Namespace) -> int:
+    from tuner.errors import SpecError
+    from tuner.runners.local import LocalRunner
     from tuner.spec import load_spec, spec_warnings
 
     experiment = load_spec(Path(args.spec))
     for warning in spec_warnings(experiment):  # valid, so still exit 0
         print(f"warning: {warning}", file=sys.stderr)
+    if experiment.spec.trial_template is not None:
+        try:  # valid for Katib; say now what `tuner run` would refuse, and why
+            LocalRunner(Path.cwd()).check(experiment)
+        except SpecError as e:
+            for problem in e.errors:
+                print(f"note: `tuner run` cannot run it: {problem}", file=sys.stderr)
     print(f"{args.spec}: valid Experiment {experiment.namespace}/{experiment.name}")
     return EXIT_OK
 

@@ -35,7 +35,7 @@ def run_command(args: argparse.Namespace) -> int:
         )
     workdir = Path(args.workdir).resolve()
     runner = LocalRunner(workdir)
-    runner.check(experiment)  # what the local runner cannot run (a Custom collector's sidecar)
+    runner.check(experiment)  # SpecError for what a local process cannot run, before storing
     repo = open_repository(args)
     record = create_or_resume(repo, experiment, replace=args.replace)
     db = AsyncRepository(repo)  # the controller and the progress bar share its one thread
@@ -129,6 +129,14 @@ def create_or_resume(
     changes = budget_changes(existing.experiment, experiment)
     if changes:
         edited = lifecycle.edit_budget(existing.experiment, changes)
+        lifecycle.check_edit(
+            existing.name,
+            existing.phase,
+            existing.reason,
+            existing.experiment.spec,
+            edited.spec,
+            len(repo.history(existing.id)),
+        )
         repo.update_spec(existing.id, edited)
         print(f"experiment {existing.name}: budget changed ({_describe(changes)})")
         resumed = budget_resume(repo, existing, edited, changes)
@@ -172,9 +180,10 @@ def budget_resume(
 ) -> tuple[str, str] | None:
     """``(reason, message)`` when a budget edit continues the experiment; ``None`` otherwise.
 
-    A Stopped experiment always continues. A finished one continues on a raised
-    ``maxTrialCount`` (:func:`tuner.lifecycle.resumed_by`), or when the edit leaves the stored
-    trials short of every ending (a raised ``maxFailedTrialCount`` after too many failures).
+    A Stopped experiment always continues. A finished one (that
+    :func:`tuner.lifecycle.check_edit` let be edited) continues on a raised ``maxTrialCount``
+    (:func:`tuner.lifecycle.resumed_by`), or when the edit leaves the stored trials short of
+    every ending.
     """
     from tuner import lifecycle
     from tuner.trials import ExperimentPhase
@@ -187,7 +196,7 @@ def budget_resume(
     if resumed is not None:
         return resumed
     if lifecycle.experiment_verdict(edited.spec, repo.history(record.id)) is None:
-        return "ExperimentRestarted", f"budget changed ({_describe(changes)})"
+        return lifecycle.RESTARTING, f"budget changed ({_describe(changes)})"
     return None
 
 

@@ -274,6 +274,9 @@ class LocalSource:
 
         record = self._record(name)
         edited = lifecycle.edit_budget(record.experiment, changes)
+        trials = len(self.repo.history(record.id))
+        old = record.experiment.spec
+        lifecycle.check_edit(record.name, record.phase, record.reason, old, edited.spec, trials)
         self.repo.update_spec(record.id, edited)
         resumed = lifecycle.resumed_by(record.experiment.spec, edited.spec, changes)
         if record.phase.finished and resumed is not None:

@@ -41,6 +41,7 @@ from tuner.k8s.jobs import (
 from tuner.k8s.streams import thread_lines
 from tuner.k8s.watching import Changed, Listed, WatchItem, watch_objects
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
+from tuner.runners.support import unsupported
 from tuner.spec import CollectorKind, Experiment, job_containers
 from tuner.templates import EXPERIMENT_LABEL, TRIAL_LABEL, RenderedTrial
 from tuner.trials import Trial
@@ -144,14 +145,17 @@ class KubernetesRunner(Runner):
                     "which tuner does not mount in Jobs; run pbt experiments locally",
                 )
             )
+        # File and TensorFlowEvent are refused above, at length.
+        collectors = tuple(CollectorKind)
+        errors += unsupported(experiment, runner="Kubernetes", collectors=collectors)
         tt = spec.trial_template
-        if tt is not None:
+        if tt is not None and tt.trial_spec is not None:
             for key, expression in (
                 ("successCondition", tt.success_condition),
                 ("failureCondition", tt.failure_condition),
             ):
                 try:
-                    compile_condition(expression)
+                    compile_condition(expression or "")
                 except ValueError as e:
                     errors.append(FieldError(f"spec.trialTemplate.{key}", str(e)))
         return errors
@@ -275,8 +279,8 @@ class KubernetesRunner(Runner):
             trial_label=(job["metadata"].get("labels") or {}).get(TRIAL_LABEL, ""),
             container=container,
             retain=tt.retain,
-            success=compile_condition(tt.success_condition),
-            failure=compile_condition(tt.failure_condition),
+            success=compile_condition(tt.success_condition or ""),
+            failure=compile_condition(tt.failure_condition or ""),
         )
 
 

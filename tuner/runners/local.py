@@ -32,7 +32,8 @@ from tuner.errors import FieldError, RunnerError, SpecError
 from tuner.runners import exitcode
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
 from tuner.runners.checkpoints import private_checkpoint
-from tuner.spec import Experiment
+from tuner.runners.support import COLLECTOR_PATH, unsupported
+from tuner.spec import CollectorKind, Experiment
 from tuner.templates import RenderedTrial
 from tuner.trials import Trial
 
@@ -244,6 +245,18 @@ class LocalRunner(Runner):
         self._grace = kill_grace
         self.detached = detached
 
+    COLLECTORS = frozenset(
+        {
+            CollectorKind.STDOUT,
+            CollectorKind.FILE,
+            CollectorKind.PUSH,
+            CollectorKind.NONE,
+            CollectorKind.TF_EVENT,
+            CollectorKind.PROMETHEUS,
+        }
+    )
+    """The collector kinds this runner reads metrics with."""
+
     def trial_dir(self, experiment: Experiment, trial_name: str) -> Path:
         return self.workdir / experiment.namespace / experiment.name / trial_name
 
@@ -251,10 +264,15 @@ class LocalRunner(Runner):
         return self.trial_dir(experiment, trial_name) / LOG_NAME
 
     def check(self, experiment: Experiment) -> None:
-        """Refuse a collector this runner cannot run (Custom: a sidecar needs a Pod)."""
+        """Refuse what a host process cannot do: a ConfigMap template, a non-Job trial, a
+        collector that needs a sidecar (Custom) or a reader this runner does not have."""
+        errors = unsupported(experiment, runner="local", collectors=self.COLLECTORS)
         problem = collectors.local_support(experiment.spec)
-        if problem is not None:
-            raise SpecError([FieldError("spec.metricsCollectorSpec.collector.kind", problem)])
+        if problem is not None:  # says more than the generic refusal of the collector kind
+            errors = [e for e in errors if e.path != COLLECTOR_PATH]
+            errors.append(FieldError(COLLECTOR_PATH, problem))
+        if errors:
+            raise SpecError(errors)
 
     async def start(
         self, experiment: Experiment, trial: Trial, rendered: RenderedTrial, env: dict[str, str]

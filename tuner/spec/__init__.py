@@ -11,10 +11,9 @@ Use :func:`load_spec` for any user input. A loaded spec's typed view, the one th
 and stopping rules read, is ``experiment.spec.study`` (:class:`tuner.space.Study`).
 """
 
+from tuner.spec.defaults import JOB_FAILURE_CONDITION, JOB_SUCCESS_CONDITION, apply_defaults
 from tuner.spec.loading import format_path, load_spec
 from tuner.spec.models import (
-    JOB_FAILURE_CONDITION,
-    JOB_SUCCESS_CONDITION,
     AlgorithmSetting,
     AlgorithmSpec,
     CollectorKind,
@@ -45,7 +44,8 @@ from tuner.spec.models import (
     TrialTemplate,
     job_containers,
 )
-from tuner.spec.validation import TRIAL_PARAM_REF, spec_warnings, validate
+from tuner.spec.trial_rules import TRIAL_PARAM_REF
+from tuner.spec.validation import spec_warnings, validate
 
 __all__ = [
     "JOB_FAILURE_CONDITION",
@@ -79,6 +79,7 @@ __all__ = [
     "SourceSpec",
     "TrialParameterSpec",
     "TrialTemplate",
+    "apply_defaults",
     "format_path",
     "job_containers",
     "load_spec",

@@ -12,7 +12,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from tuner import space
@@ -25,6 +25,7 @@ from tuner.space import (
     Study,
     parse_parameter,
 )
+from tuner.spec.defaults import apply_defaults
 from tuner.trials import ParamValue
 
 # ---------------------------------------------------------------------------------------------
@@ -249,10 +250,6 @@ class ConfigMapSource(_Model):
     template_path: str | None = None
 
 
-JOB_SUCCESS_CONDITION = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
-JOB_FAILURE_CONDITION = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
-
-
 class TrialTemplate(_Model):
     retain: bool = False
     trial_spec: dict[str, Any] | None = None
@@ -260,8 +257,10 @@ class TrialTemplate(_Model):
     trial_parameters: list[TrialParameterSpec] = Field(default_factory=list)
     primary_pod_labels: dict[str, str] | None = None
     primary_container_name: str | None = None
-    success_condition: str = JOB_SUCCESS_CONDITION
-    failure_condition: str = JOB_FAILURE_CONDITION
+    success_condition: str | None = None
+    """Filled in by Katib's defaults for a Job or a Kubeflow training job (see
+    :mod:`tuner.spec.defaults`); required otherwise."""
+    failure_condition: str | None = None
 
     def primary_container(self) -> dict[str, Any]:
         """The primary container of the (unrendered) Job template."""
@@ -324,13 +323,15 @@ class SourceSpec(_Model):
 
 
 class CollectorSpec(_Model):
-    kind: CollectorKind = CollectorKind.STDOUT
+    kind: CollectorKind
     custom_collector: dict[str, Any] | None = None
 
 
 class MetricsCollectorSpec(_Model):
     source: SourceSpec | None = None
-    collector: CollectorSpec = Field(default_factory=CollectorSpec)
+    collector: CollectorSpec = Field(
+        default_factory=lambda: CollectorSpec(kind=CollectorKind.STDOUT)
+    )
 
     @property
     def kind(self) -> CollectorKind:
@@ -428,6 +429,12 @@ class Experiment(_Model):
     metadata: ObjectMeta
     spec: ExperimentSpec
     status: dict[str, Any] | None = None  # accepted (exported CRs carry it) and ignored
+
+    @model_validator(mode="before")
+    @classmethod
+    def _katib_defaults(cls, data: Any) -> Any:
+        """Katib's defaulting webhook runs before its validation; so it does here."""
+        return apply_defaults(data)
 
     @property
     def name(self) -> str:

@@ -6,7 +6,6 @@ spec's :class:`~tuner.space.Study` (domain values), never the models.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -16,24 +15,17 @@ from tuner.algorithms.registry import validate_algorithm
 from tuner.early_stopping import validate_early_stopping
 from tuner.errors import FieldError
 from tuner.space import SpaceError
+from tuner.spec.collectors import collector_errors
 from tuner.spec.models import (
     AlgorithmSetting,
-    CollectorKind,
     EarlyStoppingSetting,
     Experiment,
     ExperimentSpec,
-    FileFormat,
-    FileSystemKind,
-    MetricsCollectorSpec,
     Objective,
-    job_containers,
 )
+from tuner.spec.trial_rules import template_errors
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-TRIAL_PARAM_REF = re.compile(r"\$\{trialParameters\.([^}]*)\}")
-_META_REF = re.compile(
-    r"^\$\{trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[[^\]]+\]|Annotations\[[^\]]+\])\}$"
-)
 
 
 def validate(experiment: Experiment) -> list[FieldError]:
@@ -45,11 +37,12 @@ def validate(experiment: Experiment) -> list[FieldError]:
 
     spec = experiment.spec
 
-    if len(experiment.name) > 63 or not _DNS_LABEL.match(experiment.name):
+    if len(experiment.name) > 40 or not _DNS_LABEL.match(experiment.name):
         add(
             "metadata.name",
             "must consist of lower case alphanumeric characters or '-', start with a letter, "
-            "end with an alphanumeric character, and be at most 63 characters",
+            "end with an alphanumeric character, and be at most 40 characters (Katib's limit: "
+            "trial and Job names are made from it)",
         )
     if not _DNS_LABEL.match(experiment.namespace) or len(experiment.namespace) > 63:
         add("metadata.namespace", "must be a DNS-1123 label")
@@ -72,8 +65,8 @@ def validate(experiment: Experiment) -> list[FieldError]:
     errors += _objective_errors(spec.objective)
     errors += _parameter_errors(spec)
     errors += _settings_errors(spec)
-    errors += _template_errors(spec)
-    errors += _collector_errors(spec)
+    errors += template_errors(spec)
+    errors += collector_errors(spec)
     return errors
 
 
@@ -110,8 +103,8 @@ def with_names(errors: Sequence[FieldError], data: Mapping[str, Any]) -> list[Fi
     """Each problem of a (trial) parameter, found by index in its path, with the parameter's
     name at the start of its message (the path stays machine-readable).
 
-    ``spec.parameters[1].feasibleSpace.min: must be less than max`` becomes
-    ``spec.parameters[1].feasibleSpace.min: parameter 'lr': must be less than max``. A message
+    ``spec.parameters[1].feasibleSpace.min: must not exceed max`` becomes
+    ``spec.parameters[1].feasibleSpace.min: parameter 'lr': must not exceed max``. A message
     that already says ``parameter 'lr'`` is kept as it is. ``data`` is the spec as written.
     """
     spec = data.get("spec") if isinstance(data, Mapping) else None
@@ -226,252 +219,3 @@ def _settings_problem_paths(
         )
         out.append(FieldError(path, f"{name}: {message}"))
     return out
-
-
-def _template_errors(spec: ExperimentSpec) -> list[FieldError]:
-    tt = spec.trial_template
-    path = "spec.trialTemplate"
-    errors: list[FieldError] = []
-    if tt is None:
-        return errors  # an ask/tell experiment, driven from outside
-    if tt.config_map is not None:
-        errors.append(
-            FieldError(
-                f"{path}.configMap",
-                "templates from ConfigMaps are not supported; inline spec.trialTemplate.trialSpec",
-            )
-        )
-    if tt.trial_spec is None:
-        if tt.config_map is None:
-            errors.append(FieldError(f"{path}.trialSpec", "must be specified"))
-        return errors
-    job = tt.trial_spec
-    if job.get("apiVersion") != "batch/v1" or job.get("kind") != "Job":
-        errors.append(
-            FieldError(
-                f"{path}.trialSpec",
-                "only batch/v1 Job trials are supported "
-                f"(got {job.get('apiVersion')}/{job.get('kind')})",
-            )
-        )
-    meta = job.get("metadata") or {}
-    if isinstance(meta, dict) and (meta.get("name") or meta.get("namespace")):
-        errors.append(
-            FieldError(
-                f"{path}.trialSpec.metadata", "metadata.name and metadata.namespace must be omitted"
-            )
-        )
-    containers = job_containers(job)
-    if not containers:
-        errors.append(
-            FieldError(
-                f"{path}.trialSpec.spec.template.spec.containers",
-                "must hold at least one container",
-            )
-        )
-    names = [c.get("name") for c in containers]
-    if tt.primary_container_name is None:
-        if len(containers) > 1:
-            errors.append(
-                FieldError(
-                    f"{path}.primaryContainerName",
-                    "must be specified when the Job has several containers",
-                )
-            )
-    elif containers and tt.primary_container_name not in names:
-        errors.append(
-            FieldError(
-                f"{path}.primaryContainerName",
-                f"{tt.primary_container_name!r} is not a container of the trialSpec "
-                f"(containers: {names})",
-            )
-        )
-    for i, c in enumerate(containers):
-        cpath = f"{path}.trialSpec.spec.template.spec.containers[{i}]"
-        for key in ("command", "args"):
-            if key in c and not (
-                isinstance(c[key], list) and all(isinstance(a, str | int | float) for a in c[key])
-            ):
-                errors.append(FieldError(f"{cpath}.{key}", "must be a list of strings"))
-        env = c.get("env", [])
-        if not isinstance(env, list) or not all(isinstance(e, dict) and "name" in e for e in env):
-            errors.append(FieldError(f"{cpath}.env", "must be a list of {name, value} objects"))
-
-    param_names = {p.name for p in spec.parameters}
-    used = set(TRIAL_PARAM_REF.findall(json.dumps(job)))
-    declared: set[str] = set()
-    refs: set[str] = set()
-    for i, tp in enumerate(tt.trial_parameters):
-        ppath = f"{path}.trialParameters[{i}]"
-        if not tp.name or "{" in tp.name or "}" in tp.name:
-            errors.append(
-                FieldError(f"{ppath}.name", "must be specified and must not contain '{' or '}'")
-            )
-            continue
-        if tp.name in declared:
-            errors.append(
-                FieldError(f"{ppath}.name", f"duplicate trial parameter name {tp.name!r}")
-            )
-            continue
-        if tp.reference in refs:
-            errors.append(FieldError(f"{ppath}.reference", f"duplicate reference {tp.reference!r}"))
-            continue
-        declared.add(tp.name)
-        refs.add(tp.reference)
-        if not _META_REF.match(tp.reference) and tp.reference not in param_names:
-            errors.append(
-                FieldError(
-                    f"{ppath}.reference",
-                    f"{tp.reference!r} is neither a parameter in spec.parameters "
-                    f"({sorted(param_names)}) "
-                    "nor a trial metadata reference such as ${trialSpec.Name}",
-                )
-            )
-        if tp.name not in used:
-            errors.append(
-                FieldError(
-                    f"{ppath}.name",
-                    f"trial parameter {tp.name!r} is never used in spec.trialTemplate.trialSpec "
-                    f"as ${{trialParameters.{tp.name}}}",
-                )
-            )
-    for name in sorted(used - declared):
-        errors.append(
-            FieldError(
-                f"{path}.trialSpec",
-                f"references ${{trialParameters.{name}}}, "
-                "which spec.trialTemplate.trialParameters does not declare",
-            )
-        )
-    return errors
-
-
-def _collector_errors(spec: ExperimentSpec) -> list[FieldError]:
-    mc = spec.metrics_collector_spec
-    path = "spec.metricsCollectorSpec"
-    errors: list[FieldError] = []
-    kind = mc.kind
-    source = mc.source
-    errors += _other_collector_errors(mc, path)
-    if kind is CollectorKind.FILE:
-        fsp = source.file_system_path if source else None
-        if (
-            fsp is None
-            or not fsp.path
-            or not fsp.path.startswith("/")
-            or fsp.kind not in (None, FileSystemKind.FILE)
-        ):
-            errors.append(
-                FieldError(
-                    f"{path}.source.fileSystemPath.path",
-                    "an absolute path of kind File where the trial writes its metrics is required",
-                )
-            )
-        if fsp is None or fsp.format is None:
-            errors.append(
-                FieldError(
-                    f"{path}.source.fileSystemPath.format",
-                    "format of the metrics file is required (TEXT or JSON)",
-                )
-            )
-        elif fsp.format is FileFormat.JSON and source is not None and source.filter is not None:
-            errors.append(
-                FieldError(
-                    f"{path}.source.filter",
-                    "filter must be omitted when the metrics file format is JSON",
-                )
-            )
-    if source is not None and source.filter is not None:
-        for i, fmt in enumerate(source.filter.metrics_format):
-            fpath = f"{path}.source.filter.metricsFormat[{i}]"
-            try:
-                compiled = re.compile(fmt)
-            except re.error as e:
-                errors.append(FieldError(fpath, f"invalid regular expression: {e}"))
-                continue
-            if compiled.groups < 2:
-                errors.append(
-                    FieldError(
-                        fpath,
-                        "two top subexpressions are required: the metric name, then its value",
-                    )
-                )
-    if spec.trial_template is None and kind not in (
-        CollectorKind.PUSH,
-        CollectorKind.NONE,
-        CollectorKind.STDOUT,
-    ):
-        errors.append(
-            FieldError(
-                f"{path}.collector.kind",
-                "an experiment without trialTemplate is driven by ask/tell; use Push",
-            )
-        )
-    return errors
-
-
-def _other_collector_errors(mc: MetricsCollectorSpec, path: str) -> list[FieldError]:
-    """Katib's checks of the TensorFlowEvent, PrometheusMetric and Custom collectors."""
-    errors: list[FieldError] = []
-    kind, source = mc.kind, mc.source
-    fsp = source.file_system_path if source is not None else None
-    if kind is CollectorKind.TF_EVENT:
-        if (
-            fsp is None
-            or not fsp.path
-            or not fsp.path.startswith("/")
-            or (fsp.kind not in (None, FileSystemKind.DIRECTORY))
-        ):
-            errors.append(
-                FieldError(
-                    f"{path}.source.fileSystemPath.path",
-                    "an absolute path of kind Directory where the trial writes its TensorFlow "
-                    "event files is required",
-                )
-            )
-        if fsp is not None and fsp.format is not None:
-            errors.append(FieldError(f"{path}.source.fileSystemPath.format", "must be empty"))
-    elif kind is CollectorKind.PROMETHEUS:
-        http_get = (source.http_get if source is not None else None) or {}
-        port = http_get.get("port", 8080)
-        number = int(port) if isinstance(port, str) and port.isdigit() else port
-        if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 65536:
-            errors.append(
-                FieldError(
-                    f"{path}.source.httpGet.port",
-                    f"must be a port number (1-65535) for PrometheusMetric, not {port!r}",
-                )
-            )
-        route = http_get.get("path", "/metrics")
-        if not isinstance(route, str) or not route.startswith("/"):
-            errors.append(
-                FieldError(f"{path}.source.httpGet.path", f"must start with '/', not {route!r}")
-            )
-    elif kind is CollectorKind.CUSTOM:
-        custom = mc.collector.custom_collector
-        if not custom:
-            errors.append(
-                FieldError(
-                    f"{path}.collector.customCollector",
-                    "the collector container is required for the Custom collector",
-                )
-            )
-        elif not isinstance(custom.get("name"), str) or not custom.get("image"):
-            errors.append(
-                FieldError(
-                    f"{path}.collector.customCollector",
-                    "the collector container needs a name and an image",
-                )
-            )
-        if fsp is not None and (
-            not fsp.path
-            or not fsp.path.startswith("/")
-            or fsp.kind not in (FileSystemKind.FILE, FileSystemKind.DIRECTORY)
-        ):
-            errors.append(
-                FieldError(
-                    f"{path}.source.fileSystemPath",
-                    "an absolute path of kind File or Directory is required",
-                )
-            )
-    return errors
