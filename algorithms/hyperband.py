@@ -169,32 +169,8 @@ def _resource_problems(
                 f"parameter {resource!r} is {p.kind}; the resource must be int or double",
             )
         ]
-    if schedule is None:
-        return []
-    if p.high < schedule.r_l - 1e-9:
-        return [
-            (
-                "r_l",
-                f"r_l={schedule.r_l:g} exceeds the maximum {p.high:g} of the resource "
-                f"parameter {resource!r}",
-            )
-        ]
-    budgets = sorted(
-        {
-            _resource_value(p, schedule.budget(s, i))
-            for s in range(schedule.s_max + 1)
-            for i in range(s + 1)
-        }
-    )
-    outside = [b for b in budgets if not p.contains(b)]
-    if outside:
-        return [
-            (
-                "resource_name",
-                f"the budgets {', '.join(f'{b:g}' for b in outside)} of the hyperband schedule "
-                f"are outside the feasible space of the resource parameter {resource!r}",
-            )
-        ]
+    # Katib assigns the schedule's budgets to the resource parameter as they are, inside its
+    # feasible space or not (its own example has r_l=2 with max 1), and so does tuner.
     return []
 
 

@@ -68,7 +68,6 @@ ALGORITHM = "spec.algorithm.algorithmName"
         ({**SETTINGS, "r_l": "many"}, f"{SETTING}[1]", "r_l: must be a positive number"),
         ({**SETTINGS, "eta": "1"}, f"{SETTING}[2]", "eta: must be a number greater than 1"),
         ({**SETTINGS, "eta": "0.5"}, f"{SETTING}[2]", "eta: must be a number greater than 1"),
-        ({**SETTINGS, "r_l": "27"}, f"{SETTING}[1]", "r_l=27 exceeds the maximum 9"),
         ({**SETTINGS, "random_state": "-1"}, f"{SETTING}[3]", "must be an integer >= 0"),
         ({**SETTINGS, "s_max": "2"}, f"{SETTING}[4]", "unknown setting for hyperband"),
     ],
@@ -91,18 +90,11 @@ def test_parallel_trial_count_must_hold_the_first_rung_as_in_katib() -> None:
     load_spec(spec_dict(settings={**SETTINGS, "eta": "4"}, parallel=4))  # s_max=1: 4
 
 
-def test_every_budget_must_lie_in_the_resource_space() -> None:
-    stepped = [*SPACE[:3], param("epochs", "int", min="1", max="9", step="2")]  # 1, 3, 5, 7, 9
-    assert load_spec(spec_dict(parameters=stepped))
+def test_budgets_outside_the_resource_space_are_accepted_as_in_katib() -> None:
+    """Katib assigns the schedule's budgets as they are; its own example has r_l=2, max 1."""
     even = [*SPACE[:3], param("epochs", "int", min="2", max="10", step="2")]
-    found = errors(parameters=even, settings={**SETTINGS, "r_l": "8", "eta": "2"})
-    # Budgets 1, 2, 4, 8: 1 is below the minimum.
-    assert found == {
-        f"{SETTING}[0]": [
-            "resource_name: the budgets 1 of the hyperband schedule are outside the feasible "
-            "space of the resource parameter 'epochs'"
-        ]
-    }
+    assert load_spec(spec_dict(parameters=even, settings={**SETTINGS, "r_l": "8", "eta": "2"}))
+    assert load_spec(spec_dict(settings={**SETTINGS, "r_l": "27"}, parallel=27))  # max is 9
 
 
 def test_katib_style_spec_is_accepted_with_string_numbers_and_default_eta() -> None:

@@ -3,7 +3,6 @@ as they are, and run with ``tuner run`` once their command is a local script."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,8 @@ from tuner.storage import Repository, make_engine
 from tuner.trials import ExperimentPhase, TrialState
 
 EXAMPLES = examples()
-HYPERBAND_RL = pytest.mark.xfail(
-    strict=True,
-    reason="algorithms branch: algorithms/hyperband.py refuses r_l above the resource "
-    "parameter's max; Katib's hyperband does not check it (its example has r_l 2, max 1)",
-)
 NOT_LOCAL = {
-    "metrics-collector/custom-metrics-collector.yaml": "sidecar container",
+    "metrics-collector/custom-metrics-collector.yaml": "sidecar",
     "trial-template/trial-configmap-source.yaml": "ConfigMaps",
 }
 
@@ -46,9 +40,7 @@ def test_every_job_example_is_covered() -> None:
     assert len(EXAMPLES) == 21
 
 
-@pytest.mark.parametrize(
-    "key", params(sorted(EXAMPLES), {"hp-tuning/hyperband.yaml": HYPERBAND_RL})
-)
+@pytest.mark.parametrize("key", sorted(EXAMPLES))
 def test_example_validates(key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, EXAMPLES[key])
     code = main(["validate", str(path)])
@@ -78,13 +70,7 @@ def test_katib_defaults_are_filled_in() -> None:
 
 
 RUNNABLE = sorted(set(EXAMPLES) - set(NOT_LOCAL))
-RUN_MARKS = {
-    "hp-tuning/hyperband.yaml": HYPERBAND_RL,
-    "hp-tuning/bayesian-optimization.yaml": pytest.mark.skipif(
-        importlib.util.find_spec("torch") is None,
-        reason="algorithms branch: bayesianoptimization without torch",
-    ),
-}
+RUN_MARKS: dict[str, pytest.MarkDecorator] = {}
 
 
 def run(tmp_path: Path, spec: Path) -> int:

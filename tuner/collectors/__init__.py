@@ -60,8 +60,9 @@ def local_support(spec: ExperimentSpec) -> str | None:
     kind = spec.metrics_collector_spec.kind.value
     if kind == "Custom":
         return (
-            "the Custom metrics collector runs the collector container as a sidecar of the "
-            "trial's Pod, which only the Kubernetes runner does; locally, print the metrics "
+            "the local runner cannot run the Custom metrics collector: its container runs as a "
+            "sidecar of the trial's Pod, which only the Kubernetes runner does; locally, print "
+            "the metrics "
             "(StdOut), write them to a file (File) or report them with tuner.report (Push)"
         )
     if kind == "TensorFlowEvent":
