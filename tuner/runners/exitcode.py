@@ -1,11 +1,14 @@
-"""The supervisor of one local trial: ``python -I -S exitcode.py STATUS -- argv...``.
+"""The supervisor of one local trial: ``python -I -S exitcode.py STATUS PIDFILE -- argv...``.
 
-It runs the trial's command as its child, in the session the local runner made for it, with
-stdout on the inherited log file and stderr through this process: each chunk goes to the log
-too, and the last lines are kept. When the child ends, its exit status and stderr tail are
-written atomically to the ``STATUS`` file (the code on the first line, the tail after it), then
-this process exits with the child's code. So a trial that ends while no controller watches (the
-controller was killed) still has a known ending for the next controller to record.
+Before anything else it writes its pid and start time to ``PIDFILE``: the record that the
+trial's command is (about to be) running, which a restarted controller finds even when the
+trial's Running state never reached the database. Then it runs the trial's command as its
+child, in the session the local runner made for it, with stdout on the inherited log file
+and stderr through this process: each chunk goes to the log too, and the last lines are kept.
+When the child ends, its exit status and stderr tail are written atomically to the ``STATUS``
+file (the code on the first line, the tail after it), then this process exits with the child's
+code. So a trial that ends while no controller watches (the controller was killed) still has a
+known ending for the next controller to record.
 
 SIGTERM and SIGINT do not stop the supervisor itself: the runner signals the whole process
 group, the child gets the signal, and its death is what gets recorded.
@@ -39,11 +42,22 @@ def write_status(path: str, code: int, stderr_tail: str) -> None:
     os.replace(temporary, path)
 
 
+def write_pid_file(path: str) -> None:
+    """``<pid> <start time>`` of this process, written atomically (see tuner.processes)."""
+    with open("/proc/self/stat", encoding="ascii") as f:
+        start = f.read().rsplit(")", 1)[-1].split()[19]
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="ascii") as f:
+        f.write(f"{os.getpid()} {start}\n")
+    os.replace(temporary, path)
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 3 or argv[1] != "--":
-        os.write(2, b"usage: exitcode.py STATUS -- COMMAND [ARG...]\n")
+    if len(argv) < 4 or argv[2] != "--":
+        os.write(2, b"usage: exitcode.py STATUS PIDFILE -- COMMAND [ARG...]\n")
         return 2
-    status_path, command = argv[0], argv[2:]
+    status_path, pid_path, command = argv[0], argv[1], argv[3:]
+    write_pid_file(pid_path)
     read_end, write_end = os.pipe()
     try:
         child = os.posix_spawnp(
