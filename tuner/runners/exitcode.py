@@ -13,6 +13,10 @@ known ending for the next controller to record.
 SIGTERM and SIGINT do not stop the supervisor itself: the runner signals the whole process
 group, the child gets the signal, and its death is what gets recorded.
 
+The trial ends when its command does, as a Pod ends with its container: whatever the command
+left running in the session (a ``sleep 300 &``, a worker) is killed once the status is written,
+and does not hold the trial open by keeping its stderr.
+
 It starts once per trial, so it imports only built-in modules (``os`` and ``_signal``, the C
 half of ``signal``, whose Python half would import ``enum``): about 10 ms of interpreter start,
 where ``subprocess`` alone would add 20 ms more.
@@ -22,10 +26,13 @@ from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]  # the C half of signal: no stubs
 import os
+import select
 import sys
 
 TAIL_LINES = 5
 TAIL_BYTES = 2000
+POLL = 0.1
+"""Seconds between looks at whether the command ended while its stderr stays open."""
 
 
 def tail_text(data: bytes) -> str:
@@ -80,14 +87,52 @@ def main(argv: list[str]) -> int:
     os.close(write_end)
     _signal.signal(_signal.SIGTERM, _signal.SIG_IGN)
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
-    kept = b""
-    while chunk := os.read(read_end, 1 << 16):
-        os.write(1, chunk)  # stdout is the trial's log, opened for appending
-        kept = (kept + chunk)[-TAIL_BYTES * 2 :]
-    _, status = os.waitpid(child, 0)
+    os.set_blocking(read_end, False)
+    kept, open_ = b"", True
+    while True:
+        if open_:
+            select.select([read_end], [], [], POLL)
+            kept, open_ = copy(read_end, kept)
+            done, status = os.waitpid(child, os.WNOHANG)
+            if done:
+                break
+        else:  # stderr closed (by the command and all it started): just wait for the end
+            _, status = os.waitpid(child, 0)
+            break
+    kept, _ = copy(read_end, kept)  # what it wrote just before it ended
     code = os.waitstatus_to_exitcode(status)
     write_status(status_path, code, tail_text(kept))
+    end_session()
     return code if code >= 0 else 128 - code
+
+
+def copy(fd: int, kept: bytes) -> tuple[bytes, bool]:
+    """Copy what can be read from ``fd`` now to the log; the new tail, and whether ``fd`` is
+    still open (no end of file)."""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return kept, True
+        if not chunk:
+            return kept, False
+        os.write(1, chunk)  # stdout is the trial's log, opened for appending
+        kept = (kept + chunk)[-TAIL_BYTES * 2 :]
+
+
+def end_session() -> None:
+    """SIGKILL every other process of this session (this process leads it)."""
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[-1].split()
+            if int(fields[3]) == me:
+                os.kill(int(entry), _signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to signal
 
 
 if __name__ == "__main__":
