@@ -41,13 +41,14 @@ def start_server(
     name: str = "serve",
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> Server:
     """`tuner serve` in a subprocess, with its own workdir and log under ``tmp``.
 
     The environment is this one without ``TUNER_*`` variables, plus ``env``; ``python3`` on
     ``PATH`` is this interpreter, as in an activated virtualenv.
     """
-    port = free_port()
+    port = port or free_port()  # a restart on the same port: the trials' TUNER_API_URL
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
     full_env["PYTHONPATH"] = str(ROOT)
     full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
