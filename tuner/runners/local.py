@@ -154,8 +154,9 @@ class LocalHandle(TrialHandle):
         else:
             while self.alive():
                 await asyncio.sleep(POLL_INTERVAL)
-        self.reap()
         status = read_status(self._directory / STATUS_NAME)
+        if status is None:  # the supervisor did not end its session: do it here
+            await asyncio.to_thread(self.reap)
         if status is not None:
             code, tail = status
         elif self._process is not None and self._process.returncode is not None:
@@ -170,14 +171,15 @@ class LocalHandle(TrialHandle):
         return outcome(code, tail, self.log_path)
 
     def reap(self) -> list[int]:
-        """Kill what the trial left running in its session; returns those pids."""
+        """Kill what the trial left running in its session; returns those pids. (It scans
+        ``/proc``: tens of milliseconds on a busy host, so callers run it in a thread.)"""
         return kill_session(self._pid, self._marker)
 
     async def kill(self) -> None:
         """SIGTERM the process group, then SIGKILL it after the grace period, and then
         whatever is left in the trial's session."""
         if not self.alive():
-            self.reap()
+            await asyncio.to_thread(self.reap)
             return
         _signal_group(self._pid, signal.SIGTERM)
         deadline = time.monotonic() + self._grace
@@ -190,7 +192,7 @@ class LocalHandle(TrialHandle):
         else:
             while self.alive():
                 await asyncio.sleep(POLL_INTERVAL)
-        self.reap()
+        await asyncio.to_thread(self.reap)  # what left the process group, as a daemon does
 
 
 def outcome(code: int, stderr_tail: str, log_path: Path) -> TrialOutcome:
@@ -374,7 +376,8 @@ class LocalRunner(Runner):
         session = int(ref[4:]) if ref.startswith("pid:") else recorded[0] if recorded else None
         if session is None:
             return []
-        return kill_session(session, f"{names.ENV_TRIAL}={trial.name}".encode())
+        marker = f"{names.ENV_TRIAL}={trial.name}".encode()
+        return await asyncio.to_thread(kill_session, session, marker)
 
 
 def _private_metrics_file(
