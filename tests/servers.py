@@ -42,6 +42,7 @@ def start_server(
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     default_token: bool = False,
+    port: int | None = None,
 ) -> Server:
     """`tuner serve` in a subprocess, with its own workdir and log under ``tmp``.
 
@@ -50,7 +51,7 @@ def start_server(
     ``TUNER_API_TOKEN`` in ``env``), the server runs with ``--no-token``, unless
     ``default_token``: then it makes (or reuses) the user's token file.
     """
-    port = free_port()
+    port = port or free_port()  # a restart on the same port: the trials' TUNER_API_URL
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
     full_env["PYTHONPATH"] = str(ROOT)
     full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"

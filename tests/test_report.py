@@ -86,7 +86,7 @@ def test_invalid_arguments(step: Any, metrics: dict[str, Any], match: str) -> No
 class _Stub(BaseHTTPRequestHandler):
     """Answers from a script: a list of (status, body) per request; records what it got."""
 
-    script: list[tuple[int, dict[str, Any]]] = []
+    script: list[tuple[Any, ...]] = []  # (status, body) or (status, body, headers)
     received: list[dict[str, Any]] = []
 
     def do_POST(self) -> None:
@@ -98,9 +98,11 @@ class _Stub(BaseHTTPRequestHandler):
                 "body": json.loads(self.rfile.read(length)),
             }
         )
-        status, body = self.script.pop(0)
+        status, body, *headers = self.script.pop(0)
         payload = json.dumps(body).encode()
         self.send_response(status)
+        for name, value in (headers[0] if headers else {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -121,7 +123,7 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_Stub]]:
     monkeypatch.setenv("TUNER_EXPERIMENT", "exp")
     monkeypatch.setenv("TUNER_TRIAL", "exp-0003")
     monkeypatch.setenv("TUNER_TRIAL_TOKEN", "trial-token")
-    monkeypatch.setattr(REPORT_MODULE, "RETRY_DELAYS", (0.01, 0.01, 0.01))
+    monkeypatch.setattr(REPORT_MODULE, "FIRST_DELAY", 0.01)
     yield handler
     server.shutdown()
     server.server_close()
@@ -144,6 +146,33 @@ def test_retries_on_unavailable_then_succeeds(stub: type[_Stub]) -> None:
     stub.script += [(503, {"detail": "busy"}), (502, {}), (200, {"should_stop": False})]
     assert tuner.report(step=0, loss=1.0) is False
     assert len(stub.received) == 3
+
+
+def test_retry_after_is_honoured_and_other_pauses_grow_with_jitter(
+    stub: type[_Stub], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(REPORT_MODULE.time, "sleep", pauses.append)
+    stub.script += [
+        (503, {"detail": "restarting"}, {"Retry-After": "7"}),
+        (429, {"detail": "slow down"}, {"Retry-After": "2"}),
+        (502, {}),
+        (504, {}),
+        (200, {"should_stop": False}),
+    ]
+    assert tuner.report(step=0, loss=1.0) is False
+    assert len(stub.received) == 5
+    assert pauses[:2] == [7.0, 2.0]
+    # attempts 3 and 4: FIRST_DELAY (0.01) * 4 and * 8, each between half and all of it
+    assert 0.02 <= pauses[2] <= 0.04 and 0.04 <= pauses[3] <= 0.08
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    delays = [REPORT_MODULE.backoff(n) for n in range(1, 40)]
+    assert all(REPORT_MODULE.MAX_DELAY / 2 <= d <= REPORT_MODULE.MAX_DELAY for d in delays[10:])
+    assert len(set(delays[10:])) > 1  # jittered, not in lockstep
+    assert REPORT_MODULE.retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert REPORT_MODULE.retry_after("soon") is None
 
 
 def test_refusals_are_not_retried_and_carry_the_server_message(stub: type[_Stub]) -> None:
@@ -171,8 +200,9 @@ def test_unreachable_server_fails_after_a_few_attempts(
         monkeypatch.setenv("TUNER_EXPERIMENT", "exp")
         monkeypatch.setenv("TUNER_TRIAL", "exp-0000")
         monkeypatch.setenv("TUNER_TRIAL_TOKEN", "t")
-        monkeypatch.setattr(REPORT_MODULE, "RETRY_DELAYS", (0.01, 0.01))
-        with pytest.raises(ReportError, match=r"could not reach the tuner server .* 3 attempts"):
+        monkeypatch.setenv("TUNER_REPORT_RETRY_SECONDS", "0.3")
+        monkeypatch.setattr(REPORT_MODULE, "FIRST_DELAY", 0.01)
+        with pytest.raises(ReportError, match=r"could not reach the tuner server .* in 0.3 s"):
             tuner.report(step=0, loss=1.0)
 
 

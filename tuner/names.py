@@ -16,6 +16,8 @@ ENV_TRIAL_TOKEN = "TUNER_TRIAL_TOKEN"
 """The per-trial push token (HMAC of the server secret, see :mod:`tuner.tokens`)."""
 ENV_TRIAL_DIR = "TUNER_TRIAL_DIR"
 """The local runner's private directory of one trial."""
+ENV_REPORT_RETRY_SECONDS = "TUNER_REPORT_RETRY_SECONDS"
+"""How long ``tuner.report`` retries an unreachable or unavailable server (default 120 s)."""
 
 # -- environment the service and the command line read -------------------------------------
 ENV_DATABASE_URL = "TUNER_DATABASE_URL"

@@ -11,6 +11,13 @@ everything it needs in its environment:
 ``TUNER_TRIAL_TOKEN``
     the trial's own token, sent as ``Authorization: Bearer``. It is valid for this trial
     only.
+``TUNER_REPORT_RETRY_SECONDS`` (optional)
+    how long a report is retried while the server is unreachable or answers 429, 502, 503
+    or 504 (default 120 s: longer than a restart of ``tuner serve`` or ``tuner run``, so a
+    trial rides one out instead of failing). The pauses grow exponentially (0.1 s doubling up
+    to 5 s) with random jitter, so trials that lost their server together do not come back in
+    lockstep; a ``Retry-After`` header is honoured. A report sent again after a lost answer
+    is stored once (observations are keyed by trial, metric and step) when it gives its step.
 
 Importing this module costs next to nothing: it needs only the standard library, and loads
 ``urllib.request`` on the first call. That is why ``import tuner`` can export :func:`report`.
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 import warnings
 from typing import Any
@@ -39,6 +47,7 @@ from tuner.names import (
     ENV_API_URL,
     ENV_EXPERIMENT,
     ENV_NAMESPACE,
+    ENV_REPORT_RETRY_SECONDS,
     ENV_TRIAL,
     ENV_TRIAL_TOKEN,
     HEADER_AUTHORIZATION,
@@ -47,11 +56,14 @@ from tuner.names import (
 ENV_URL = ENV_API_URL
 ENV_TOKEN = ENV_TRIAL_TOKEN
 
-RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.5)
-"""Pauses between attempts after a connection error or a 502/503/504 (about 3 s in all)."""
+RETRY_WINDOW = 120.0
+"""Seconds a report is retried by default (``TUNER_REPORT_RETRY_SECONDS`` overrides it)."""
+FIRST_DELAY = 0.1
+MAX_DELAY = 5.0
+"""The pause after the first failed attempt, doubling up to this; each is jittered."""
 
 TIMEOUT = 10.0
-_RETRY_STATUS = (502, 503, 504)
+_RETRY_STATUS = (429, 502, 503, 504)
 
 
 def report(step: int | None = None, **metrics: float) -> bool:
@@ -69,7 +81,8 @@ def report(step: int | None = None, **metrics: float) -> bool:
 
     Raises:
         ReportError: outside a trial of a Push spec, on invalid arguments, when
-            the server refuses the report, or when it stays unreachable after a few retries.
+            the server refuses the report, or when it stays unreachable for the retry window
+            (``TUNER_REPORT_RETRY_SECONDS``, default 120 s).
     """
     if not metrics:
         raise ReportError("tuner.report() needs at least one metric, e.g. report(loss=0.3)")
@@ -142,7 +155,12 @@ def _post(url: str, body: bytes, token: str) -> dict[str, Any]:
         },
     )
     last: str = ""
-    for delay in (*RETRY_DELAYS, None):
+    window = retry_window()
+    deadline = time.monotonic() + window
+    attempts = 0
+    while True:
+        attempts += 1
+        asked: float | None = None
         try:
             with opener.open(request, timeout=TIMEOUT) as response:
                 answer: dict[str, Any] = json.loads(response.read() or b"{}")
@@ -154,16 +172,54 @@ def _post(url: str, body: bytes, token: str) -> dict[str, Any]:
                     f"the server refused the report of trial {_trial()}: HTTP {e.code}: {detail}"
                 ) from e
             last = f"HTTP {e.code}: {detail}"
+            asked = retry_after(e.headers.get("Retry-After") if e.headers else None)
         except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
             reason = getattr(e, "reason", e)
             last = str(reason)
-        if delay is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
             break
-        time.sleep(delay)
+        time.sleep(min(left, asked if asked is not None else backoff(attempts)))
     raise ReportError(
         f"could not reach the tuner server at {url.split('/api/', 1)[0]} "
-        f"after {len(RETRY_DELAYS) + 1} attempts: {last}"
+        f"in {window:g} s ({attempts} attempts; {ENV_REPORT_RETRY_SECONDS} sets how long): "
+        f"{last}"
     )
+
+
+def retry_window() -> float:
+    """Seconds to retry for: ``TUNER_REPORT_RETRY_SECONDS``, else :data:`RETRY_WINDOW`."""
+    text = os.environ.get(ENV_REPORT_RETRY_SECONDS, "")
+    try:
+        value = float(text) if text else RETRY_WINDOW
+    except ValueError:
+        raise ReportError(
+            f"{ENV_REPORT_RETRY_SECONDS}={text!r} is not a number of seconds"
+        ) from None
+    return max(value, 0.0)
+
+
+def backoff(attempt: int) -> float:
+    """The pause after failed attempt number ``attempt`` (1, 2, ...): exponential, capped,
+    with "equal jitter" (half fixed, half random)."""
+    delay = min(MAX_DELAY, FIRST_DELAY * 2.0 ** min(attempt - 1, 30))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _detail(error: Any) -> str:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +16,9 @@ Companion = Callable[[Any], Coroutine[Any, Any, None]]
 
 
 def _replica_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    from tuner.processes import identity
+
+    return identity("serve")
 
 
 @dataclass
@@ -42,7 +41,8 @@ class Settings:
         events_poll_interval: seconds between database polls of an event stream.
         max_body_size: request bodies above this many bytes get 413.
         stop_timeout: seconds to wait for a controller to kill its trials on stop.
-        replica_id: this replica's name in experiment leases (default: host, pid, random).
+        replica_id: this replica's name in experiment leases (default: ``serve@`` host, pid and
+            process start time, so that a restart replaces a dead replica's leases at once).
         lease_ttl: seconds a lease lasts without renewal: the failover time after a crash.
         lease_interval: seconds between lease renewals and scans for orphaned experiments.
         ask_timeout: seconds an asked (ask/tell) trial may go without a report or a tell;

@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--replace", action="store_true", help="delete a stored experiment of the same name first"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another process drives the experiment, wait for it to end instead of refusing",
+    )
     p.set_defaults(func=run_command)
 
     p = sub.add_parser("validate", help="check a spec without running it")

@@ -1,4 +1,11 @@
-"""``tuner run``: an experiment in the foreground, with a live progress bar; Ctrl-C stops it."""
+"""``tuner run``: an experiment in the foreground, with a live progress bar; Ctrl-C stops it.
+
+It drives the experiment under the experiment's lease (:mod:`tuner.leases`), as a replica of
+``tuner serve`` does: a second ``tuner run`` of the same experiment on the same database (or a
+server that would resume it) refuses at once, naming the holder, or waits with ``--wait``. A run
+killed with SIGKILL leaves its trials running and its lease behind; the next ``tuner run`` sees
+that the holder is dead, takes the lease at once and re-adopts the trials.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +31,8 @@ if TYPE_CHECKING:
 
 def run_command(args: argparse.Namespace) -> int:
     from tuner.controller import ExperimentController
+    from tuner.leases import Leases
+    from tuner.processes import identity
     from tuner.runners.local import LocalRunner
     from tuner.spec import load_spec
     from tuner.storage.aio import AsyncRepository
@@ -37,8 +47,15 @@ def run_command(args: argparse.Namespace) -> int:
     runner = LocalRunner(workdir)
     runner.check(experiment)  # SpecError for what a local process cannot run, before storing
     repo = open_repository(args)
+    owner = identity("run")
+    existing = stored(repo, experiment)
+    if existing is not None:  # before any change to it: it may be another process's to drive
+        hold_lease(repo, existing, owner, wait=args.wait)
     record = create_or_resume(repo, experiment, replace=args.replace)
+    if existing is None or existing.id != record.id:
+        hold_lease(repo, record, owner, wait=args.wait)
     db = AsyncRepository(repo)  # the controller and the progress bar share its one thread
+    leases = Leases(db, owner, LEASE_TTL, LEASE_INTERVAL)
     loopback = None
     if needs_push_endpoint(experiment) and not record.phase.finished:
         from tuner.cli.loopback import make_loopback
@@ -65,9 +82,22 @@ def run_command(args: argparse.Namespace) -> int:
             await loopback.start()
         done = asyncio.Event()
         bar = None if args.quiet else asyncio.create_task(progress(db, record, done))
+        driving = asyncio.create_task(controller.run())
+
+        def lost(_: int) -> None:
+            # Another process took the experiment over: leave the trials to it, running.
+            print("lost the experiment's lease to another process; leaving it", flush=True)
+            runner.detached = True
+            driving.cancel()
+
+        keeper = asyncio.create_task(leases.keep(lambda: [record.id], lost, _nothing))
         try:
-            return await controller.run()
+            return await driving
         finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await leases.release(record.id)
             done.set()
             if bar is not None:
                 await asyncio.gather(bar, return_exceptions=True)
@@ -89,6 +119,47 @@ def run_command(args: argparse.Namespace) -> int:
     if final.phase is ExperimentPhase.STOPPED:
         return EXIT_INTERRUPTED
     return EXIT_FAILED
+
+
+LEASE_TTL = 10.0
+"""Seconds ``tuner run``'s lease lasts unrenewed (a hung run; a killed one loses it at once)."""
+LEASE_INTERVAL = 2.0
+WAIT_POLL = 1.0
+"""Seconds between looks at a held lease under ``--wait``."""
+
+
+def stored(repo: Repository, experiment: Experiment) -> ExperimentRecord | None:
+    from tuner.errors import NotFound
+
+    try:
+        return repo.get_experiment(experiment.namespace, experiment.name)
+    except NotFound:
+        return None
+
+
+def hold_lease(repo: Repository, record: ExperimentRecord, owner: str, *, wait: bool) -> None:
+    """Take the experiment's lease for this run, or refuse (:class:`TunerError`) naming its
+    holder; with ``wait``, wait until it is free."""
+    from tuner import leases
+
+    announced = False
+    while not leases.acquire(repo, record.id, owner, LEASE_TTL):
+        holder = repo.lease_holder(record.id) or "another process"
+        where = f"experiment {record.namespace}/{record.name}"
+        if not wait:
+            raise TunerError(
+                f"{where} is being driven by {holder} on this database; one process drives "
+                "an experiment at a time. Wait for it to end (or pass --wait to wait here), "
+                f"or stop it with `tuner stop {record.name}`"
+            )
+        if not announced:
+            print(f"{where} is being driven by {holder}; waiting for it to end", flush=True)
+            announced = True
+        time.sleep(WAIT_POLL)
+
+
+async def _nothing() -> None:
+    """No orphans to scan for: a run drives its one experiment."""
 
 
 def needs_push_endpoint(experiment: Experiment) -> bool:

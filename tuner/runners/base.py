@@ -96,6 +96,11 @@ class Runner(ABC):
         Called at submit time, so that an API client gets a 422 instead of failed trials.
         """
 
+    async def reap(self, experiment: Experiment, trial: Trial) -> list[int]:
+        """Kill whatever is left of a trial that nobody follows any more (a lost trial's
+        children); returns what was killed (pids). Default: nothing to do."""
+        return []
+
     async def cleanup(self, experiment: Experiment) -> None:  # noqa: B027 - a hook
         """Remove what the runner keeps of a deleted experiment (Kubernetes: its Jobs)."""
 

@@ -1,14 +1,21 @@
-"""The supervisor of one local trial: ``python -I -S exitcode.py STATUS -- argv...``.
+"""The supervisor of one local trial: ``python -I -S exitcode.py STATUS PIDFILE -- argv...``.
 
-It runs the trial's command as its child, in the session the local runner made for it, with
-stdout on the inherited log file and stderr through this process: each chunk goes to the log
-too, and the last lines are kept. When the child ends, its exit status and stderr tail are
-written atomically to the ``STATUS`` file (the code on the first line, the tail after it), then
-this process exits with the child's code. So a trial that ends while no controller watches (the
-controller was killed) still has a known ending for the next controller to record.
+Before anything else it writes its pid and start time to ``PIDFILE``: the record that the
+trial's command is (about to be) running, which a restarted controller finds even when the
+trial's Running state never reached the database. Then it runs the trial's command as its
+child, in the session the local runner made for it, with stdout on the inherited log file
+and stderr through this process: each chunk goes to the log too, and the last lines are kept.
+When the child ends, its exit status and stderr tail are written atomically to the ``STATUS``
+file (the code on the first line, the tail after it), then this process exits with the child's
+code. So a trial that ends while no controller watches (the controller was killed) still has a
+known ending for the next controller to record.
 
 SIGTERM and SIGINT do not stop the supervisor itself: the runner signals the whole process
 group, the child gets the signal, and its death is what gets recorded.
+
+The trial ends when its command does, as a Pod ends with its container: whatever the command
+left running in the session (a ``sleep 300 &``, a worker) is killed once the status is written,
+and does not hold the trial open by keeping its stderr.
 
 It starts once per trial, so it imports only built-in modules (``os`` and ``_signal``, the C
 half of ``signal``, whose Python half would import ``enum``): about 10 ms of interpreter start,
@@ -19,10 +26,13 @@ from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]  # the C half of signal: no stubs
 import os
+import select
 import sys
 
 TAIL_LINES = 5
 TAIL_BYTES = 2000
+POLL = 0.1
+"""Seconds between looks at whether the command ended while its stderr stays open."""
 
 
 def tail_text(data: bytes) -> str:
@@ -39,11 +49,22 @@ def write_status(path: str, code: int, stderr_tail: str) -> None:
     os.replace(temporary, path)
 
 
+def write_pid_file(path: str) -> None:
+    """``<pid> <start time>`` of this process, written atomically (see tuner.processes)."""
+    with open("/proc/self/stat", encoding="ascii") as f:
+        start = f.read().rsplit(")", 1)[-1].split()[19]
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="ascii") as f:
+        f.write(f"{os.getpid()} {start}\n")
+    os.replace(temporary, path)
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 3 or argv[1] != "--":
-        os.write(2, b"usage: exitcode.py STATUS -- COMMAND [ARG...]\n")
+    if len(argv) < 4 or argv[2] != "--":
+        os.write(2, b"usage: exitcode.py STATUS PIDFILE -- COMMAND [ARG...]\n")
         return 2
-    status_path, command = argv[0], argv[2:]
+    status_path, pid_path, command = argv[0], argv[1], argv[3:]
+    write_pid_file(pid_path)
     read_end, write_end = os.pipe()
     try:
         child = os.posix_spawnp(
@@ -66,14 +87,52 @@ def main(argv: list[str]) -> int:
     os.close(write_end)
     _signal.signal(_signal.SIGTERM, _signal.SIG_IGN)
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
-    kept = b""
-    while chunk := os.read(read_end, 1 << 16):
-        os.write(1, chunk)  # stdout is the trial's log, opened for appending
-        kept = (kept + chunk)[-TAIL_BYTES * 2 :]
-    _, status = os.waitpid(child, 0)
+    os.set_blocking(read_end, False)
+    kept, open_ = b"", True
+    while True:
+        if open_:
+            select.select([read_end], [], [], POLL)
+            kept, open_ = copy(read_end, kept)
+            done, status = os.waitpid(child, os.WNOHANG)
+            if done:
+                break
+        else:  # stderr closed (by the command and all it started): just wait for the end
+            _, status = os.waitpid(child, 0)
+            break
+    kept, _ = copy(read_end, kept)  # what it wrote just before it ended
     code = os.waitstatus_to_exitcode(status)
     write_status(status_path, code, tail_text(kept))
+    end_session()
     return code if code >= 0 else 128 - code
+
+
+def copy(fd: int, kept: bytes) -> tuple[bytes, bool]:
+    """Copy what can be read from ``fd`` now to the log; the new tail, and whether ``fd`` is
+    still open (no end of file)."""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return kept, True
+        if not chunk:
+            return kept, False
+        os.write(1, chunk)  # stdout is the trial's log, opened for appending
+        kept = (kept + chunk)[-TAIL_BYTES * 2 :]
+
+
+def end_session() -> None:
+    """SIGKILL every other process of this session (this process leads it)."""
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[-1].split()
+            if int(fields[3]) == me:
+                os.kill(int(entry), _signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to signal
 
 
 if __name__ == "__main__":

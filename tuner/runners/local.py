@@ -11,7 +11,14 @@ re-adopts it: the stored pid and process start time (from ``/proc/<pid>/stat``, 
 pid is never mistaken for it) say whether it still runs, the stored log offset says where
 reading goes on, and the status file says how it ended while nobody watched.
 
-Stopping a trial signals its whole process group, so that its children end with it.
+Before the command starts, the runner writes an ``intent`` file (which stored trial this is) and
+the supervisor its ``pid`` file. A controller killed between the start and the saving of the
+Running state thus leaves a trial that the next one re-adopts (:meth:`LocalRunner.attach` of a
+Created trial) instead of starting it a second time.
+
+Stopping a trial signals its whole process group, so that its children end with it; and when a
+trial ends, whatever it left behind in its session (``sleep 300 &``) is killed too
+(:func:`tuner.processes.kill_session`).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from pathlib import Path
 
 from tuner import collectors, names, trial_env
 from tuner.errors import FieldError, RunnerError, SpecError
+from tuner.processes import kill_session, process_start_time
 from tuner.runners import exitcode
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
 from tuner.runners.checkpoints import private_checkpoint
@@ -39,6 +47,11 @@ from tuner.trials import Trial
 
 LOG_NAME = "trial.log"
 STATUS_NAME = "exit_status"
+PID_NAME = "pid"
+"""``<pid> <start time>`` of the trial's supervisor, written by it before the command starts."""
+INTENT_NAME = "intent"
+"""Which stored trial the directory's process belongs to (:func:`intent_key`), written before
+the start: a directory left by a deleted experiment of the same name is not taken for it."""
 POLL_INTERVAL = 0.1
 """Seconds between looks at a log that has no new output."""
 CHUNK = 1 << 16
@@ -67,8 +80,10 @@ class LocalHandle(TrialHandle):
         offset: int = 0,
         process: asyncio.subprocess.Process | None = None,
         metrics_path: Path | None = None,
+        trial_name: str = "",
     ) -> None:
         self._pid = pid
+        self._marker = f"{names.ENV_TRIAL}={trial_name}".encode()
         self._start = start
         self._directory = directory
         self._grace = grace
@@ -144,6 +159,8 @@ class LocalHandle(TrialHandle):
             while self.alive():
                 await asyncio.sleep(POLL_INTERVAL)
         status = read_status(self._directory / STATUS_NAME)
+        if status is None:  # the supervisor did not end its session: do it here
+            await asyncio.to_thread(self.reap)
         if status is not None:
             code, tail = status
         elif self._process is not None and self._process.returncode is not None:
@@ -157,9 +174,16 @@ class LocalHandle(TrialHandle):
             )
         return outcome(code, tail, self.log_path)
 
+    def reap(self) -> list[int]:
+        """Kill what the trial left running in its session; returns those pids. (It scans
+        ``/proc``: tens of milliseconds on a busy host, so callers run it in a thread.)"""
+        return kill_session(self._pid, self._marker)
+
     async def kill(self) -> None:
-        """SIGTERM the process group, then SIGKILL it after the grace period."""
+        """SIGTERM the process group, then SIGKILL it after the grace period, and then
+        whatever is left in the trial's session."""
         if not self.alive():
+            await asyncio.to_thread(self.reap)
             return
         _signal_group(self._pid, signal.SIGTERM)
         deadline = time.monotonic() + self._grace
@@ -172,6 +196,7 @@ class LocalHandle(TrialHandle):
         else:
             while self.alive():
                 await asyncio.sleep(POLL_INTERVAL)
+        await asyncio.to_thread(self.reap)  # what left the process group, as a daemon does
 
 
 def outcome(code: int, stderr_tail: str, log_path: Path) -> TrialOutcome:
@@ -198,16 +223,19 @@ def read_status(path: Path) -> tuple[int, str] | None:
         return None
 
 
-def process_start_time(pid: int) -> int | None:
-    """The start time of a live (not zombie) process, in clock ticks since boot; else None."""
+def intent_key(trial: Trial) -> str:
+    """What the ``intent`` file of a trial's directory holds: its name and creation time."""
+    created = trial.created_at.isoformat() if trial.created_at is not None else ""
+    return f"{trial.name} {created}"
+
+
+def read_pid_file(path: Path) -> tuple[int, int] | None:
+    """The supervisor's pid and start time from its ``pid`` file, or ``None``."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        pid, start = path.read_text(encoding="ascii").split()
+        return int(pid), int(start)
+    except (OSError, ValueError):
         return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    if len(fields) < 20 or fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -299,7 +327,12 @@ class LocalRunner(Runner):
             raise RunnerError(f"command not found: {rendered.argv[0]!r}")
         status_path = directory / STATUS_NAME
         status_path.unlink(missing_ok=True)
-        supervisor = [sys.executable, "-I", "-S", exitcode.__file__, str(status_path), "--"]
+        pid_path = directory / PID_NAME
+        pid_path.unlink(missing_ok=True)
+        _write_atomically(directory / INTENT_NAME, intent_key(trial))
+        supervisor = [
+            sys.executable, "-I", "-S", exitcode.__file__, str(status_path), str(pid_path), "--"
+        ]  # fmt: skip
         log = os.open(
             directory / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644
         )
@@ -321,7 +354,13 @@ class LocalRunner(Runner):
             os.close(log)
         start = process_start_time(process.pid)
         return LocalHandle(
-            process.pid, start, directory, self._grace, process=process, metrics_path=metrics_path
+            process.pid,
+            start,
+            directory,
+            self._grace,
+            process=process,
+            metrics_path=metrics_path,
+            trial_name=trial.name,
         )
 
     async def attach(self, experiment: Experiment, trial: Trial) -> LocalHandle | None:
@@ -329,15 +368,25 @@ class LocalRunner(Runner):
 
         ``None`` when nothing of it is left to follow (no pid or no log). A process that is
         gone without an exit status ends as ``TrialLost`` once its log is read.
+
+        A trial without a stored pid (still Created: its controller died between the start
+        and the saving of the Running state) is found by its directory's ``intent`` and
+        ``pid`` files; ``None`` when its command never started, so it can be started now.
         """
         ref = trial.runner_ref or ""
         directory = self.trial_dir(experiment, trial.name)
-        if not ref.startswith("pid:") or not (directory / LOG_NAME).exists():
+        if not (directory / LOG_NAME).exists():
             return None
-        pid = int(ref[4:])
-        start = trial.process_start
-        if start is None and _is_trial_process(pid, trial.name):
-            start = process_start_time(pid)  # stored before start times were: trust the env
+        if ref.startswith("pid:"):
+            pid = int(ref[4:])
+            start = trial.process_start
+            if start is None and _is_trial_process(pid, trial.name):
+                start = process_start_time(pid)  # stored before start times were: trust env
+        else:
+            recorded = read_pid_file(directory / PID_NAME)
+            if recorded is None or _read_text(directory / INTENT_NAME) != intent_key(trial):
+                return None
+            pid, start = recorded
         metrics = directory / "metrics"
         files = sorted(metrics.iterdir()) if metrics.is_dir() else []
         return LocalHandle(
@@ -347,7 +396,18 @@ class LocalRunner(Runner):
             self._grace,
             offset=trial.log_offset,
             metrics_path=files[0] if len(files) == 1 else None,
+            trial_name=trial.name,
         )
+
+    async def reap(self, experiment: Experiment, trial: Trial) -> list[int]:
+        """Kill what is left of a trial that is not followed any more (its session)."""
+        ref = trial.runner_ref or ""
+        recorded = read_pid_file(self.trial_dir(experiment, trial.name) / PID_NAME)
+        session = int(ref[4:]) if ref.startswith("pid:") else recorded[0] if recorded else None
+        if session is None:
+            return []
+        marker = f"{names.ENV_TRIAL}={trial.name}".encode()
+        return await asyncio.to_thread(kill_session, session, marker)
 
 
 def _private_metrics_file(
@@ -377,6 +437,19 @@ def _private_metrics_file(
         shutil.rmtree(private)
     private.unlink(missing_ok=True)
     return argv, private
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def _is_trial_process(pid: int, trial_name: str) -> bool:

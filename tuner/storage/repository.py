@@ -202,11 +202,14 @@ class Repository:
 
     # -- leases: which replica drives an experiment ----------------------------------------
 
-    def acquire_lease(self, experiment_id: int, owner: str, ttl: float) -> bool:
+    def acquire_lease(
+        self, experiment_id: int, owner: str, ttl: float, *, from_dead: str | None = None
+    ) -> bool:
         """Take (or keep) the right to drive an experiment for ``ttl`` seconds.
 
         One conditional UPDATE, so two replicas racing for the same experiment cannot both win:
-        the lease is free, already ours, or expired.
+        the lease is free, already ours, or expired; or held by ``from_dead``, a holder the
+        caller knows to be dead (a killed process of this host).
         """
         now = utcnow()
         with self.session() as s:
@@ -217,6 +220,7 @@ class Repository:
                     or_(
                         ExperimentRow.owner.is_(None),
                         ExperimentRow.owner == owner,
+                        ExperimentRow.owner == (from_dead or owner),
                         ExperimentRow.lease_expires_at.is_(None),
                         ExperimentRow.lease_expires_at < now,
                     ),
@@ -225,6 +229,11 @@ class Repository:
             )
             s.commit()
             return bool(getattr(result, "rowcount", 0))
+
+    def lease_holder(self, experiment_id: int) -> str | None:
+        """Who holds the lease of an experiment (expired or not), or ``None``."""
+        with self.session() as s:
+            return s.scalar(select(ExperimentRow.owner).where(ExperimentRow.id == experiment_id))
 
     def renew_leases(self, owner: str, experiment_ids: Iterable[int], ttl: float) -> set[int]:
         """Extend the leases ``owner`` still holds; returns the ids it holds."""

@@ -1,0 +1,96 @@
+"""Host processes as ``/proc`` shows them: start times, sessions, and who holds what.
+
+A pid alone names nothing for long: it is reused once its process is gone. So whatever this
+project stores about a process (a local trial, the holder of an experiment's lease) is its pid
+*and* its start time in clock ticks since boot, and the two must match again before the pid is
+trusted (signalled, or taken to be alive).
+
+A local trial runs in a session of its own (its supervisor's pid is the session id). Whatever it
+starts inherits the session, and the trial's ``TUNER_TRIAL`` variable, so :func:`kill_session`
+finds the leftovers of a trial even after its supervisor is gone: a ``sleep 300 &`` that the
+trial's script forked, a data loader that moved to a process group of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or ``None``."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields if len(fields) >= 20 else None
+
+
+def process_start_time(pid: int) -> int | None:
+    """The start time of a live (not zombie) process, in clock ticks since boot; else None."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def session_members(session: int, marker: bytes | None = None) -> list[int]:
+    """The live processes of ``session`` (by session id); with ``marker``, only those whose
+    environment holds that ``NAME=value`` entry (so that a reused session id is never taken for
+    the trial's)."""
+    members = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        fields = _stat_fields(pid)
+        if fields is None or fields[0] in ("Z", "X") or int(fields[3]) != session:
+            continue
+        if marker is not None:
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if marker not in environ.split(b"\0"):
+                continue
+        members.append(pid)
+    return members
+
+
+def kill_session(session: int, marker: bytes) -> list[int]:
+    """SIGKILL every live process of ``session`` whose environment holds ``marker``; returns
+    their pids. The caller's own process is never among them."""
+    killed = []
+    for pid in session_members(session, marker):
+        if pid == os.getpid():
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    return killed
+
+
+def identity(role: str) -> str:
+    """A name for this process that says where it runs and whether it still does:
+    ``<role>@<host>/<pid>/<start time>`` (see :func:`holder_gone`)."""
+    pid = os.getpid()
+    return f"{role}@{socket.gethostname()}/{pid}/{process_start_time(pid)}"
+
+
+def holder_gone(name: str) -> bool:
+    """Whether ``name`` (from :func:`identity`) is a process of this host that has ended.
+
+    ``False`` for a name of another form or of another host: nothing can be told from here.
+    """
+    _, at, rest = name.partition("@")
+    host, _, process = rest.partition("/")
+    pid, _, start = process.partition("/")
+    if not at or host != socket.gethostname() or not pid.isdigit():
+        return False
+    return str(process_start_time(int(pid))) != start
