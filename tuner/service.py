@@ -26,8 +26,9 @@ from tuner.asktell import AskTell, is_ask_tell
 from tuner.controller import ExperimentController, base_trial_env
 from tuner.errors import Conflict, NotFound, RunnerError
 from tuner.events import DELETED, Event, EventHub, Listener
+from tuner.intake import ExperimentCache
 from tuner.leases import Leases
-from tuner.pushes import objective_metrics, pushed_observations
+from tuner.pushes import objective_metrics
 from tuner.runners.base import Runner
 from tuner.settings import Settings
 from tuner.spec import Experiment, spec_warnings
@@ -70,6 +71,7 @@ class Service:
         self._listeners: list[Listener] = []
         self._companions: list[asyncio.Task[None]] = []
         self._writer: ObservationWriter | None = None
+        self._targets: ExperimentCache | None = None
         self._aftermath: set[asyncio.Task[None]] = set()
 
     # -- life cycle ----------------------------------------------------------------------
@@ -125,6 +127,7 @@ class Service:
         )
         self._writer = ObservationWriter(self._db)
         self._writer.start()
+        self._targets = ExperimentCache(self._db)
         await self._claim_orphans()
         self._lease_task = asyncio.create_task(
             self._leases.keep(self._driven, self._lost, self._claim_orphans), name="leases"
@@ -193,6 +196,7 @@ class Service:
 
         Raising ``maxTrialCount`` of a finished experiment resumes it.
         """
+        self._changed(record)
         async with self.asktell.lock(record.id):
             record = await self.db.experiment_by_id(record.id)
             edited = lifecycle.edit_budget(record.experiment, changes)
@@ -248,6 +252,7 @@ class Service:
         """Stop the experiment, then remove it with its trials and observations."""
         await self.stop(record, "the experiment was deleted")
         await self.db.delete_experiment(record.id)
+        self._changed(record)
         if not is_ask_tell(record):
             try:
                 await self.runner.cleanup(record.experiment)  # e.g. the experiment's finished Jobs
@@ -274,6 +279,27 @@ class Service:
             raise NotFound(f"trial {trial.name} has no log (yet)")
         return path
 
+    async def push(
+        self,
+        namespace: str,
+        name: str,
+        trial_name: str,
+        step: int | None,
+        values: Mapping[str, float],
+    ) -> tuple[bool, list[str]]:
+        """:meth:`observe` for the push endpoint, the experiment read from a short-lived cache
+        (:mod:`tuner.intake`), once more from the database if the trial is not found."""
+        assert self._targets is not None
+        record = await self._targets.get(namespace, name)
+        try:
+            return await self.observe(record, trial_name, step, values)
+        except NotFound:
+            self._targets.forget(namespace, name)
+            fresh = await self._targets.get(namespace, name)
+            if fresh.id == record.id:
+                raise
+            return await self.observe(fresh, trial_name, step, values)
+
     async def observe(
         self,
         record: ExperimentRecord,
@@ -285,19 +311,19 @@ class Service:
 
         Metrics that the objective does not list are not stored (as with the StdOut
         collector); their names come back so that the trial can warn. A finished trial gets
-        ``should_stop`` without storing anything.
-        """
+        ``should_stop`` without storing anything. Answers once the writer committed them."""
         kept, ignored = objective_metrics(record, values)
-        observations = await self.db.run(pushed_observations, record, trial_name, step, kept)
+        controller = self._controllers.get(record.id)
+        if controller is not None and controller.ending_decided(trial_name):
+            return True, ignored
+        assert self._writer is not None
+        observations = await self._writer.push(record, trial_name, step, kept)
         if observations is None:
             return True, ignored
         if not observations:
             return False, ignored
-        controller = self._controllers.get(record.id)
         if controller is not None:
-            return await controller.observe(trial_name, observations), ignored
-        assert self._writer is not None
-        await self._writer.write(record, trial_name, observations)
+            return await controller.observed(trial_name, observations), ignored
         if is_ask_tell(record):
             return await self.asktell.early_stop(record, trial_name), ignored
         return False, ignored
@@ -333,6 +359,10 @@ class Service:
         return self.hub.stream(record, self.drives)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _changed(self, record: ExperimentRecord) -> None:  # pushes read it again
+        if self._targets is not None:
+            self._targets.forget(record.namespace, record.name)
 
     def _driven(self) -> list[int]:
         return [i for i, t in self._tasks.items() if not t.done()]

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 
+from tuner.api.admission import Admission, Gate
 from tuner.api.docs import install_docs
 from tuner.api.routes import (
     events,
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,  # no installed package ships ReDoc's script
     )
     app.state.service = service
+    app.state.admission = Gate(settings.max_pending_reports)
+    app.add_middleware(Admission, gate=app.state.admission)
     app.include_router(health.router)
     app.include_router(ui_router)  # the dashboard: / and /ui/...
     for router in (

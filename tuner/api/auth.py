@@ -61,7 +61,7 @@ def require_api_token(service: ServiceDep, credentials: Bearer) -> None:
         raise Forbidden("invalid API token")
 
 
-def require_trial_token(
+async def require_trial_token(
     service: ServiceDep,
     credentials: Bearer,
     trial_token: Annotated[str | None, Depends(trial_token_header)],

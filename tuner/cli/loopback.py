@@ -71,6 +71,17 @@ class RunEndpoint:
     def trial_token(self, namespace: str, experiment: str, trial: str) -> str:
         return derive_trial_token(self._secret, namespace, experiment, trial)
 
+    async def push(
+        self,
+        namespace: str,
+        name: str,
+        trial_name: str,
+        step: int | None,
+        values: Mapping[str, float],
+    ) -> tuple[bool, list[str]]:
+        """As :meth:`tuner.service.Service.push` (the push route's call)."""
+        return await self.observe(self.get(namespace, name), trial_name, step, values)
+
     async def observe(
         self,
         record: ExperimentRecord,

@@ -54,6 +54,7 @@ def serve_command(args: argparse.Namespace) -> int:
         api_url=args.trial_api_url or url,
         lease_ttl=args.lease_ttl,
         lease_interval=max(0.5, args.lease_ttl / 5),
+        max_pending_reports=args.max_pending_reports,
     )
     if args.ask_timeout is not None:
         settings.ask_timeout = args.ask_timeout

@@ -526,6 +526,43 @@ class Repository:
             s.commit()
         return counts
 
+    def store_pushes(
+        self, pushes: Sequence[tuple[ExperimentRecord, str, int | None, Mapping[str, float]]]
+    ) -> list[list[Observation] | None]:
+        """Pushed values ``(experiment, trial, step, values)`` of several trials, in one
+        transaction (all or nothing): each push numbered, stored and returned as observations,
+        or ``None`` when its trial has finished (nothing stored).
+
+        A push without a step gives each metric the step after its highest stored one (pushes
+        earlier in the same call included). The trial's state is read in the same transaction
+        as the insert, so a push never lands after its trial's end was committed.
+        """
+        statements = self._report_statements
+        out: list[list[Observation] | None] = []
+        with self.session() as s:
+            conn = s.connection()
+            for experiment, trial_name, step, values in pushes:
+                found = conn.execute(
+                    statements.trial_state, {"experiment_id": experiment.id, "name": trial_name}
+                ).first()
+                if found is None:
+                    raise NotFound(f"trial {trial_name} not found")
+                trial_id, state = found
+                if TrialState(state).finished:
+                    out.append(None)
+                    continue
+                if step is None:
+                    last = dict(conn.execute(statements.last_steps, {"trial_id": trial_id}).all())
+                    steps = {k: int(last.get(k, -1)) + 1 for k in values}
+                else:
+                    steps = dict.fromkeys(values, step)
+                now = utcnow()
+                observations = [Observation(k, steps[k], float(v), now) for k, v in values.items()]
+                self._insert_observations(conn, trial_id, experiment, observations)
+                out.append(observations)
+            s.commit()
+        return out
+
     def _add_observations(
         self,
         s: Session,
@@ -543,6 +580,18 @@ class Repository:
         )
         if trial_id is None:
             raise NotFound(f"trial {trial_name} not found")
+        return self._insert_observations(conn, trial_id, experiment, observations)
+
+    def _insert_observations(
+        self,
+        conn: Connection,
+        trial_id: int,
+        experiment: ExperimentRecord,
+        observations: Sequence[Observation],
+    ) -> int:
+        if not observations:
+            return 0
+        statements = self._report_statements
         now = utcnow()
         # Last value wins within one batch for a repeated (metric, step).
         unique = {
@@ -888,6 +937,8 @@ class _ReportStatements:
     """The statements of :meth:`Repository.add_observations`, built once per dialect."""
 
     trial_id: Any
+    trial_state: Any
+    last_steps: Any
     insert_observations: Any
     trial_metrics: Any
     upsert_metrics: Any
@@ -902,6 +953,13 @@ class _ReportStatements:
                 TrialRow.experiment_id == bindparam("experiment_id"),
                 TrialRow.name == bindparam("name"),
             ),
+            trial_state=select(TrialRow.id, TrialRow.state).where(
+                TrialRow.experiment_id == bindparam("experiment_id"),
+                TrialRow.name == bindparam("name"),
+            ),
+            last_steps=select(ObservationRow.metric, func.max(ObservationRow.step))
+            .where(ObservationRow.trial_id == bindparam("trial_id"))
+            .group_by(ObservationRow.metric),
             insert_observations=insert(ObservationRow)
             .on_conflict_do_nothing(index_elements=["trial_id", "metric", "step"])
             .returning(ObservationRow.metric, ObservationRow.step, ObservationRow.value),

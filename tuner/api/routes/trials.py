@@ -9,7 +9,14 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
 from tuner.api.auth import APIAuth, TrialAuth
-from tuner.api.deps import ExperimentDep, RepoDep, ServiceDep, TrialName
+from tuner.api.deps import (
+    ExperimentDep,
+    ExperimentName,
+    NamespaceDep,
+    RepoDep,
+    ServiceDep,
+    TrialName,
+)
 from tuner.api.routes.common import (
     AUTH_ERRORS,
     BAD_REQUEST,
@@ -105,9 +112,14 @@ def get_logs(
     summary="Push metric values of a running trial (trial token); answers whether to stop",
 )
 async def push_observations(
-    record: ExperimentDep, trial: TrialName, body: ObservationCreate, service: ServiceDep
+    name: ExperimentName,
+    trial: TrialName,
+    body: ObservationCreate,
+    service: ServiceDep,
+    namespace: NamespaceDep = "default",
 ) -> ObservationAck:
-    should_stop, ignored = await service.observe(record, trial, body.step, body.metrics)
+    # No ExperimentDep: a push reads its experiment from the service's cache, not the database.
+    should_stop, ignored = await service.push(namespace, name, trial, body.step, body.metrics)
     return ObservationAck(should_stop=should_stop, ignored=ignored)
 
 
