@@ -223,8 +223,19 @@ def database(kind: str, tmp: Path) -> Iterator[str]:
             yield url
 
 
+@dataclass
+class Serving:
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def server(db_url: str, tmp: Path, serve_args: list[str]) -> Iterator[str]:
+def server(db_url: str, tmp: Path, serve_args: list[str]) -> Iterator[Serving]:
     import httpx
 
     port = free_port()
@@ -244,7 +255,7 @@ def server(db_url: str, tmp: Path, serve_args: list[str]) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"tuner serve did not start:\n{(tmp / 'serve.log').read_text()}")
             time.sleep(0.1)
-        yield url
+        yield Serving(url, process.pid)
     finally:
         process.terminate()
         try:
@@ -315,7 +326,7 @@ def wait_idle(url: str, seconds: float) -> None:
     time.sleep(seconds)
 
 
-def row(kind: str, rate: float, result: dict[str, Any]) -> list[Any]:
+def row(kind: str, rate: float, result: dict[str, Any], cpu: float) -> list[Any]:
     lat = result["latencies"]
     ok = sum(n for s, n in result["statuses"].items() if s.startswith("2"))
     busy = result["statuses"].get("503", 0)
@@ -332,6 +343,7 @@ def row(kind: str, rate: float, result: dict[str, Any]) -> list[Any]:
         result["timeouts"] + result["errors"] + other,
         f"{percentile(health, 99) * ms:.0f}" if health else "-",
         result["health_failures"],
+        f"{cpu / max(ok, 1) * ms:.2f}",
     ]
 
 
@@ -345,6 +357,7 @@ HEADER = [
     "timeouts+errors",
     "healthz p99 ms",
     "healthz failed",
+    "server CPU ms/report",
 ]
 
 
@@ -355,7 +368,13 @@ def main() -> None:
     parser.add_argument("--rates", default="200,500,1000,1500")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per rate")
     parser.add_argument("--trials", type=int, default=50)
-    parser.add_argument("--connections", type=int, default=128)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=512,
+        help="keep-alive connections (trials); more than the server's --max-pending-reports, "
+        "so that its admission limit, not the generator, bounds what is in flight",
+    )
     parser.add_argument("--quick", action="store_true", help="4 s per rate")
     parser.add_argument("--serve-arg", action="append", default=[], help="for tuner serve")
     args = parser.parse_args()
@@ -370,7 +389,8 @@ def main() -> None:
     for kind in kinds:
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
-            with database(kind, tmp) as db_url, server(db_url, tmp, args.serve_arg) as url:
+            with database(kind, tmp) as db_url, server(db_url, tmp, args.serve_arg) as serving:
+                url = serving.url
                 trials = ask_trials(url, args.trials)
                 acked: dict[str, list[int]] = {}
                 first_step = 0
@@ -379,11 +399,13 @@ def main() -> None:
                     plan = Plan(
                         host, int(port), rate, duration, args.connections, trials, first_step
                     )
+                    cpu = serving.cpu_seconds()
                     result = run_rate(url, plan)
+                    cpu = serving.cpu_seconds() - cpu
                     first_step += int(rate * duration) // len(trials) + 1
                     for trial, steps in result["acked"].items():
                         acked.setdefault(trial, []).extend(steps)
-                    rows.append(row(kind, rate, result))
+                    rows.append(row(kind, rate, result, cpu))
                     print(markdown_table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
                     if result["retry_after"]:
                         print(f"  Retry-After values: {result['retry_after']}", flush=True)
@@ -397,7 +419,7 @@ def main() -> None:
                     flush=True,
                 )
     print()
-    print(markdown_table(HEADER, rows, "lrrrrrrrr"))
+    print(markdown_table(HEADER, rows, "l" + "r" * (len(HEADER) - 1)))
 
 
 if __name__ == "__main__":

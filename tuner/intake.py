@@ -16,6 +16,7 @@ transaction that stores the push (:meth:`tuner.storage.Repository.store_pushes`)
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 
@@ -43,6 +44,7 @@ class ExperimentCache:
         self.ttl = ttl
         self.size = size
         self._records: OrderedDict[tuple[str, str], tuple[float, ExperimentRecord]] = OrderedDict()
+        self._loading: dict[tuple[str, str], asyncio.Future[ExperimentRecord]] = {}
         self.misses = 0  # reads from the database (for tests)
 
     async def get(self, namespace: str, name: str) -> ExperimentRecord:
@@ -53,8 +55,24 @@ class ExperimentCache:
         if entry is not None and entry[0] > now:
             self._records.move_to_end(key)
             return entry[1]
+        loading = self._loading.get(key)
+        if loading is not None:  # one read per miss, however many pushes wait for it
+            return await asyncio.shield(loading)
         self.misses += 1
-        record = await self.db.get_experiment(namespace, name)
+        loading = asyncio.get_running_loop().create_future()
+        self._loading[key] = loading
+        try:
+            record = await self.db.get_experiment(namespace, name)
+        except asyncio.CancelledError:
+            loading.cancel()
+            raise
+        except Exception as error:
+            loading.set_exception(error)
+            loading.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        finally:
+            del self._loading[key]
+        loading.set_result(record)
         self._records[key] = (time.monotonic() + self.ttl, record)
         self._records.move_to_end(key)
         while len(self._records) > self.size:

@@ -71,9 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(ui_router)  # the dashboard: / and /ui/...
     for router in (
+        trials.push_router,  # first: routes are tried in order, and pushes are the most frequent
         experiments.router,
         trials.router,
-        trials.push_router,
         suggestions.router,
         leaderboard.router,
         events.router,

@@ -534,34 +534,100 @@ class Repository:
         or ``None`` when its trial has finished (nothing stored).
 
         A push without a step gives each metric the step after its highest stored one (pushes
-        earlier in the same call included). The trial's state is read in the same transaction
-        as the insert, so a push never lands after its trial's end was committed.
+        earlier in the same call included). The trials' states are read in the transaction that
+        stores the values, so a push never lands after its trial's end was committed. A
+        (metric, step) stored already keeps its value (a retried push changes nothing). The
+        statements do not grow with the number of pushes: one read of the trials per
+        experiment, one insert, one read and one write of the trials' metric values.
         """
         statements = self._report_statements
-        out: list[list[Observation] | None] = []
         with self.session() as s:
             conn = s.connection()
-            for experiment, trial_name, step, values in pushes:
-                found = conn.execute(
-                    statements.trial_state, {"experiment_id": experiment.id, "name": trial_name}
-                ).first()
+            trials: dict[tuple[int, str], tuple[int, str]] = {}
+            names: dict[int, set[str]] = {}
+            for experiment, name, _, _ in pushes:
+                names.setdefault(experiment.id, set()).add(name)
+            for experiment_id, wanted in names.items():
+                for trial_id, name, state in conn.execute(
+                    statements.trial_states, {"experiment_id": experiment_id, "names": wanted}
+                ):
+                    trials[(experiment_id, name)] = (trial_id, state)
+            stepless = [
+                trials[(e.id, n)][0]
+                for e, n, step, values in pushes
+                if step is None and values and (e.id, n) in trials
+            ]
+            last: dict[tuple[int, str], int] = {}
+            if stepless:
+                for trial_id, metric, step in conn.execute(
+                    statements.last_steps, {"trial_ids": sorted(set(stepless))}
+                ):
+                    last[(trial_id, metric)] = int(step)
+            now = utcnow()
+            out: list[list[Observation] | None] = []
+            rows: dict[tuple[int, str, int], dict[str, Any]] = {}
+            objectives: dict[int, Any] = {}
+            for experiment, name, step, values in pushes:
+                found = trials.get((experiment.id, name))
                 if found is None:
-                    raise NotFound(f"trial {trial_name} not found")
+                    raise NotFound(f"trial {name} not found")
                 trial_id, state = found
                 if TrialState(state).finished:
                     out.append(None)
                     continue
-                if step is None:
-                    last = dict(conn.execute(statements.last_steps, {"trial_id": trial_id}).all())
-                    steps = {k: int(last.get(k, -1)) + 1 for k in values}
-                else:
-                    steps = dict.fromkeys(values, step)
-                now = utcnow()
-                observations = [Observation(k, steps[k], float(v), now) for k, v in values.items()]
-                self._insert_observations(conn, trial_id, experiment, observations)
+                observations = []
+                for metric, value in values.items():
+                    at = last.get((trial_id, metric), -1) + 1 if step is None else step
+                    last[(trial_id, metric)] = max(at, last.get((trial_id, metric), -1))
+                    observations.append(Observation(metric, at, float(value), now))
+                    rows.setdefault(
+                        (trial_id, metric, at),
+                        {
+                            "trial_id": trial_id,
+                            "metric": metric,
+                            "step": at,
+                            "value": _nan_to_none(float(value)),
+                            "time": now,
+                        },
+                    )
+                objectives[trial_id] = experiment.experiment.spec.objective
                 out.append(observations)
+            if rows:
+                inserted = conn.execute(statements.insert_pushed, list(rows.values())).all()
+                if inserted:
+                    self._fold_pushed(conn, objectives, inserted)
             s.commit()
         return out
+
+    def _fold_pushed(
+        self, conn: Connection, objectives: Mapping[int, Any], inserted: Sequence[Any]
+    ) -> None:
+        """:meth:`_update_metrics` for the new observations ``(trial_id, metric, step, value)``
+        of several trials, in one read and one write."""
+        statements = self._report_statements
+        new: dict[int, list[tuple[str, int, float | None]]] = {}
+        for trial_id, metric, step, value in inserted:
+            new.setdefault(trial_id, []).append((metric, step, value))
+        current: dict[int, dict[str, _Aggregate]] = {t: {} for t in new}
+        for trial_id, name, value, step, count in conn.execute(
+            statements.metrics_of_trials, {"trial_ids": sorted(new)}
+        ):
+            current[trial_id][name] = _Aggregate(value, step, count)
+        upserts: list[dict[str, Any]] = []
+        objective_rows: list[dict[str, Any]] = []
+        for trial_id, observed in new.items():
+            objective = objectives[trial_id]
+            aggregates = current[trial_id]
+            touched = _fold(aggregates, objective, observed)
+            upserts += [{"trial_id": trial_id, "name": m, **vars(aggregates[m])} for m in touched]
+            if objective.objective_metric_name in touched:
+                best = aggregates[objective.objective_metric_name]
+                objective_rows.append(
+                    {"trial_id": trial_id, "objective": best.value, "steps": best.count}
+                )
+        conn.execute(statements.upsert_metrics, upserts)
+        if objective_rows:
+            conn.execute(statements.set_objective, objective_rows)
 
     def _add_observations(
         self,
@@ -624,19 +690,10 @@ class Repository:
                 statements.trial_metrics, {"trial_id": trial_id}
             )
         }
-        touched: set[str] = set()
-        for metric, step, value in sorted(inserted, key=lambda r: r[1]):
-            touched.add(metric)
-            entry = current.get(metric)
-            if entry is None:
-                current[metric] = _Aggregate(value, step, 1)
-                continue
-            if _prefer(objective.strategy(metric), value, step, entry.value, entry.step):
-                entry.value, entry.step = value, step
-            entry.count += 1
+        touched = _fold(current, objective, inserted)
         conn.execute(
             statements.upsert_metrics,
-            [{"trial_id": trial_id, "name": m, **vars(current[m])} for m in sorted(touched)],
+            [{"trial_id": trial_id, "name": m, **vars(current[m])} for m in touched],
         )
         if objective.objective_metric_name in touched:
             aggregate = current[objective.objective_metric_name]
@@ -937,8 +994,10 @@ class _ReportStatements:
     """The statements of :meth:`Repository.add_observations`, built once per dialect."""
 
     trial_id: Any
-    trial_state: Any
+    trial_states: Any
     last_steps: Any
+    insert_pushed: Any
+    metrics_of_trials: Any
     insert_observations: Any
     trial_metrics: Any
     upsert_metrics: Any
@@ -953,13 +1012,30 @@ class _ReportStatements:
                 TrialRow.experiment_id == bindparam("experiment_id"),
                 TrialRow.name == bindparam("name"),
             ),
-            trial_state=select(TrialRow.id, TrialRow.state).where(
+            trial_states=select(TrialRow.id, TrialRow.name, TrialRow.state).where(
                 TrialRow.experiment_id == bindparam("experiment_id"),
-                TrialRow.name == bindparam("name"),
+                TrialRow.name.in_(bindparam("names", expanding=True)),
             ),
-            last_steps=select(ObservationRow.metric, func.max(ObservationRow.step))
-            .where(ObservationRow.trial_id == bindparam("trial_id"))
-            .group_by(ObservationRow.metric),
+            last_steps=select(
+                ObservationRow.trial_id, ObservationRow.metric, func.max(ObservationRow.step)
+            )
+            .where(ObservationRow.trial_id.in_(bindparam("trial_ids", expanding=True)))
+            .group_by(ObservationRow.trial_id, ObservationRow.metric),
+            insert_pushed=insert(ObservationRow)
+            .on_conflict_do_nothing(index_elements=["trial_id", "metric", "step"])
+            .returning(
+                ObservationRow.trial_id,
+                ObservationRow.metric,
+                ObservationRow.step,
+                ObservationRow.value,
+            ),
+            metrics_of_trials=select(
+                TrialMetricRow.trial_id,
+                TrialMetricRow.name,
+                TrialMetricRow.value,
+                TrialMetricRow.step,
+                TrialMetricRow.count,
+            ).where(TrialMetricRow.trial_id.in_(bindparam("trial_ids", expanding=True))),
             insert_observations=insert(ObservationRow)
             .on_conflict_do_nothing(index_elements=["trial_id", "metric", "step"])
             .returning(ObservationRow.metric, ObservationRow.step, ObservationRow.value),
@@ -987,6 +1063,24 @@ class _Aggregate:
     value: float | None
     step: int
     count: int
+
+
+def _fold(
+    current: dict[str, _Aggregate], objective: Any, inserted: Iterable[Sequence[Any]]
+) -> list[str]:
+    """Fold new ``(metric, step, value)`` observations of one trial into its per-metric values
+    under their strategies (in ``current``); returns the metrics touched, sorted."""
+    touched: set[str] = set()
+    for metric, step, value in sorted(inserted, key=lambda r: r[1]):
+        touched.add(metric)
+        entry = current.get(metric)
+        if entry is None:
+            current[metric] = _Aggregate(value, step, 1)
+            continue
+        if _prefer(objective.strategy(metric), value, step, entry.value, entry.step):
+            entry.value, entry.step = value, step
+        entry.count += 1
+    return sorted(touched)
 
 
 def _prefer(
