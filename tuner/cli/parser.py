@@ -176,6 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Retry-After at once, rather than queued (default 256)",
     )
     p.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="uvicorn's event loop (default auto: uvloop when installed)",
+    )
+    p.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="uvicorn's HTTP parser (default auto: httptools when installed)",
+    )
+    p.add_argument(
         "--trial-api-url",
         default=os.environ.get(API_URL_ENV) or None,
         help=f"the URL trials reach this server at, given to them as ${API_URL_ENV} (default: "

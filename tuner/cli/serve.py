@@ -75,6 +75,8 @@ def serve_command(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         log_config=access_log_config(),
         timeout_graceful_shutdown=5,
+        loop=args.loop,
+        http=args.http,
     )
     return EXIT_OK
 
