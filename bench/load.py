@@ -80,6 +80,7 @@ class Outcome:
     health_failures: int = 0
     retry_after: set[str] = field(default_factory=set)
     elapsed: float = 0.0
+    lags: list[float] = field(default_factory=list)  # the generator's own delay past due
 
 
 class Connection:
@@ -177,6 +178,7 @@ async def generate(plan: Plan) -> Outcome:
         delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+        out.lags.append(max(0.0, time.monotonic() - due))
         trial, token = plan.trials[i % len(plan.trials)]
         step = plan.first_step + i // len(plan.trials)
         queue.put_nowait((due, trial, step, _push(plan, trial, token, step)))
@@ -333,6 +335,7 @@ def row(kind: str, rate: float, result: dict[str, Any], cpu: float) -> list[Any]
     other = sum(n for s, n in result["statuses"].items() if not s.startswith(("2", "503")))
     health = result["health"]
     ms = 1000
+    lag = result["lags"]
     return [
         kind,
         int(rate),
@@ -344,6 +347,8 @@ def row(kind: str, rate: float, result: dict[str, Any], cpu: float) -> list[Any]
         f"{percentile(health, 99) * ms:.0f}" if health else "-",
         result["health_failures"],
         f"{cpu / max(ok, 1) * ms:.2f}",
+        f"{cpu / result['elapsed'] * 100:.0f}%",
+        f"{percentile(lag, 99) * ms:.0f}" if lag else "-",
     ]
 
 
@@ -358,6 +363,8 @@ HEADER = [
     "healthz p99 ms",
     "healthz failed",
     "server CPU ms/report",
+    "server CPU (of 1 core)",
+    "generator late p99 ms",
 ]
 
 

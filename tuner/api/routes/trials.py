@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from tuner.api.auth import APIAuth, TrialAuth
+from tuner.api.auth import TRIAL_SECURITY, APIAuth, PushAuth, TrialAuth
 from tuner.api.deps import (
     ExperimentDep,
     ExperimentName,
@@ -26,6 +26,7 @@ from tuner.api.routes.common import (
     json_errors,
 )
 from tuner.api.schemas import (
+    ErrorRead,
     ObservationAck,
     ObservationCreate,
     ObservationsRead,
@@ -47,7 +48,6 @@ router = APIRouter(
 push_router = APIRouter(
     prefix="/experiments/{name}/trials",
     tags=["trials"],
-    dependencies=[TrialAuth],
     responses={**AUTH_ERRORS, **NOT_FOUND, **INVALID},
 )
 
@@ -110,6 +110,14 @@ def get_logs(
 @push_router.post(
     "/{trial}/observations",
     summary="Push metric values of a running trial (trial token); answers whether to stop",
+    dependencies=[PushAuth],
+    openapi_extra=TRIAL_SECURITY,
+    responses={
+        503: {
+            "model": ErrorRead,
+            "description": "too many reports in flight: send it again after Retry-After seconds",
+        }
+    },
 )
 async def push_observations(
     name: ExperimentName,
@@ -126,6 +134,7 @@ async def push_observations(
 @push_router.post(
     "/{trial}/complete",
     summary="Ask/tell: finish a trial with its final metrics (trial token)",
+    dependencies=[TrialAuth],
     responses={**BAD_REQUEST, **CONFLICT},
 )
 async def complete_trial(
