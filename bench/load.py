@@ -1,4 +1,4 @@
-"""Metric reports under load: offered rate vs achieved rate, latency, 503s and ``/healthz``.
+"""Metric reports under load: offered vs achieved rate, latency, 503s and ``/healthz``.
 
 A real ``tuner serve`` (a subprocess, on a temporary SQLite file or a private PostgreSQL
 schema) holds one ask/tell experiment with ``--trials`` Running trials (asked through the API,
@@ -8,20 +8,29 @@ server's event loop, offers pushes (``POST .../trials/{trial}/observations``, th
 at a fixed rate, open loop: request ``i`` is due at ``start + i / rate`` whatever happened to
 the earlier ones, and its latency is counted from that due time (a request waiting for a free
 connection is late, not excused). It speaks HTTP/1.1 itself over ``--connections``
-keep-alive connections (a few microseconds per request, so it is not the bottleneck that an
-HTTP library would be on 2 cores). A request without an answer after 10 s is a timeout.
+keep-alive connections (more than the server's admission limit, as many trials would be):
+no HTTP library, so that the generator is not the bottleneck on 2 cores. A request without an
+answer after 10 s is a timeout (its connection is closed and opened again).
 
 Beside the load, a prober asks ``GET /healthz`` 10 times a second on its own connection.
 
+Columns: ``achieved 2xx/s`` (acknowledged reports over the time from the first due request
+to the last answer), ``p50``/``p99`` from due time, ``p99 from sent`` (from the request's
+write to its answer: the server's part), ``503s`` (with the ``Retry-After`` values seen),
+timeouts and connection errors, ``/healthz`` p99 and failures, the server process's CPU time
+per acknowledged report and its CPU use over the run (100% = one core), and how late the
+generator itself was in putting requests out (its own lag, to tell a starved generator from a
+slow server).
+
 After every rate the server is given time to drain; at the end, every trial's stored ``loss``
 curve is read back through the API and compared with the pushes that were acknowledged
-(2xx): ``lost`` counts acknowledged reports that are not stored (must be 0).
+(2xx): acknowledged reports not stored (must be 0) and steps stored twice (must be 0).
 
 Run: ``.venv/bin/python bench/load.py [--db sqlite|postgres|both] [--rates 200,500,1000,1500]
 [--duration 10] [--quick]`` (``--quick``: 4 s per rate). PostgreSQL:
 ``$TUNER_BENCH_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``), a
-private schema dropped afterwards. ``--serve-arg=--report-queue=N`` passes options to
-``tuner serve``.
+private schema dropped afterwards. ``--serve-arg=--max-pending-reports=N`` (repeatable)
+passes options to ``tuner serve``.
 """
 
 from __future__ import annotations
@@ -71,7 +80,8 @@ class Plan:
 
 @dataclass
 class Outcome:
-    latencies: list[float] = field(default_factory=list)  # seconds, answered requests
+    latencies: list[float] = field(default_factory=list)  # seconds from due, answered requests
+    served: list[float] = field(default_factory=list)  # seconds from sent to answered
     statuses: dict[str, int] = field(default_factory=dict)
     timeouts: int = 0
     errors: int = 0
@@ -132,6 +142,7 @@ async def generate(plan: Plan) -> Outcome:
         conn = Connection(plan.host, plan.port)
         while (item := await queue.get()) is not None:
             due, trial, step, raw = item
+            sent = time.monotonic()
             try:
                 status, headers, _ = await asyncio.wait_for(conn.request(raw), TIMEOUT)
             except TimeoutError:
@@ -142,7 +153,9 @@ async def generate(plan: Plan) -> Outcome:
                 out.errors += 1
                 conn.close()
                 continue
-            out.latencies.append(time.monotonic() - due)
+            answered = time.monotonic()
+            out.latencies.append(answered - due)
+            out.served.append(answered - sent)
             out.statuses[str(status)] = out.statuses.get(str(status), 0) + 1
             if 200 <= status < 300:
                 out.acked.setdefault(trial, []).append(step)
@@ -342,6 +355,7 @@ def row(kind: str, rate: float, result: dict[str, Any], cpu: float) -> list[Any]
         f"{ok / result['elapsed']:.0f}",
         f"{percentile(lat, 50) * ms:.0f}" if lat else "-",
         f"{percentile(lat, 99) * ms:.0f}" if lat else "-",
+        f"{percentile(result['served'], 99) * ms:.0f}" if lat else "-",
         busy,
         result["timeouts"] + result["errors"] + other,
         f"{percentile(health, 99) * ms:.0f}" if health else "-",
@@ -358,6 +372,7 @@ HEADER = [
     "achieved 2xx/s",
     "p50 ms",
     "p99 ms",
+    "p99 ms from sent",
     "503s",
     "timeouts+errors",
     "healthz p99 ms",
