@@ -196,11 +196,11 @@ class Service:
 
         Raising ``maxTrialCount`` of a finished experiment resumes it.
         """
-        self._changed(record)
         async with self.asktell.lock(record.id):
             record = await self.db.experiment_by_id(record.id)
             edited = lifecycle.edit_budget(record.experiment, changes)
             await self.db.update_spec(record.id, edited)
+            self._changed(record)
             resumed = lifecycle.resumed_by(record.experiment.spec, edited.spec, changes)
             if record.phase.finished and resumed is not None:
                 await self.db.set_phase(record.id, ExperimentPhase.RUNNING, *resumed)
