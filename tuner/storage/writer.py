@@ -1,11 +1,13 @@
 """One writer for observations: reports that arrive together share a transaction.
 
-Every pushed report and every parsed log line of a server goes through
-:meth:`ObservationWriter.write`. A single task takes whatever is queued, writes it in one
+Every pushed report (:meth:`ObservationWriter.push`: numbered and checked against the trial's
+state inside the transaction) and every parsed log line (:meth:`ObservationWriter.write`) of
+a server goes through it. A single task takes whatever is queued, writes it in one
 transaction on the database thread (:class:`~tuner.storage.aio.AsyncRepository`), and only
 then answers each caller, so an acknowledged report is stored. With one writer, concurrent
 reporters never contend for SQLite's write lock, and under load the cost of a transaction is
-shared by many reports.
+shared by many reports. The queue is not bounded here: ``tuner serve`` bounds the pushes in
+flight before they reach it (:mod:`tuner.api.admission`).
 """
 
 from __future__ import annotations
@@ -50,11 +52,6 @@ class ObservationWriter:
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # transactions written (for tests and metrics)
-
-    @property
-    def queued(self) -> int:
-        """Requests waiting for the next transaction (not those being written)."""
-        return self._queue.qsize()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="observation writer")
