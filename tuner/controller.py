@@ -158,6 +158,15 @@ class ExperimentController:
             await self._writer.write(self.record, trial_name, observations)
         else:
             await self.db.add_observations(self.record, trial_name, observations)
+        return await self.observed(trial_name, observations)
+
+    def ending_decided(self, trial_name: str) -> bool:
+        """Whether the trial's end is decided (what it reports now is not stored)."""
+        return trial_name in self._endings
+
+    async def observed(self, trial_name: str, observations: Sequence[Observation]) -> bool:
+        """After observations of a trial were stored elsewhere (a push): whether it should stop
+        (the stopping rule decides at once)."""
         objective = self.experiment.spec.objective.objective_metric_name
         curve = self._curves.setdefault(trial_name, {})
         new_points = False

@@ -2,13 +2,11 @@
 
 The service only orchestrates; each idea it uses has its own module:
 
-* :mod:`tuner.settings`: how it is built;
-* :mod:`tuner.controller` drives experiments with a ``trialTemplate`` (one task each), and
-  :mod:`tuner.asktell` those without one; both decide by :mod:`tuner.lifecycle`;
-* :mod:`tuner.leases`: which replica drives which experiment;
-* :mod:`tuner.tokens`: the per-trial tokens of metric pushes;
-* :mod:`tuner.events`: the fan-out of changes to listeners and Server-Sent Event streams;
-* :mod:`tuner.storage.aio`: the only way its coroutines reach the database.
+:mod:`tuner.settings` (how it is built), :mod:`tuner.controller` and :mod:`tuner.asktell`
+(experiments with and without a ``trialTemplate``, deciding by :mod:`tuner.lifecycle`),
+:mod:`tuner.leases` (which replica drives which experiment), :mod:`tuner.tokens` (trials'
+push tokens), :mod:`tuner.events` (changes fanned out to listeners and streams) and
+:mod:`tuner.storage.aio` (the only way its coroutines reach the database).
 """
 
 from __future__ import annotations
@@ -19,15 +17,16 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tuner import lifecycle, names
 from tuner.asktell import AskTell, is_ask_tell
 from tuner.controller import ExperimentController, base_trial_env
 from tuner.errors import Conflict, NotFound, RunnerError
 from tuner.events import DELETED, Event, EventHub, Listener
+from tuner.intake import ExperimentCache
 from tuner.leases import Leases
-from tuner.pushes import objective_metrics, pushed_observations
+from tuner.pushes import objective_metrics
 from tuner.runners.base import Runner
 from tuner.settings import Settings
 from tuner.spec import Experiment, spec_warnings
@@ -38,6 +37,13 @@ from tuner.tokens import default_secret_path, derive_trial_token, load_or_create
 from tuner.trials import ExperimentPhase, Trial
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _started(part: T | None) -> T:
+    if part is None:
+        raise RuntimeError("the service has not been started")
+    return part
 
 
 class Service:
@@ -70,6 +76,7 @@ class Service:
         self._listeners: list[Listener] = []
         self._companions: list[asyncio.Task[None]] = []
         self._writer: ObservationWriter | None = None
+        self._targets: ExperimentCache | None = None
         self._aftermath: set[asyncio.Task[None]] = set()
 
     # -- life cycle ----------------------------------------------------------------------
@@ -77,9 +84,7 @@ class Service:
     @property
     def db(self) -> AsyncRepository:
         """The database, for coroutines."""
-        if self._db is None:
-            raise RuntimeError("the service has not been started")
-        return self._db
+        return _started(self._db)
 
     @property
     def repo(self) -> Repository:
@@ -88,21 +93,15 @@ class Service:
 
     @property
     def runner(self) -> Runner:
-        if self._runner is None:
-            raise RuntimeError("the service has not been started")
-        return self._runner
+        return _started(self._runner)
 
     @property
     def hub(self) -> EventHub:
-        if self._hub is None:
-            raise RuntimeError("the service has not been started")
-        return self._hub
+        return _started(self._hub)
 
     @property
     def asktell(self) -> AskTell:
-        if self._asktell is None:
-            raise RuntimeError("the service has not been started")
-        return self._asktell
+        return _started(self._asktell)
 
     async def start(self) -> None:
         """Open the database and resume every Created or Running experiment."""
@@ -127,6 +126,7 @@ class Service:
         )
         self._writer = ObservationWriter(self._db)
         self._writer.start()
+        self._targets = ExperimentCache(self._db)
         await self._claim_orphans()
         self._lease_task = asyncio.create_task(
             self._leases.keep(self._driven, self._lost, self._claim_orphans), name="leases"
@@ -191,10 +191,8 @@ class Service:
     async def edit_budget(
         self, record: ExperimentRecord, changes: Mapping[str, Any]
     ) -> ExperimentRecord:
-        """Change maxTrialCount, parallelTrialCount or maxFailedTrialCount (None removes one).
-
-        Raising ``maxTrialCount`` of a finished experiment resumes it.
-        """
+        """Change maxTrialCount, parallelTrialCount or maxFailedTrialCount (None removes one);
+        raising ``maxTrialCount`` of a finished experiment resumes it."""
         async with self.asktell.lock(record.id):
             record = await self.db.experiment_by_id(record.id)
             edited = lifecycle.edit_budget(record.experiment, changes)
@@ -202,6 +200,7 @@ class Service:
             old = record.experiment.spec
             lifecycle.check_edit(record.name, record.phase, record.reason, old, edited.spec, trials)
             await self.db.update_spec(record.id, edited)
+            self._changed(record)
             resumed = lifecycle.resumed_by(record.experiment.spec, edited.spec, changes)
             if record.phase.finished and resumed is not None:
                 await self.db.set_phase(record.id, ExperimentPhase.RUNNING, *resumed)
@@ -253,18 +252,16 @@ class Service:
         """Stop the experiment, then remove it with its trials and observations."""
         await self.stop(record, "the experiment was deleted")
         await self.db.delete_experiment(record.id)
+        self._changed(record)
         if not is_ask_tell(record):
             try:
                 await self.runner.cleanup(record.experiment)  # e.g. the experiment's finished Jobs
             except RunnerError as e:  # the record is gone already: report, do not fail
                 log.warning("experiment %s deleted, but: %s", record.name, e.message)
         self.asktell.forget(record.id)
-        self.hub.publish(
-            record.id,
-            Event(
-                kind="experiment", namespace=record.namespace, experiment=record.name, state=DELETED
-            ),
-        )
+        ns, name = record.namespace, record.name
+        gone = Event(kind="experiment", namespace=ns, experiment=name, state=DELETED)
+        self.hub.publish(record.id, gone)
 
     # -- trials --------------------------------------------------------------------------
 
@@ -280,6 +277,32 @@ class Service:
             raise NotFound(f"trial {trial.name} has no log (yet)")
         return path
 
+    async def push_target(self, namespace: str, name: str, fresh: bool = False) -> ExperimentRecord:
+        """The experiment a push names, from a short-lived cache (:mod:`tuner.intake`)."""
+        assert self._targets is not None
+        if fresh:
+            self._targets.forget(namespace, name)
+        return await self._targets.get(namespace, name)
+
+    async def push(
+        self,
+        namespace: str,
+        name: str,
+        trial_name: str,
+        step: int | None,
+        values: Mapping[str, float],
+    ) -> tuple[bool, list[str]]:
+        """:meth:`observe` for the push endpoint, the experiment read from a short-lived cache
+        (:mod:`tuner.intake`), once more from the database if the trial is not found."""
+        record = await self.push_target(namespace, name)
+        try:
+            return await self.observe(record, trial_name, step, values)
+        except NotFound:
+            fresh = await self.push_target(namespace, name, fresh=True)
+            if fresh.id == record.id:
+                raise
+            return await self.observe(fresh, trial_name, step, values)
+
     async def observe(
         self,
         record: ExperimentRecord,
@@ -291,19 +314,17 @@ class Service:
 
         Metrics that the objective does not list are not stored (as with the StdOut
         collector); their names come back so that the trial can warn. A finished trial gets
-        ``should_stop`` without storing anything.
-        """
+        ``should_stop`` without storing anything. Answers once the writer committed them."""
         kept, ignored = objective_metrics(record, values)
-        observations = await self.db.run(pushed_observations, record, trial_name, step, kept)
-        if observations is None:
-            return True, ignored
-        if not observations:
-            return False, ignored
         controller = self._controllers.get(record.id)
-        if controller is not None:
-            return await controller.observe(trial_name, observations), ignored
+        if controller is not None and controller.ending_decided(trial_name):
+            return True, ignored
         assert self._writer is not None
-        await self._writer.write(record, trial_name, observations)
+        observations = await self._writer.push(record, trial_name, step, kept)
+        if not observations:  # None: the trial had finished (stop); []: nothing new
+            return observations is None, ignored
+        if controller is not None:
+            return await controller.observed(trial_name, observations), ignored
         if is_ask_tell(record):
             return await self.asktell.early_stop(record, trial_name), ignored
         return False, ignored
@@ -339,6 +360,10 @@ class Service:
         return self.hub.stream(record, self.drives)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _changed(self, record: ExperimentRecord) -> None:  # pushes read it again
+        if self._targets is not None:
+            self._targets.forget(record.namespace, record.name)
 
     def _driven(self) -> list[int]:
         return [i for i, t in self._tasks.items() if not t.done()]

@@ -47,6 +47,8 @@ class Settings:
         lease_interval: seconds between lease renewals and scans for orphaned experiments.
         ask_timeout: seconds an asked (ask/tell) trial may go without a report or a tell;
             then it ends Killed (``AskExpired``) and frees its slot, like a lost heartbeat.
+        max_pending_reports: metric pushes in flight beyond which a new one is answered 503
+            with ``Retry-After`` at once (:mod:`tuner.api.admission`).
         companions: coroutines run beside the service from its start to its close, each given
             the started service (``tuner serve --runner kubernetes`` runs the operator so).
     """
@@ -68,4 +70,5 @@ class Settings:
     lease_ttl: float = 10.0
     lease_interval: float = 2.0
     ask_timeout: float = DEFAULT_ASK_TIMEOUT
+    max_pending_reports: int = 256
     companions: list[Companion] = field(default_factory=list)

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 
+from tuner.api.admission import Admission, Gate
 from tuner.api.attempts import FailedAttempts
 from tuner.api.docs import install_docs
 from tuner.api.guards import Guards
@@ -69,12 +70,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     app.state.failed_attempts = FailedAttempts()  # wrong API tokens per client address
     app.add_middleware(Guards, allowed_hosts=settings.allowed_hosts)  # CSRF, DNS rebinding
+    app.state.admission = Gate(settings.max_pending_reports)
+    app.add_middleware(Admission, gate=app.state.admission)
     app.include_router(health.router)
     app.include_router(ui_router)  # the dashboard: / and /ui/...
     for router in (
+        trials.push_router,  # first: routes are tried in order, and pushes are the most frequent
         experiments.router,
         trials.router,
-        trials.push_router,
         suggestions.router,
         leaderboard.router,
         events.router,

@@ -12,13 +12,15 @@ from tuner.storage import ExperimentRecord, Repository
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
+    # async: FastAPI would run a plain function in its threadpool, a thread hop per request.
     service: Service = request.app.state.service
     return service
 
 
 def get_repo(request: Request) -> Repository:
-    return get_service(request).repo
+    service: Service = request.app.state.service
+    return service.repo
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]

@@ -72,6 +72,17 @@ class RunEndpoint:
     def trial_token(self, record: ExperimentRecord, trial: str) -> str:
         return derive_trial_token(self._secret, record.uid, trial)
 
+    async def push(
+        self,
+        namespace: str,
+        name: str,
+        trial_name: str,
+        step: int | None,
+        values: Mapping[str, float],
+    ) -> tuple[bool, list[str]]:
+        """As :meth:`tuner.service.Service.push` (the push route's call)."""
+        return await self.observe(self.get(namespace, name), trial_name, step, values)
+
     async def observe(
         self,
         record: ExperimentRecord,

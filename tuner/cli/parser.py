@@ -188,6 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
         "and frees its slot (default 86400, a day)",
     )
     p.add_argument(
+        "--max-pending-reports",
+        type=positive_int,
+        default=256,
+        metavar="N",
+        help="metric reports in flight beyond which a new one is answered 503 with "
+        "Retry-After at once, rather than queued (default 256)",
+    )
+    p.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="uvicorn's event loop (default auto: uvloop when installed)",
+    )
+    p.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="uvicorn's HTTP parser (default auto: httptools when installed)",
+    )
+    p.add_argument(
         "--trial-api-url",
         default=os.environ.get(API_URL_ENV) or None,
         help=f"the URL trials reach this server at, given to them as ${API_URL_ENV} (default: "

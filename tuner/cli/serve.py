@@ -80,6 +80,7 @@ def serve_command(args: argparse.Namespace) -> int:
         api_url=trial_url,
         lease_ttl=args.lease_ttl,
         lease_interval=max(0.5, args.lease_ttl / 5),
+        max_pending_reports=args.max_pending_reports,
     )
     if args.ask_timeout is not None:
         settings.ask_timeout = args.ask_timeout
@@ -102,6 +103,8 @@ def serve_command(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         log_config=access_log_config(),
         timeout_graceful_shutdown=5,
+        loop=args.loop,
+        http=args.http,
     )
     return EXIT_OK
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -540,6 +540,110 @@ class Repository:
             s.commit()
         return counts
 
+    def store_pushes(
+        self, pushes: Sequence[tuple[ExperimentRecord, str, int | None, Mapping[str, float]]]
+    ) -> list[list[Observation] | None]:
+        """Pushed values ``(experiment, trial, step, values)`` of several trials, in one
+        transaction (all or nothing): each push numbered, stored and returned as observations,
+        or ``None`` when its trial has finished (nothing stored).
+
+        A push without a step gives each metric the step after its highest stored one (pushes
+        earlier in the same call included). The trials' states are read in the transaction that
+        stores the values, so a push never lands after its trial's end was committed. A
+        (metric, step) stored already keeps its value (a retried push changes nothing). The
+        statements do not grow with the number of pushes: one read of the trials per
+        experiment, one insert, one read and one write of the trials' metric values.
+        """
+        statements = self._report_statements
+        with self.session() as s:
+            conn = s.connection()
+            trials: dict[tuple[int, str], tuple[int, str]] = {}
+            names: dict[int, set[str]] = {}
+            for experiment, name, _, _ in pushes:
+                names.setdefault(experiment.id, set()).add(name)
+            for experiment_id, wanted in names.items():
+                for trial_id, name, state in conn.execute(
+                    statements.trial_states, {"experiment_id": experiment_id, "names": wanted}
+                ):
+                    trials[(experiment_id, name)] = (trial_id, state)
+            stepless = [
+                trials[(e.id, n)][0]
+                for e, n, step, values in pushes
+                if step is None and values and (e.id, n) in trials
+            ]
+            last: dict[tuple[int, str], int] = {}
+            if stepless:
+                for trial_id, metric, step in conn.execute(
+                    statements.last_steps, {"trial_ids": sorted(set(stepless))}
+                ):
+                    last[(trial_id, metric)] = int(step)
+            now = utcnow()
+            out: list[list[Observation] | None] = []
+            rows: dict[tuple[int, str, int], dict[str, Any]] = {}
+            objectives: dict[int, Any] = {}
+            for experiment, name, step, values in pushes:
+                found = trials.get((experiment.id, name))
+                if found is None:
+                    raise NotFound(f"trial {name} not found")
+                trial_id, state = found
+                if TrialState(state).finished:
+                    out.append(None)
+                    continue
+                observations = []
+                for metric, value in values.items():
+                    at = last.get((trial_id, metric), -1) + 1 if step is None else step
+                    last[(trial_id, metric)] = max(at, last.get((trial_id, metric), -1))
+                    observations.append(Observation(metric, at, float(value), now))
+                    rows.setdefault(
+                        (trial_id, metric, at),
+                        {
+                            "trial_id": trial_id,
+                            "metric": metric,
+                            "step": at,
+                            "value": _nan_to_none(float(value)),
+                            "time": now,
+                        },
+                    )
+                objectives[trial_id] = experiment.experiment.spec.objective
+                out.append(observations)
+            if rows:
+                inserted = conn.execute(statements.insert_pushed, list(rows.values())).all()
+                if inserted:
+                    self._fold_pushed(conn, objectives, inserted)
+            s.commit()
+        return out
+
+    def _fold_pushed(
+        self, conn: Connection, objectives: Mapping[int, Any], inserted: Sequence[Any]
+    ) -> None:
+        """:meth:`_update_metrics` for the new observations ``(trial_id, metric, step, value)``
+        of several trials, in one read and one write."""
+        statements = self._report_statements
+        new: dict[int, list[tuple[str, int, float | None, Any]]] = {}
+        for trial_id, metric, step, value, time in inserted:
+            new.setdefault(trial_id, []).append((metric, step, value, time))
+        current: dict[int, dict[str, _Aggregate]] = {t: {} for t in new}
+        for trial_id, name, value, step, count in conn.execute(
+            statements.metrics_of_trials, {"trial_ids": sorted(new)}
+        ):
+            current[trial_id][name] = _Aggregate(value, step, count)
+        upserts: list[dict[str, Any]] = []
+        objective_rows: list[dict[str, Any]] = []
+        for trial_id, observed in new.items():
+            objective = objectives[trial_id]
+            aggregates = current[trial_id]
+            # A push is stamped on arrival, later than anything stored: for `latest` it wins.
+            touched = _fold(aggregates, objective, observed, lambda metric, step: None)
+            upserts += [{"trial_id": trial_id, "name": m, **vars(aggregates[m])} for m in touched]
+            if objective.objective_metric_name in touched:
+                best = aggregates[objective.objective_metric_name]
+                objective_rows.append(
+                    {"trial_id": trial_id, "objective": best.value, "steps": best.count}
+                )
+        conn.execute(statements.upsert_metrics, upserts)
+        if objective_rows:
+            conn.execute(statements.set_objective, objective_rows)
+
     def _add_observations(
         self,
         s: Session,
@@ -557,6 +661,18 @@ class Repository:
         )
         if trial_id is None:
             raise NotFound(f"trial {trial_name} not found")
+        return self._insert_observations(conn, trial_id, experiment, observations)
+
+    def _insert_observations(
+        self,
+        conn: Connection,
+        trial_id: int,
+        experiment: ExperimentRecord,
+        observations: Sequence[Observation],
+    ) -> int:
+        if not observations:
+            return 0
+        statements = self._report_statements
         now = utcnow()
         # Last value wins within one batch for a repeated (metric, step).
         unique = {
@@ -589,32 +705,17 @@ class Repository:
                 statements.trial_metrics, {"trial_id": trial_id}
             )
         }
-        touched: set[str] = set()
-        times: dict[str, Any] = {}  # latest: the time of the stored value's observation
-        for metric, step, value, time in sorted(inserted, key=lambda r: r[1]):
-            touched.add(metric)
-            entry = current.get(metric)
-            if entry is None:
-                current[metric] = _Aggregate(value, step, 1)
-                times[metric] = time
-                continue
-            strategy = objective.strategy(metric)
-            if strategy is MetricStrategyType.LATEST:
-                # Katib's latest is the value with the latest timestamp (the later one on a tie).
-                if metric not in times:
-                    times[metric] = conn.scalar(
-                        statements.observation_time,
-                        {"trial_id": trial_id, "metric": metric, "step": entry.step},
-                    )
-                known = times[metric]
-                if known is None or (time, step) >= (known, entry.step):
-                    entry.value, entry.step, times[metric] = value, step, time
-            elif _prefer(strategy, value, step, entry.value, entry.step):
-                entry.value, entry.step = value, step
-            entry.count += 1
+        touched = _fold(
+            current,
+            objective,
+            inserted,
+            lambda metric, step: conn.scalar(
+                statements.observation_time, {"trial_id": trial_id, "metric": metric, "step": step}
+            ),
+        )
         conn.execute(
             statements.upsert_metrics,
-            [{"trial_id": trial_id, "name": m, **vars(current[m])} for m in sorted(touched)],
+            [{"trial_id": trial_id, "name": m, **vars(current[m])} for m in touched],
         )
         if objective.objective_metric_name in touched:
             aggregate = current[objective.objective_metric_name]
@@ -915,6 +1016,10 @@ class _ReportStatements:
     """The statements of :meth:`Repository.add_observations`, built once per dialect."""
 
     trial_id: Any
+    trial_states: Any
+    last_steps: Any
+    insert_pushed: Any
+    metrics_of_trials: Any
     insert_observations: Any
     observation_time: Any
     trial_metrics: Any
@@ -930,6 +1035,31 @@ class _ReportStatements:
                 TrialRow.experiment_id == bindparam("experiment_id"),
                 TrialRow.name == bindparam("name"),
             ),
+            trial_states=select(TrialRow.id, TrialRow.name, TrialRow.state).where(
+                TrialRow.experiment_id == bindparam("experiment_id"),
+                TrialRow.name.in_(bindparam("names", expanding=True)),
+            ),
+            last_steps=select(
+                ObservationRow.trial_id, ObservationRow.metric, func.max(ObservationRow.step)
+            )
+            .where(ObservationRow.trial_id.in_(bindparam("trial_ids", expanding=True)))
+            .group_by(ObservationRow.trial_id, ObservationRow.metric),
+            insert_pushed=insert(ObservationRow)
+            .on_conflict_do_nothing(index_elements=["trial_id", "metric", "step"])
+            .returning(
+                ObservationRow.trial_id,
+                ObservationRow.metric,
+                ObservationRow.step,
+                ObservationRow.value,
+                ObservationRow.time,
+            ),
+            metrics_of_trials=select(
+                TrialMetricRow.trial_id,
+                TrialMetricRow.name,
+                TrialMetricRow.value,
+                TrialMetricRow.step,
+                TrialMetricRow.count,
+            ).where(TrialMetricRow.trial_id.in_(bindparam("trial_ids", expanding=True))),
             insert_observations=insert(ObservationRow)
             .on_conflict_do_nothing(index_elements=["trial_id", "metric", "step"])
             .returning(
@@ -969,17 +1099,43 @@ class _Aggregate:
     count: int
 
 
-def _prefer(
-    strategy: MetricStrategyType,
-    value: float | None,
-    step: int,
-    current: float | None,
-    current_step: int,
-) -> bool:
-    """Whether a new observation replaces the stored value under min or max (for latest, by
-    step alone: :meth:`Repository._update_metrics` compares times first)."""
-    if strategy is MetricStrategyType.LATEST:
-        return step >= current_step
+def _fold(
+    current: dict[str, _Aggregate],
+    objective: Any,
+    inserted: Iterable[Sequence[Any]],
+    stored_time: Callable[[str, int], Any],
+) -> list[str]:
+    """Fold new ``(metric, step, value, time)`` observations of one trial into its per-metric
+    values under their strategies (in ``current``); returns the metrics touched, sorted.
+
+    Katib's ``latest`` is the value with the latest timestamp (the later step on a tie);
+    ``stored_time(metric, step)`` gives the time of the stored value's observation, or ``None``
+    when the new observations are later than anything stored.
+    """
+    touched: set[str] = set()
+    times: dict[str, Any] = {}
+    for metric, step, value, time in sorted(inserted, key=lambda r: r[1]):
+        touched.add(metric)
+        entry = current.get(metric)
+        if entry is None:
+            current[metric] = _Aggregate(value, step, 1)
+            times[metric] = time
+            continue
+        strategy = objective.strategy(metric)
+        if strategy is MetricStrategyType.LATEST:
+            if metric not in times:
+                times[metric] = stored_time(metric, entry.step)
+            known = times[metric]
+            if known is None or (time, step) >= (known, entry.step):
+                entry.value, entry.step, times[metric] = value, step, time
+        elif _better(strategy, value, entry.value):
+            entry.value, entry.step = value, step
+        entry.count += 1
+    return sorted(touched)
+
+
+def _better(strategy: MetricStrategyType, value: float | None, current: float | None) -> bool:
+    """Whether a new observation replaces the stored value under min or max."""
     if value is None:  # NaN never beats a number
         return False
     if current is None:

@@ -8,8 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from tuner.api.auth import APIAuth, TrialAuth
-from tuner.api.deps import ExperimentDep, RepoDep, ServiceDep, TrialName
+from tuner.api.auth import TRIAL_SECURITY, APIAuth, PushAuth, TrialAuth
+from tuner.api.deps import (
+    ExperimentDep,
+    ExperimentName,
+    NamespaceDep,
+    RepoDep,
+    ServiceDep,
+    TrialName,
+)
 from tuner.api.routes.common import (
     AUTH_ERRORS,
     BAD_REQUEST,
@@ -19,6 +26,7 @@ from tuner.api.routes.common import (
     json_errors,
 )
 from tuner.api.schemas import (
+    ErrorRead,
     ObservationAck,
     ObservationCreate,
     ObservationsRead,
@@ -40,7 +48,6 @@ router = APIRouter(
 push_router = APIRouter(
     prefix="/experiments/{name}/trials",
     tags=["trials"],
-    dependencies=[TrialAuth],
     responses={**AUTH_ERRORS, **NOT_FOUND, **INVALID},
 )
 
@@ -103,17 +110,31 @@ def get_logs(
 @push_router.post(
     "/{trial}/observations",
     summary="Push metric values of a running trial (trial token); answers whether to stop",
+    dependencies=[PushAuth],
+    openapi_extra=TRIAL_SECURITY,
+    responses={
+        503: {
+            "model": ErrorRead,
+            "description": "too many reports in flight: send it again after Retry-After seconds",
+        }
+    },
 )
 async def push_observations(
-    record: ExperimentDep, trial: TrialName, body: ObservationCreate, service: ServiceDep
+    name: ExperimentName,
+    trial: TrialName,
+    body: ObservationCreate,
+    service: ServiceDep,
+    namespace: NamespaceDep = "default",
 ) -> ObservationAck:
-    should_stop, ignored = await service.observe(record, trial, body.step, body.metrics)
+    # No ExperimentDep: a push reads its experiment from the service's cache, not the database.
+    should_stop, ignored = await service.push(namespace, name, trial, body.step, body.metrics)
     return ObservationAck(should_stop=should_stop, ignored=ignored)
 
 
 @push_router.post(
     "/{trial}/complete",
     summary="Ask/tell: finish a trial with its final metrics (trial token)",
+    dependencies=[TrialAuth],
     responses={**BAD_REQUEST, **CONFLICT},
 )
 async def complete_trial(
