@@ -69,6 +69,10 @@ class RunEndpoint:
             raise NotFound(f"experiment {namespace}/{name} not found (this run drives another)")
         return controller.record
 
+    async def push_target(self, namespace: str, name: str, fresh: bool = False) -> ExperimentRecord:
+        """The experiment a push names: this run's own (as :meth:`Service.push_target`)."""
+        return self.get(namespace, name)
+
     def trial_token(self, record: ExperimentRecord, trial: str) -> str:
         return derive_trial_token(self._secret, record.uid, trial)
 
