@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from tuner.api.docs import install_docs
 from tuner.api.routes import (
@@ -32,6 +33,7 @@ from tuner.api.routes import (
 from tuner.api.schemas import ErrorRead, FieldErrorRead
 from tuner.errors import SpecError, TunerError, Unauthorized
 from tuner.events import Event
+from tuner.limits import TooDeep
 from tuner.service import Service
 from tuner.settings import Settings
 from tuner.spec import Experiment, format_path
@@ -92,6 +94,29 @@ def _error(status: int, detail: str, errors: list[FieldErrorRead] | None = None)
     return JSONResponse(body.model_dump(mode="json"), status_code=status)
 
 
+def _body_problem(cause: BaseException | None) -> str | None:
+    """Why FastAPI could not parse a JSON body (its 400 says only that it could not)."""
+    if isinstance(cause, RecursionError):
+        return f"the JSON body cannot be parsed: {TooDeep()}"
+    if isinstance(cause, UnicodeDecodeError):
+        return "the JSON body cannot be parsed: it is not UTF-8 text"
+    return None
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of every route on the request's path.
+
+    Starlette's 405 names the methods of the first route that matched the path only; a path
+    served by several routes (``GET`` and ``POST /experiments``) needs them all.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.PARTIAL:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map the TunerError tree (and request validation) to HTTP answers, in one place.
 
@@ -121,9 +146,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        response = _error(exc.status_code, str(exc.detail))
+        response = _error(exc.status_code, _body_problem(exc.__cause__) or str(exc.detail))
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed_methods(request)
         return response
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -7,24 +7,31 @@ views (:mod:`tuner.views`) that the CLI prints too, so that both show the same J
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    StringConstraints,
     field_serializer,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
+from tuner.limits import MAX_METRIC_NAME_LENGTH, MAX_STEP, NO_NUL
 from tuner.spec import ExperimentSpec, ObjectMeta
 from tuner.storage import ExperimentRecord, Repository
 from tuner.trials import ExperimentPhase, ParamValue, Trial, TrialState
 from tuner.views import experiment_summary, leaderboard_row, trial_conditions
 
 _TIME = Field(default=None, json_schema_extra={"format": "date-time"})
+
+MetricName = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=NO_NUL)
+]
 
 
 class _Read(BaseModel):
@@ -132,9 +139,17 @@ class BudgetUpdate(_Input):
     ``maxFailedTrialCount``.
     """
 
-    max_trial_count: int | None = None
-    parallel_trial_count: int | None = None
-    max_failed_trial_count: int | None = None
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra={"minProperties": 1},
+    )
+
+    max_trial_count: Annotated[int, Field(ge=1)] | None = None
+    # null is refused below; the schema does not offer it.
+    parallel_trial_count: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = None
+    max_failed_trial_count: Annotated[int, Field(ge=0)] | None = None
 
     @model_validator(mode="after")
     def _something(self) -> BudgetUpdate:
@@ -204,9 +219,14 @@ class ObservationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     step: int | None = Field(
-        default=None, ge=0, description="null: the next step of each metric (its last + 1)"
+        default=None,
+        ge=0,
+        le=MAX_STEP,
+        description="null: the next step of each metric (its last + 1)",
     )
-    metrics: dict[str, float] = Field(min_length=1, examples=[{"loss": 0.3, "accuracy": 0.9}])
+    metrics: dict[MetricName, float] = Field(
+        min_length=1, examples=[{"loss": 0.3, "accuracy": 0.9}]
+    )
 
 
 class ObservationAck(BaseModel):
@@ -222,8 +242,8 @@ class TrialComplete(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["Succeeded", "Failed"]
-    metrics: dict[str, float] = Field(default_factory=dict)
-    message: str | None = None
+    metrics: dict[MetricName, float] = Field(default_factory=dict)
+    message: str | None = Field(default=None, pattern=NO_NUL)
 
 
 class SuggestionCreate(BaseModel):

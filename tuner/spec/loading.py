@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from tuner.errors import FieldError, SpecError
+from tuner.limits import TooDeep, check_depth
 from tuner.spec.models import Experiment
 from tuner.spec.validation import validate, with_names
 
@@ -24,6 +25,10 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> Experiment:
     data = _read(source)
     if not isinstance(data, Mapping):
         raise SpecError([FieldError("<root>", "the spec must be a mapping (an Experiment object)")])
+    try:
+        check_depth(data)
+    except TooDeep as e:
+        raise SpecError([FieldError("<document>", str(e))]) from None
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as e:
@@ -51,6 +56,8 @@ def _read(source: str | Path | Mapping[str, Any]) -> Any:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<document>"
         raise SpecError([FieldError(where, f"not valid YAML/JSON: {e}")]) from e
+    except RecursionError:  # the parser recurses per level: far deeper than MAX_DEPTH
+        raise SpecError([FieldError("<document>", str(TooDeep()))]) from None
 
 
 def format_path(loc: Sequence[int | str]) -> str:

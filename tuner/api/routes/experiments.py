@@ -11,10 +11,18 @@ from fastapi import APIRouter, Query, Request, Response, status
 from yaml.composer import ComposerError
 
 from tuner.api.auth import APIAuth
-from tuner.api.deps import DNS_LABEL, ExperimentDep, NamespaceDep, RepoDep, ServiceDep
+from tuner.api.deps import (
+    DNS_LABEL,
+    ExperimentDep,
+    NamespaceDep,
+    OffsetQuery,
+    RepoDep,
+    ServiceDep,
+)
 from tuner.api.routes.common import AUTH_ERRORS, CONFLICT, INVALID, NOT_FOUND
 from tuner.api.schemas import BudgetUpdate, ErrorRead, ExperimentRead, experiment_read
 from tuner.errors import FieldError, SpecError, TunerError
+from tuner.limits import TooDeep, check_depth
 from tuner.spec import load_spec
 from tuner.templates import RESOURCE_UID_ANNOTATION
 from tuner.trials import ExperimentPhase
@@ -59,19 +67,23 @@ def parse_spec_body(body: bytes, content_type: str) -> Any:
         raise SpecError([FieldError("<document>", "the body is not UTF-8 text")]) from e
     if not text.strip():
         raise SpecError([FieldError("<document>", "the body is empty: send an Experiment spec")])
-    if is_json:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            where = f"line {e.lineno}, column {e.colno}"
-            raise SpecError([FieldError(where, f"not valid JSON: {e.msg}")]) from e
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass
+        data = json.loads(text) if is_json else yaml.load(text, Loader=_NoAliasLoader)
+    except json.JSONDecodeError as e:
+        where = f"line {e.lineno}, column {e.colno}"
+        raise SpecError([FieldError(where, f"not valid JSON: {e.msg}")]) from e
+    except RecursionError:  # the parsers recurse per level: far deeper than MAX_DEPTH
+        raise SpecError([FieldError("<document>", str(TooDeep()))]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<document>"
         problem = getattr(e, "problem", None) or str(e)
         raise SpecError([FieldError(where, f"not valid YAML: {problem}")]) from e
+    try:
+        check_depth(data)
+    except TooDeep as e:
+        raise SpecError([FieldError("<document>", str(e))]) from None
+    return data
 
 
 def _apply_namespace(data: Any, namespace: str | None) -> None:
@@ -156,7 +168,7 @@ def list_experiments(
         ExperimentPhase | None, Query(alias="status", description="only experiments in this phase")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[ExperimentRead]:
     records = repo.list_experiments(
         namespace=namespace,

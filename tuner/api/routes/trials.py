@@ -9,7 +9,14 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
 from tuner.api.auth import APIAuth, TrialAuth
-from tuner.api.deps import ExperimentDep, RepoDep, ServiceDep, TrialName
+from tuner.api.deps import (
+    ExperimentDep,
+    OffsetQuery,
+    RepoDep,
+    ServiceDep,
+    TrialName,
+    metric_query,
+)
 from tuner.api.routes.common import (
     AUTH_ERRORS,
     BAD_REQUEST,
@@ -53,7 +60,7 @@ def list_trials(
         list[TrialState] | None, Query(description="only trials in these states (repeatable)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[TrialRead]:
     trials = repo.trials(record.id, states=state or None, limit=limit, offset=offset)
     return [trial_read(t) for t in trials]
@@ -69,7 +76,7 @@ def get_observations(
     record: ExperimentDep,
     trial: TrialName,
     repo: RepoDep,
-    metric: Annotated[str | None, Query(description="only this metric")] = None,
+    metric: Annotated[str | None, metric_query("only this metric")] = None,
 ) -> ObservationsRead:
     repo.get_trial(record.id, trial)  # 404 for an unknown trial rather than empty curves
     curves: dict[str, list[PointRead]] = defaultdict(list)
