@@ -24,6 +24,7 @@ from tuner.api.schemas import BudgetUpdate, ErrorRead, ExperimentRead, experimen
 from tuner.errors import FieldError, SpecError, TunerError
 from tuner.limits import TooDeep, check_depth
 from tuner.spec import load_spec
+from tuner.spec.loading import check_yaml_depth
 from tuner.templates import RESOURCE_UID_ANNOTATION
 from tuner.trials import ExperimentPhase
 
@@ -68,11 +69,15 @@ def parse_spec_body(body: bytes, content_type: str) -> Any:
     if not text.strip():
         raise SpecError([FieldError("<document>", "the body is empty: send an Experiment spec")])
     try:
-        data = json.loads(text) if is_json else yaml.load(text, Loader=_NoAliasLoader)
+        if is_json:
+            data = json.loads(text)
+        else:
+            check_yaml_depth(text)  # before the composer, which recurses once per level
+            data = yaml.load(text, Loader=_NoAliasLoader)
     except json.JSONDecodeError as e:
         where = f"line {e.lineno}, column {e.colno}"
         raise SpecError([FieldError(where, f"not valid JSON: {e.msg}")]) from e
-    except RecursionError:  # the parsers recurse per level: far deeper than MAX_DEPTH
+    except (RecursionError, TooDeep):  # json recurses once per level, up to ~1000
         raise SpecError([FieldError("<document>", str(TooDeep()))]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
