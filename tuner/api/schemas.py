@@ -29,6 +29,9 @@ from tuner.views import experiment_summary, leaderboard_row, trial_conditions
 
 _TIME = Field(default=None, json_schema_extra={"format": "date-time"})
 
+MetricValue = Literal["NaN", "Infinity", "-Infinity"] | float | None
+"""A metric value: a number; a string for values that are not finite; null for none."""
+
 MetricName = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=NO_NUL)
 ]
@@ -79,7 +82,7 @@ class ParameterAssignmentRead(_Read):
 
 class MetricRead(_Read):
     name: str
-    value: float | None
+    value: MetricValue
 
 
 class ObservationSummaryRead(_Read):
@@ -175,8 +178,10 @@ class LeaderboardRowRead(BaseModel):
     trial: str
     status: TrialState
     parameters: dict[str, ParamValue]
-    objective: float | None = None
-    metrics: dict[str, float | None] = Field(
+    objective: MetricValue = Field(
+        default=None, description='"NaN", "Infinity" or "-Infinity" when not finite'
+    )
+    metrics: dict[str, MetricValue] = Field(
         description="each metric's value under its strategy (min, max or latest)"
     )
     steps: int = Field(description="observations of the objective metric")
@@ -204,7 +209,7 @@ class SuggestedTrialRead(TrialRead):
 
 class PointRead(BaseModel):
     step: int
-    value: float | None = Field(description="null stands for NaN")
+    value: MetricValue = Field(description='"NaN", "Infinity" or "-Infinity" when not finite')
     time: str | None = _TIME
 
 

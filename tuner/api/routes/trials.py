@@ -35,6 +35,7 @@ from tuner.api.schemas import (
     trial_read,
 )
 from tuner.trials import TrialState
+from tuner.views import metric_value
 
 router = APIRouter(
     prefix="/experiments/{name}/trials",
@@ -84,7 +85,7 @@ def get_observations(
         curves[o.metric].append(
             PointRead(
                 step=o.step,
-                value=o.value if o.finite else None,
+                value=metric_value(o.value),
                 time=o.time.isoformat() if o.time else None,
             )
         )
