@@ -30,6 +30,7 @@ from tuner.api.routes import (
     suggestions,
     trials,
 )
+from tuner.api.routes.common import BACK_PRESSURE
 from tuner.api.schemas import ErrorRead, FieldErrorRead
 from tuner.errors import SpecError, TunerError, Unauthorized
 from tuner.events import Event
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         plots.router,
         plots.overview_router,
     ):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, responses=BACK_PRESSURE)
     install_error_handlers(app)
     _install_openapi(app)
     install_docs(app)

@@ -19,8 +19,8 @@ from tuner.api.deps import (
     RepoDep,
     ServiceDep,
 )
-from tuner.api.routes.common import AUTH_ERRORS, CONFLICT, INVALID, NOT_FOUND
-from tuner.api.schemas import BudgetUpdate, ErrorRead, ExperimentRead, experiment_read
+from tuner.api.routes.common import AUTH_ERRORS, BODY_ERRORS, CONFLICT, INVALID, NOT_FOUND
+from tuner.api.schemas import BudgetUpdate, ExperimentRead, experiment_read
 from tuner.errors import FieldError, SpecError, TunerError
 from tuner.limits import TooDeep, check_depth
 from tuner.spec import load_spec
@@ -130,10 +130,7 @@ _SPEC_BODY: Mapping[str, Any] = {
     status_code=status.HTTP_201_CREATED,
     summary="Submit an Experiment spec (JSON or YAML); it starts at once",
     openapi_extra=dict(_SPEC_BODY),
-    responses={
-        **CONFLICT,
-        415: {"model": ErrorRead, "description": "neither JSON nor YAML"},
-    },
+    responses={**CONFLICT, **BODY_ERRORS},
 )
 async def create_experiment(
     request: Request,
@@ -192,7 +189,7 @@ def get_experiment(record: ExperimentDep, repo: RepoDep) -> ExperimentRead:
 @router.patch(
     "/{name}",
     summary="Edit the budget; raising maxTrialCount resumes a finished experiment",
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **BODY_ERRORS},
 )
 async def edit_budget(
     record: ExperimentDep, update: BudgetUpdate, service: ServiceDep
@@ -214,7 +211,7 @@ async def stop_experiment(record: ExperimentDep, service: ServiceDep) -> Experim
 @router.post(
     "/{name}/resume",
     summary="Continue a Stopped experiment with its budget as it is",
-    responses={**NOT_FOUND, **INVALID},
+    responses={**NOT_FOUND, **CONFLICT},
 )
 async def resume_experiment(record: ExperimentDep, service: ServiceDep) -> ExperimentRead:
     resumed = await service.resume(record)

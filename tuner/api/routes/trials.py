@@ -20,6 +20,7 @@ from tuner.api.deps import (
 from tuner.api.routes.common import (
     AUTH_ERRORS,
     BAD_REQUEST,
+    BODY_ERRORS,
     CONFLICT,
     INVALID,
     NOT_FOUND,
@@ -111,6 +112,7 @@ def get_logs(
 @push_router.post(
     "/{trial}/observations",
     summary="Push metric values of a running trial (trial token); answers whether to stop",
+    responses=BODY_ERRORS,
 )
 async def push_observations(
     record: ExperimentDep, trial: TrialName, body: ObservationCreate, service: ServiceDep
@@ -122,7 +124,7 @@ async def push_observations(
 @push_router.post(
     "/{trial}/complete",
     summary="Ask/tell: finish a trial with its final metrics (trial token)",
-    responses={**BAD_REQUEST, **CONFLICT},
+    responses={**BODY_ERRORS, **BAD_REQUEST, **CONFLICT},
 )
 async def complete_trial(
     record: ExperimentDep, trial: TrialName, body: TrialComplete, service: ServiceDep
