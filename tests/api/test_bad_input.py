@@ -234,3 +234,21 @@ def test_a_patch_without_counts_or_with_a_null_parallel_count_is_422(
     assert schema["minProperties"] == 1
     parallel = schema["properties"]["parallelTrialCount"]
     assert (parallel["type"], parallel["minimum"]) == ("integer", 1)  # null is not offered
+
+
+def test_405_names_every_method_of_the_path(client: TestClient) -> None:
+    for url, allowed in (
+        (f"{V1}/experiments", "GET, HEAD, POST"),
+        (f"{V1}/experiments/x", "DELETE, GET, HEAD, PATCH"),
+        (f"{V1}/experiments/x/trials/y/observations", "GET, HEAD, POST"),
+    ):
+        response = client.request("PUT", url)
+        assert response.status_code == 405
+        assert response.headers["Allow"] == allowed
+
+
+def test_resuming_a_running_experiment_is_a_conflict(client: TestClient) -> None:
+    assert client.post(f"{V1}/experiments", json=ask_tell_dict("busy")).status_code == 201
+    response = client.post(f"{V1}/experiments/busy/resume")
+    assert response.status_code == 409
+    assert "not Stopped" in response.json()["detail"]

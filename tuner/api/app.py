@@ -8,6 +8,7 @@ place from :class:`tuner.errors.TunerError` (its ``status_code``), from request 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 from tuner.api.docs import install_docs
 from tuner.api.routes import (
@@ -105,17 +106,29 @@ def _body_problem(cause: BaseException | None) -> str | None:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method of every route on the request's path.
+    """Every method the OpenAPI document lists for the request's path (and HEAD with GET).
 
     Starlette's 405 names the methods of the first route that matched the path only; a path
     served by several routes (``GET`` and ``POST /experiments``) needs them all.
     """
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.PARTIAL:
-            methods |= getattr(route, "methods", None) or set()
+    for pattern, listed in _path_methods(request.app):
+        if pattern.match(request.url.path):
+            methods |= listed
+    if "GET" in methods:
+        methods.add("HEAD")
     return ", ".join(sorted(methods))
+
+
+def _path_methods(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
+    cached: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "path_methods", None)
+    if cached is None:
+        cached = [
+            (compile_path(path)[0], {m.upper() for m in operations})
+            for path, operations in app.openapi().get("paths", {}).items()
+        ]
+        app.state.path_methods = cached
+    return cached
 
 
 def install_error_handlers(app: FastAPI) -> None:
