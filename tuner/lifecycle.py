@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from tuner.algorithms.base import Suggestion
-from tuner.errors import Conflict, FieldError, SpecError
+from tuner.errors import FieldError, SpecError, WrongState
 from tuner.spec import CollectorKind, Experiment, ExperimentSpec, Objective, load_spec
 from tuner.trials import ACTIVE_STATES, ExperimentPhase, ParamValue, Trial, TrialState
 
@@ -158,17 +158,17 @@ def resume(name: str, phase: ExperimentPhase) -> tuple[str, str]:
     """``(reason, message)`` of resuming a Stopped experiment with its budget as it is.
 
     Raises:
-        Conflict: the experiment is not Stopped (a Succeeded or Failed one continues when its
+        WrongState: the experiment is not Stopped (a Succeeded or Failed one continues when its
             budget is raised instead): the request is well formed, the stored state refuses it.
     """
     if phase is ExperimentPhase.STOPPED:
         return "ExperimentRestarted", "resumed by the user"
     if phase.finished:
-        raise Conflict(
+        raise WrongState(
             f"experiment {name} has {phase.value}: raise its budget to continue it "
             "(maxTrialCount, or maxFailedTrialCount)"
         )
-    raise Conflict(f"experiment {name} is {phase.value}, not Stopped: nothing to resume")
+    raise WrongState(f"experiment {name} is {phase.value}, not Stopped: nothing to resume")
 
 
 # -- room and suggestions -----------------------------------------------------------------

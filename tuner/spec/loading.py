@@ -71,7 +71,7 @@ def check_yaml_depth(text: str, limit: int = MAX_DEPTH) -> None:
 
     Reads parser events only, stopping at the first level too deep: the composer recurses once
     per level (a RecursionError past ~1000), and PyYAML's pure-Python scanner slows down with
-    every open level (a second for 3,000 ``[``). Syntax errors raise ``yaml.YAMLError``.
+    every open level (a second for 3,000 ``[``). Other syntax errors are left to the loader.
     """
     depth = 0
     try:
@@ -85,7 +85,7 @@ def check_yaml_depth(text: str, limit: int = MAX_DEPTH) -> None:
     except yaml.YAMLError as e:
         if "maximum nesting depth" in str(e):  # libyaml reads ahead and stops at 1000 levels
             raise TooDeep(limit) from None
-        raise
+        # Any other syntax error: the loader that follows reports it in its own words.
 
 
 def format_path(loc: Sequence[int | str]) -> str:
