@@ -62,6 +62,9 @@ def test_non_finite_objectives_are_never_the_best_and_show_as_strings(api: TestC
     # accuracy's strategy is min too (the objective's direction): the same rule per metric.
     assert [r["metrics"]["accuracy"] for r in rows] == [0.3, 0.5, "-Infinity", "NaN", "Infinity"]
 
+    by_accuracy = api.get(f"{V1}/experiments/nf/leaderboard", params={"metric": "accuracy"})
+    assert [r["trial"] for r in by_accuracy.json()] == [r["trial"] for r in rows]
+
     # Paging crosses from the ranked values to the others without losing or repeating a row.
     pages = [
         api.get(f"{V1}/experiments/nf/leaderboard", params={"limit": 2, "offset": k}).json()
