@@ -111,6 +111,12 @@ _FLOAT_MAX = sys.float_info.max
 """The largest finite float: ``BETWEEN -_FLOAT_MAX AND _FLOAT_MAX`` selects finite values."""
 
 
+def _text(message: str | None) -> str | None:
+    """A message for a text column: NUL (which PostgreSQL's text cannot hold; a trial's output
+    may carry one into a message) becomes U+FFFD, the same on both databases."""
+    return message.replace("\x00", "\ufffd") if message else message
+
+
 def _nan_to_none(v: float) -> float | None:
     return None if math.isnan(v) else v
 
@@ -188,7 +194,7 @@ class Repository:
         reason: str | None = None,
         message: str | None = None,
     ) -> None:
-        values: dict[str, Any] = {"phase": phase.value, "reason": reason, "message": message}
+        values: dict[str, Any] = {"phase": phase.value, "reason": reason, "message": _text(message)}
         now = utcnow()
         if phase is ExperimentPhase.RUNNING:
             values["started_at"] = func.coalesce(ExperimentRow.started_at, now)
@@ -482,7 +488,9 @@ class Repository:
                     TrialRow.name == name,
                     TrialRow.state.in_([st.value for st in ACTIVE_STATES]),
                 )
-                .values(state=state.value, reason=reason, message=message, finished_at=utcnow())
+                .values(
+                    state=state.value, reason=reason, message=_text(message), finished_at=utcnow()
+                )
             )
             s.commit()
             return bool(getattr(result, "rowcount", 0))
