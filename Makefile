@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-k8s lint typecheck clean
+.PHONY: run test test-k8s test-conformance lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/tuner run examples/digits-random.yaml --db sqlite:///.tuner-demo.db --replace
 
 # PYTEST_ARGS narrows a run, e.g. PYTEST_ARGS='-m "not k8s"' when test-k8s follows (.ci/run).
+# The schemathesis run has its own target (test-conformance), so that `make test` stays quick.
+PYTEST_ARGS ?= -m "not conformance"
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# schemathesis against a real `tuner serve` on SQLite and on PostgreSQL (bounded: ~2.5 min at most).
+test-conformance: $(STAMP)
+	$(BIN)/python -m pytest -m conformance tests/api/test_conformance.py -q
 
 # A real kube-apiserver, controller-manager and etcd on loopback (tests/k8s/README in the script);
 # the first build takes about 5 minutes and is cached under ~/.cache/tuner-k8s.

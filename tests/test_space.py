@@ -213,3 +213,27 @@ def test_a_loaded_spec_carries_its_study(tmp_path: object) -> None:
     assert study.early_stopping == AlgorithmChoice("medianstop", {})
     assert study.parallel_trial_count == 2 and study.complete
     assert isinstance(study, Study)
+
+
+@pytest.mark.parametrize(
+    ("kind", "low", "high", "step", "field"),
+    [
+        (ParameterKind.DOUBLE, -1e308, 1e308, None, "max"),  # the width overflows
+        (ParameterKind.DOUBLE, 0.0, 1.0, 1e-300, "step"),  # Decimal arithmetic fails
+        (ParameterKind.INT, 0.0, 2.0**60, None, ""),  # beyond exact floats
+    ],
+)
+def test_ranges_no_suggester_can_sample_are_invalid_however_built(
+    kind: ParameterKind, low: float, high: float, step: float | None, field: str
+) -> None:
+    with pytest.raises(ValueError, match="x: "):
+        Parameter("x", kind, low, high, step)
+    with pytest.raises(SpaceError) as caught:
+        parse_parameter("x", kind, minimum=repr(low), maximum=repr(high), step=step and repr(step))
+    assert [key for key, _ in caught.value.problems] == [field]
+
+
+def test_wide_ranges_within_the_limits_are_valid() -> None:
+    Parameter("x", ParameterKind.DOUBLE, -8e307, 8e307)
+    Parameter("x", ParameterKind.DOUBLE, 0.0, 1.0, 1e-14)
+    Parameter("n", ParameterKind.INT, -(2.0**53), 2.0**53)

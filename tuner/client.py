@@ -28,7 +28,7 @@ from __future__ import annotations
 import builtins
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import httpx
 
 from tuner import names
-from tuner.api.tabular import flatten_rows
+from tuner.api.tabular import BASE_COLUMNS, TAIL_COLUMNS, flatten_rows
 from tuner.errors import (
     Conflict,
     FieldError,
@@ -293,7 +293,7 @@ class Client:
         parameters, metrics = self._names(name)
         rows = self.leaderboard_rows(name, limit=limit, offset=offset, metric=metric, status=status)
         columns, records = flatten_rows(rows, parameters, metrics)
-        return pd.DataFrame.from_records(records, columns=columns)
+        return _numeric(pd.DataFrame.from_records(records, columns=columns), parameters, metrics)
 
     def trial_rows(
         self, name: str, *, state: str | Iterable[str] | None = None, page: int = 1000
@@ -315,7 +315,7 @@ class Client:
         rows = self.trial_rows(name, state=state)
         extra = ("number", "message", "createdAt", "startedAt", "finishedAt")
         columns, records = flatten_rows(rows, parameters, metrics, extra=extra)
-        frame = pd.DataFrame.from_records(records, columns=columns)
+        frame = _numeric(pd.DataFrame.from_records(records, columns=columns), parameters, metrics)
         for column in ("createdAt", "startedAt", "finishedAt"):
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
         return frame
@@ -525,3 +525,15 @@ def _update_bar(bar: Any, experiment: dict[str, Any]) -> None:
             if metric["name"] == objective and metric["value"] is not None:
                 postfix[f"best {objective}"] = f"{metric['value']:.4g}"
     bar.set_postfix(postfix, refresh=True)
+
+
+def _numeric(
+    frame: pd.DataFrame, parameters: Sequence[str], metrics: Sequence[str]
+) -> pd.DataFrame:
+    """Metric columns as floats: the API writes non-finite values as "NaN", "Infinity"."""
+    taken = {*parameters, *BASE_COLUMNS, *TAIL_COLUMNS}
+    columns = [f"metrics.{m}" if m in taken else m for m in metrics]
+    for column in ("objective", *columns):
+        if column in frame.columns:
+            frame[column] = frame[column].astype(float)
+    return frame

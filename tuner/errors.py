@@ -50,6 +50,15 @@ class InvalidRequest(TunerError):
     status_code = 400
 
 
+class WrongState(InvalidRequest):
+    """A well-formed request the experiment's current state refuses (resume a Running one).
+
+    HTTP 409, as the state clashes; for the CLI still a usage error like any InvalidRequest.
+    """
+
+    status_code = 409
+
+
 class NotFound(TunerError):
     status_code = 404
 

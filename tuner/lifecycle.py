@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from tuner.algorithms.base import Suggestion
-from tuner.errors import FieldError, InvalidRequest, SpecError
+from tuner.errors import FieldError, SpecError, WrongState
 from tuner.spec import (
     CollectorKind,
     Experiment,
@@ -223,18 +223,18 @@ def resume(name: str, phase: ExperimentPhase) -> tuple[str, str]:
     """``(reason, message)`` of resuming a Stopped experiment with its budget as it is.
 
     Raises:
-        InvalidRequest: the experiment is not Stopped (a Succeeded or Failed one continues
-            when its budget is raised instead).
+        WrongState: the experiment is not Stopped (a Succeeded or Failed one continues when its
+            budget is raised instead): the request is well formed, the stored state refuses it.
     """
     if phase is ExperimentPhase.STOPPED:
         return RESTARTING, "resumed by the user"
     if phase.finished:
-        raise InvalidRequest(
+        raise WrongState(
             f"experiment {name} has {phase.value}: raise its maxTrialCount to continue it "
             "(possible when it succeeded by reaching maxTrialCount and its resumePolicy is "
             "LongRunning or FromVolume)"
         )
-    raise InvalidRequest(f"experiment {name} is {phase.value}, not Stopped: nothing to resume")
+    raise WrongState(f"experiment {name} is {phase.value}, not Stopped: nothing to resume")
 
 
 # -- room and suggestions -----------------------------------------------------------------

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from tuner.limits import MAX_RANGE_POINTS
 from tuner.trials import ParamValue
 
 __all__ = [
@@ -121,6 +122,8 @@ class Parameter:
                 float(x).is_integer() for x in (self.low, self.high, self.step or 1.0)
             ):
                 raise ValueError(f"{self.name}: an int parameter needs integer bounds and step")
+            for _, message in range_limits(self.kind, self.low, self.high, self.step):
+                raise ValueError(f"{self.name}: {message}")
             return
         if not math.isnan(self.low) or not math.isnan(self.high) or self.step or self.log:
             raise ValueError(f"{self.name}: a {self.kind} parameter takes only choices")
@@ -170,6 +173,34 @@ class SpaceError(ValueError):
     def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
         super().__init__("; ".join(f"{k}: {m}" if k else m for k, m in problems))
         self.problems = list(problems)
+
+
+MAX_INT_BOUND = 2**53
+"""The largest magnitude of an ``int`` parameter's bounds: every integer up to it is exact as
+a float (the spec's strings are read as floats), and numpy's samplers take it."""
+
+
+def range_limits(
+    kind: ParameterKind, low: float, high: float, step: float | None
+) -> list[tuple[str, str]]:
+    """Problems of a valid-looking range that no suggester could sample (``(field, message)``).
+
+    The width ``high - low`` must be a finite float (``-1e308..1e308`` is not), an ``int``
+    range must stay within +-2**53, and a step must leave at most
+    :data:`~tuner.limits.MAX_RANGE_POINTS` grid points (``step: 1e-300`` would not).
+    """
+    problems: list[tuple[str, str]] = []
+    width = high - low
+    if not math.isfinite(width):
+        problems.append(("max", "max - min is too large to compute (not a finite number)"))
+        return problems
+    if kind is ParameterKind.INT and max(abs(low), abs(high)) > MAX_INT_BOUND:
+        problems.append(("", f"int bounds must lie within -2**53 and 2**53 ({MAX_INT_BOUND})"))
+    if step is not None and step > 0 and width / step > MAX_RANGE_POINTS:
+        problems.append(
+            ("step", f"too small: (max - min) / step exceeds {MAX_RANGE_POINTS:.0e} grid points")
+        )
+    return problems
 
 
 def _float(value: str | None, key: str, problems: list[tuple[str, str]]) -> float | None:
@@ -228,6 +259,8 @@ def parse_parameter(
                 problems.append(("step", "must be greater than 0"))
             elif st is not None and lo < hi and st > hi - lo:
                 problems.append(("step", "must not exceed max - min"))
+            if lo < hi:
+                problems += range_limits(kind, lo, hi, st)
         if problems:
             raise SpaceError(problems)
         assert lo is not None and hi is not None

@@ -48,8 +48,27 @@ def check_metric(objective: Objective, metric: str | None) -> None:
         )
 
 
-def _number(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else value
+NON_FINITE = ("NaN", "Infinity", "-Infinity")
+"""How JSON, CSV and the dashboard show metric values that are not finite numbers (JSON has
+no literal for them; these are JavaScript's and Python's ``float()`` spellings)."""
+
+
+def metric_value(value: float | None) -> float | str | None:
+    """A metric value as people see it: the number, ``"NaN"``, ``"Infinity"`` or
+    ``"-Infinity"``; ``None`` (null) only when there is no value at all."""
+    if value is None or math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def objective_value(trial: Trial) -> float | str | None:
+    """The trial's objective as shown: NaN when the objective metric was reported but only as
+    NaN (the databases store NaN as NULL, so the value alone cannot tell)."""
+    if trial.objective is None and trial.steps > 0:
+        return "NaN"
+    return metric_value(trial.objective)
 
 
 def leaderboard_row(trial: Trial) -> dict[str, Any]:
@@ -58,8 +77,8 @@ def leaderboard_row(trial: Trial) -> dict[str, Any]:
         "trial": trial.name,
         "status": trial.state.value,
         "parameters": dict(trial.parameters),
-        "objective": _number(trial.objective),
-        "metrics": {k: _number(v) for k, v in sorted(trial.metrics.items())},
+        "objective": objective_value(trial),
+        "metrics": {k: metric_value(v) for k, v in sorted(trial.metrics.items())},
         "steps": trial.steps,
         "reason": trial.message if trial.state is not TrialState.SUCCEEDED else None,
     }
@@ -70,14 +89,14 @@ def experiment_summary(repo: Repository, record: ExperimentRecord) -> dict[str, 
     counts = repo.counts(record.id)
     best = repo.leaderboard(record, states=RANKED_STATES, limit=1)
     optimal = None
-    if best and best[0].objective is not None:
+    if best and best[0].objective is not None and math.isfinite(best[0].objective):
         trial = best[0]
         optimal = {
             "bestTrialName": trial.name,
             "parameterAssignments": [{"name": k, "value": v} for k, v in trial.parameters.items()],
             "observation": {
                 "metrics": [
-                    {"name": k, "value": _number(v)} for k, v in sorted(trial.metrics.items())
+                    {"name": k, "value": metric_value(v)} for k, v in sorted(trial.metrics.items())
                 ]
             },
         }

@@ -137,3 +137,14 @@ def test_spec_parsed_once_and_never_stale(repo: Repository) -> None:
     repo.update_spec(record.id, edited)
     assert repo.experiment_by_id(record.id).experiment.spec.max_trial_count == 9
     assert repo.get_experiment("default", "exp").experiment == edited
+
+
+def test_a_nul_in_a_message_is_stored_the_same_on_both_databases(repo: Repository) -> None:
+    # A trial's output can carry a NUL into its message (a JSON metrics file's key, say);
+    # PostgreSQL's text cannot hold one, so both databases store U+FFFD instead.
+    record = repo.create_experiment(load_spec(experiment_dict("nul")))
+    (trial,) = repo.create_trials(record, [({"x": 0.1, "n": 1}, {})])
+    assert repo.finish_trial(record.id, trial.name, TrialState.FAILED, "Error", "a\x00b")
+    assert repo.get_trial(record.id, trial.name).message == "a\ufffdb"
+    repo.set_phase(record.id, ExperimentPhase.FAILED, "Failed", "c\x00d")
+    assert repo.experiment_by_id(record.id).message == "c\ufffdd"

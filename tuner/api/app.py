@@ -8,6 +8,7 @@ place from :class:`tuner.errors.TunerError` (its ``status_code``), from request 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from tuner.api.admission import Admission, Gate
 from tuner.api.attempts import FailedAttempts
@@ -32,9 +34,11 @@ from tuner.api.routes import (
     suggestions,
     trials,
 )
+from tuner.api.routes.common import BACK_PRESSURE
 from tuner.api.schemas import ErrorRead, FieldErrorRead
 from tuner.errors import SpecError, TooManyAttempts, TunerError, Unauthorized
 from tuner.events import Event
+from tuner.limits import TooDeep
 from tuner.service import Service
 from tuner.settings import Settings
 from tuner.spec import Experiment, format_path
@@ -84,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         plots.router,
         plots.overview_router,
     ):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, responses=BACK_PRESSURE)
     install_error_handlers(app)
     _install_openapi(app)
     install_docs(app)
@@ -97,6 +101,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _error(status: int, detail: str, errors: list[FieldErrorRead] | None = None) -> JSONResponse:
     body = ErrorRead(detail=detail, errors=errors or [])
     return JSONResponse(body.model_dump(mode="json"), status_code=status)
+
+
+def _body_problem(cause: BaseException | None) -> str | None:
+    """Why FastAPI could not parse a JSON body (its 400 says only that it could not)."""
+    if isinstance(cause, RecursionError):
+        return f"the JSON body cannot be parsed: {TooDeep()}"
+    if isinstance(cause, UnicodeDecodeError):
+        return "the JSON body cannot be parsed: it is not UTF-8 text"
+    return None
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the OpenAPI document lists for the request's path (and HEAD with GET).
+
+    Starlette's 405 names the methods of the first route that matched the path only; a path
+    served by several routes (``GET`` and ``POST /experiments``) needs them all.
+    """
+    methods: set[str] = set()
+    for pattern, listed in _path_methods(request.app):
+        if pattern.match(request.url.path):
+            methods |= listed
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+def _path_methods(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
+    cached: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "path_methods", None)
+    if cached is None:
+        cached = [
+            (compile_path(path)[0], {m.upper() for m in operations})
+            for path, operations in app.openapi().get("paths", {}).items()
+        ]
+        app.state.path_methods = cached
+    return cached
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -130,9 +169,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        response = _error(exc.status_code, str(exc.detail))
+        response = _error(exc.status_code, _body_problem(exc.__cause__) or str(exc.detail))
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed_methods(request)
         return response
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

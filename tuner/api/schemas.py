@@ -7,32 +7,68 @@ views (:mod:`tuner.views`) that the CLI prints too, so that both show the same J
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    StringConstraints,
     field_serializer,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
+from tuner.limits import MAX_METRIC_NAME_LENGTH, MAX_STEP, NO_NUL
 from tuner.spec import ExperimentSpec, ObjectMeta
 from tuner.storage import ExperimentRecord, Repository
 from tuner.trials import ExperimentPhase, ParamValue, Trial, TrialState
-from tuner.views import experiment_summary, leaderboard_row, trial_conditions
+from tuner.views import NON_FINITE, experiment_summary, leaderboard_row, trial_conditions
 
 _TIME = Field(default=None, json_schema_extra={"format": "date-time"})
+
+MetricValue = Literal["NaN", "Infinity", "-Infinity"] | float | None
+"""A metric value: a number; a string for values that are not finite; null for none."""
+
+
+def _non_finite_word(value: Any) -> Any:
+    """The strings the API shows for non-finite values are accepted back as those values."""
+    if isinstance(value, str) and value in NON_FINITE:
+        return float(value)
+    return value
+
+
+PushedValue = Annotated[
+    float,
+    BeforeValidator(_non_finite_word),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"enum": list(NON_FINITE), "type": "string"}],
+            "description": 'a number; "NaN", "Infinity", "-Infinity" (or JSON\'s NaN, '
+            "Infinity, -Infinity literals) for values that are not finite",
+        }
+    ),
+]
+"""A pushed metric value (strict: a JSON number, not a numeric string)."""
+
+MetricName = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=NO_NUL)
+]
 
 
 class _Read(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+# Request bodies are strict: `true` is not a count nor `"3"` a step, as the schema says (JSON
+# numbers only; an integral float such as 3.0 is not an integer either).
 class _Input(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True
+    )
 
 
 # -- errors and health ------------------------------------------------------------------------
@@ -72,7 +108,7 @@ class ParameterAssignmentRead(_Read):
 
 class MetricRead(_Read):
     name: str
-    value: float | None
+    value: MetricValue
 
 
 class ObservationSummaryRead(_Read):
@@ -132,9 +168,18 @@ class BudgetUpdate(_Input):
     ``maxFailedTrialCount``.
     """
 
-    max_trial_count: int | None = None
-    parallel_trial_count: int | None = None
-    max_failed_trial_count: int | None = None
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra={"minProperties": 1},
+        strict=True,
+    )
+
+    max_trial_count: Annotated[int, Field(ge=1)] | None = None
+    # null is refused below; the schema does not offer it.
+    parallel_trial_count: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = None
+    max_failed_trial_count: Annotated[int, Field(ge=0)] | None = None
 
     @model_validator(mode="after")
     def _something(self) -> BudgetUpdate:
@@ -160,8 +205,10 @@ class LeaderboardRowRead(BaseModel):
     trial: str
     status: TrialState
     parameters: dict[str, ParamValue]
-    objective: float | None = None
-    metrics: dict[str, float | None] = Field(
+    objective: MetricValue = Field(
+        default=None, description='"NaN", "Infinity" or "-Infinity" when not finite'
+    )
+    metrics: dict[str, MetricValue] = Field(
         description="each metric's value under its strategy (min, max or latest)"
     )
     steps: int = Field(description="observations of the objective metric")
@@ -189,7 +236,7 @@ class SuggestedTrialRead(TrialRead):
 
 class PointRead(BaseModel):
     step: int
-    value: float | None = Field(description="null stands for NaN")
+    value: MetricValue = Field(description='"NaN", "Infinity" or "-Infinity" when not finite')
     time: str | None = _TIME
 
 
@@ -201,12 +248,17 @@ class ObservationsRead(BaseModel):
 class ObservationCreate(BaseModel):
     """A push from a trial: values of one or more metrics at one step."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     step: int | None = Field(
-        default=None, ge=0, description="null: the next step of each metric (its last + 1)"
+        default=None,
+        ge=0,
+        le=MAX_STEP,
+        description="null: the next step of each metric (its last + 1)",
     )
-    metrics: dict[str, float] = Field(min_length=1, examples=[{"loss": 0.3, "accuracy": 0.9}])
+    metrics: dict[MetricName, PushedValue] = Field(
+        min_length=1, examples=[{"loss": 0.3, "accuracy": 0.9}]
+    )
 
 
 class ObservationAck(BaseModel):
@@ -219,15 +271,15 @@ class ObservationAck(BaseModel):
 class TrialComplete(BaseModel):
     """Ask/tell: finish a trial, optionally with its final metric values."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     status: Literal["Succeeded", "Failed"]
-    metrics: dict[str, float] = Field(default_factory=dict)
-    message: str | None = None
+    metrics: dict[MetricName, PushedValue] = Field(default_factory=dict)
+    message: str | None = Field(default=None, pattern=NO_NUL)
 
 
 class SuggestionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     count: int = Field(default=1, ge=1, le=1000)
 

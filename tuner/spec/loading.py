@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from tuner.errors import FieldError, SpecError
+from tuner.limits import MAX_DEPTH, TooDeep, check_depth
 from tuner.spec.models import Experiment
 from tuner.spec.validation import validate, with_names
 
@@ -24,6 +25,10 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> Experiment:
     data = _read(source)
     if not isinstance(data, Mapping):
         raise SpecError([FieldError("<root>", "the spec must be a mapping (an Experiment object)")])
+    try:
+        check_depth(data)
+    except TooDeep as e:
+        raise SpecError([FieldError("<document>", str(e))]) from None
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as e:
@@ -46,11 +51,41 @@ def _read(source: str | Path | Mapping[str, Any]) -> Any:
     else:
         text = source
     try:
+        check_yaml_depth(text)
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<document>"
         raise SpecError([FieldError(where, f"not valid YAML/JSON: {e}")]) from e
+    except TooDeep as e:
+        raise SpecError([FieldError("<document>", str(e))]) from None
+
+
+_EventParser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed
+_OPEN = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CLOSE = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+def check_yaml_depth(text: str, limit: int = MAX_DEPTH) -> None:
+    """Raise :class:`TooDeep` when YAML (or JSON) text nests deeper than ``limit``.
+
+    Reads parser events only, stopping at the first level too deep: the composer recurses once
+    per level (a RecursionError past ~1000), and PyYAML's pure-Python scanner slows down with
+    every open level (a second for 3,000 ``[``). Other syntax errors are left to the loader.
+    """
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_EventParser):
+            if isinstance(event, _OPEN):
+                depth += 1
+                if depth > limit:
+                    raise TooDeep(limit)
+            elif isinstance(event, _CLOSE):
+                depth -= 1
+    except yaml.YAMLError as e:
+        if "maximum nesting depth" in str(e):  # libyaml reads ahead and stops at 1000 levels
+            raise TooDeep(limit) from None
+        # Any other syntax error: the loader that follows reports it in its own words.
 
 
 def format_path(loc: Sequence[int | str]) -> str:

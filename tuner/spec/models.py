@@ -12,10 +12,19 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from tuner import space
+from tuner.limits import MAX_METRIC_NAME_LENGTH, MAX_NAME_LENGTH, nul_free
 from tuner.space import (
     Direction,
     Parameter,
@@ -45,6 +54,12 @@ def _katib_string(value: Any) -> Any:
 
 KatibStr = Annotated[str, BeforeValidator(_katib_string)]
 
+MetricName = Annotated[
+    str, StringConstraints(max_length=MAX_METRIC_NAME_LENGTH), AfterValidator(nul_free)
+]
+"""A metric's name: stored in 128-character columns, so a longer one is refused here (a
+collector would otherwise fail every trial on it)."""
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(
@@ -71,15 +86,17 @@ class MetricStrategyType(StrEnum):
 
 
 class MetricStrategy(_Model):
-    name: str
+    name: MetricName
     value: MetricStrategyType
 
 
 class Objective(_Model):
     type: ObjectiveType
     goal: float | None = None
-    objective_metric_name: str
-    additional_metric_names: list[str] = Field(default_factory=list)
+    objective_metric_name: MetricName = Field(json_schema_extra={"minLength": 1})
+    additional_metric_names: list[Annotated[MetricName, Field(min_length=1)]] = Field(
+        default_factory=list
+    )
     metric_strategies: list[MetricStrategy] = Field(default_factory=list)
 
     @property
@@ -412,13 +429,19 @@ class ExperimentSpec(_Model):
         return self.study.space
 
 
+_DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"  # as the validator checks it
+
+
 class ObjectMeta(BaseModel):
     """Kubernetes metadata. Unknown keys (uid, resourceVersion, ...) are kept, not rejected."""
 
     model_config = ConfigDict(extra="allow")
 
-    name: str
-    namespace: str = "default"
+    # The pattern is checked by the validator (with Katib's wording); the schema shows it.
+    name: str = Field(json_schema_extra={"pattern": _DNS_LABEL, "maxLength": MAX_NAME_LENGTH})
+    namespace: str = Field(
+        default="default", json_schema_extra={"pattern": _DNS_LABEL, "maxLength": MAX_NAME_LENGTH}
+    )
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 

@@ -7,6 +7,7 @@ rows, and each method is one short transaction.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -109,6 +110,16 @@ class _SpecCache:
             self._entries.pop(experiment_id, None)
 
 
+_FLOAT_MAX = sys.float_info.max
+"""The largest finite float: ``BETWEEN -_FLOAT_MAX AND _FLOAT_MAX`` selects finite values."""
+
+
+def _text(message: str | None) -> str | None:
+    """A message for a text column: NUL (which PostgreSQL's text cannot hold; a trial's output
+    may carry one into a message) becomes U+FFFD, the same on both databases."""
+    return message.replace("\x00", "\ufffd") if message else message
+
+
 def _nan_to_none(v: float) -> float | None:
     return None if math.isnan(v) else v
 
@@ -187,7 +198,7 @@ class Repository:
         reason: str | None = None,
         message: str | None = None,
     ) -> None:
-        values: dict[str, Any] = {"phase": phase.value, "reason": reason, "message": message}
+        values: dict[str, Any] = {"phase": phase.value, "reason": reason, "message": _text(message)}
         now = utcnow()
         if phase is ExperimentPhase.RUNNING:
             values["started_at"] = func.coalesce(ExperimentRow.started_at, now)
@@ -491,7 +502,9 @@ class Repository:
                     TrialRow.name == name,
                     TrialRow.state.in_([st.value for st in ACTIVE_STATES]),
                 )
-                .values(state=state.value, reason=reason, message=message, finished_at=utcnow())
+                .values(
+                    state=state.value, reason=reason, message=_text(message), finished_at=utcnow()
+                )
             )
             s.commit()
             return bool(getattr(result, "rowcount", 0))
@@ -786,7 +799,8 @@ class Repository:
 
         By default only trials that finished with their metrics (Succeeded, EarlyStopped):
         a trial that printed a good value and then crashed is not ranked. ``states=None``
-        ranks every trial. Ties (and trials without the value, last) go in creation order.
+        ranks every trial. Ties go in creation order; trials without a finite value (none,
+        NaN, +-Infinity) come last, in creation order: a non-finite value is never the best.
         """
         objective = experiment.experiment.spec.objective
         metric = metric or objective.objective_metric_name
@@ -805,18 +819,24 @@ class Repository:
                 TrialMetricRow,
                 (TrialMetricRow.trial_id == TrialRow.id) & (TrialMetricRow.name == metric),
             )
-        # NULLS LAST (not a computed "IS NULL" key), so that the (experiment, objective) index
-        # serves the order and a top-k reads k rows.
-        order = column.desc() if descending else column.asc()
-        query = query.where(TrialRow.experiment_id == experiment.id).order_by(
-            order.nulls_last(), TrialRow.number
-        )
+        query = query.where(TrialRow.experiment_id == experiment.id)
         if states is not None:
             query = query.where(TrialRow.state.in_([st.value for st in states]))
-        if limit is not None:
-            query = query.limit(limit)
+        # Two queries (finite values ranked, then the rest) rather than a computed sort key, so
+        # that the (experiment, objective) index serves the order and a top-k reads k rows.
+        finite = column.between(-_FLOAT_MAX, _FLOAT_MAX)  # false for NULL, NaN and +-inf
+        order = column.desc() if descending else column.asc()
+        ranked = query.where(finite).order_by(order.nulls_last(), TrialRow.number)
+        unranked = query.where(or_(column.is_(None), ~finite)).order_by(TrialRow.number)
         with self.session() as s:
-            rows = s.execute(query.offset(offset)).all()
+            rows = list(s.execute(ranked.limit(limit).offset(offset)).all())
+            if limit is None or len(rows) < limit:  # the ranked ones ran out: the rest follow
+                skip = 0
+                if not rows and offset:
+                    counted = select(func.count()).select_from(ranked.order_by(None).subquery())
+                    skip = max(0, offset - (s.scalar(counted) or 0))
+                more = None if limit is None else limit - len(rows)
+                rows += s.execute(unranked.limit(more).offset(skip)).all()
             trials = [self._trial(r) for r in rows]
             self._attach_metrics(s, trials, rows)
             return trials
@@ -824,7 +844,8 @@ class Repository:
     def best_trial(self, experiment: ExperimentRecord) -> Trial | None:
         """The current optimal trial: the best objective of a Succeeded or EarlyStopped trial."""
         rows = self.leaderboard(experiment, states=RANKED_STATES, limit=1)
-        return rows[0] if rows and rows[0].objective is not None else None
+        best = rows[0].objective if rows else None
+        return rows[0] if best is not None and math.isfinite(best) else None
 
     # -- dashboard aggregates ------------------------------------------------------------
 
@@ -854,7 +875,7 @@ class Repository:
                     .where(
                         TrialRow.experiment_id.in_(part),
                         TrialRow.state.in_(completed),
-                        TrialRow.objective.is_not(None),
+                        TrialRow.objective.between(-_FLOAT_MAX, _FLOAT_MAX),  # finite
                     )
                     .group_by(TrialRow.experiment_id)
                 ):
@@ -1136,9 +1157,9 @@ def _fold(
 
 def _better(strategy: MetricStrategyType, value: float | None, current: float | None) -> bool:
     """Whether a new observation replaces the stored value under min or max."""
-    if value is None:  # NaN never beats a number
+    if value is None or not math.isfinite(value):  # NaN (None) or +-inf is never the best
         return False
-    if current is None:
+    if current is None or not math.isfinite(current):
         return True
     return value < current if strategy is MetricStrategyType.MIN else value > current
 

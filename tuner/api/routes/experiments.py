@@ -11,11 +11,20 @@ from fastapi import APIRouter, Query, Request, Response, status
 from yaml.composer import ComposerError
 
 from tuner.api.auth import APIAuth
-from tuner.api.deps import DNS_LABEL, ExperimentDep, NamespaceDep, RepoDep, ServiceDep
-from tuner.api.routes.common import AUTH_ERRORS, CONFLICT, INVALID, NOT_FOUND
-from tuner.api.schemas import BudgetUpdate, ErrorRead, ExperimentRead, experiment_read
+from tuner.api.deps import (
+    DNS_LABEL,
+    ExperimentDep,
+    NamespaceDep,
+    OffsetQuery,
+    RepoDep,
+    ServiceDep,
+)
+from tuner.api.routes.common import AUTH_ERRORS, BODY_ERRORS, CONFLICT, INVALID, NOT_FOUND
+from tuner.api.schemas import BudgetUpdate, ExperimentRead, experiment_read
 from tuner.errors import FieldError, SpecError, TunerError
+from tuner.limits import TooDeep, check_depth
 from tuner.spec import load_spec
+from tuner.spec.loading import check_yaml_depth
 from tuner.templates import RESOURCE_UID_ANNOTATION
 from tuner.trials import ExperimentPhase
 
@@ -59,19 +68,27 @@ def parse_spec_body(body: bytes, content_type: str) -> Any:
         raise SpecError([FieldError("<document>", "the body is not UTF-8 text")]) from e
     if not text.strip():
         raise SpecError([FieldError("<document>", "the body is empty: send an Experiment spec")])
-    if is_json:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            where = f"line {e.lineno}, column {e.colno}"
-            raise SpecError([FieldError(where, f"not valid JSON: {e.msg}")]) from e
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass
+        if is_json:
+            data = json.loads(text)
+        else:
+            check_yaml_depth(text)  # before the composer, which recurses once per level
+            data = yaml.load(text, Loader=_NoAliasLoader)
+    except json.JSONDecodeError as e:
+        where = f"line {e.lineno}, column {e.colno}"
+        raise SpecError([FieldError(where, f"not valid JSON: {e.msg}")]) from e
+    except (RecursionError, TooDeep):  # json recurses once per level, up to ~1000
+        raise SpecError([FieldError("<document>", str(TooDeep()))]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<document>"
         problem = getattr(e, "problem", None) or str(e)
         raise SpecError([FieldError(where, f"not valid YAML: {problem}")]) from e
+    try:
+        check_depth(data)
+    except TooDeep as e:
+        raise SpecError([FieldError("<document>", str(e))]) from None
+    return data
 
 
 def _apply_namespace(data: Any, namespace: str | None) -> None:
@@ -113,10 +130,7 @@ _SPEC_BODY: Mapping[str, Any] = {
     status_code=status.HTTP_201_CREATED,
     summary="Submit an Experiment spec (JSON or YAML); it starts at once",
     openapi_extra=dict(_SPEC_BODY),
-    responses={
-        **CONFLICT,
-        415: {"model": ErrorRead, "description": "neither JSON nor YAML"},
-    },
+    responses={**CONFLICT, **BODY_ERRORS},
 )
 async def create_experiment(
     request: Request,
@@ -156,7 +170,7 @@ def list_experiments(
         ExperimentPhase | None, Query(alias="status", description="only experiments in this phase")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[ExperimentRead]:
     records = repo.list_experiments(
         namespace=namespace,
@@ -175,7 +189,7 @@ def get_experiment(record: ExperimentDep, repo: RepoDep) -> ExperimentRead:
 @router.patch(
     "/{name}",
     summary="Edit the budget; raising maxTrialCount resumes a finished experiment",
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **BODY_ERRORS},
 )
 async def edit_budget(
     record: ExperimentDep, update: BudgetUpdate, service: ServiceDep
@@ -197,7 +211,7 @@ async def stop_experiment(record: ExperimentDep, service: ServiceDep) -> Experim
 @router.post(
     "/{name}/resume",
     summary="Continue a Stopped experiment with its budget as it is",
-    responses={**NOT_FOUND, **INVALID},
+    responses={**NOT_FOUND, **CONFLICT},
 )
 async def resume_experiment(record: ExperimentDep, service: ServiceDep) -> ExperimentRead:
     resumed = await service.resume(record)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 
 from tuner.api.auth import APIAuth
-from tuner.api.deps import ExperimentDep, RepoDep
+from tuner.api.deps import ExperimentDep, OffsetQuery, RepoDep, metric_query
 from tuner.api.routes.common import AUTH_ERRORS, BAD_REQUEST, INVALID, NOT_FOUND
 from tuner.api.schemas import LeaderboardRowRead
 from tuner.api.tabular import flatten_rows
@@ -37,9 +37,9 @@ def leaderboard(
     record: ExperimentDep,
     repo: RepoDep,
     limit: Annotated[int, Query(ge=1, le=10000)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     metric: Annotated[
-        str | None, Query(description="order by this metric instead of the objective")
+        str | None, metric_query("order by this metric instead of the objective")
     ] = None,
     status: Annotated[
         list[str] | None,

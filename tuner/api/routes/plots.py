@@ -19,9 +19,10 @@ from pydantic.alias_generators import to_camel
 
 from tuner import plots
 from tuner.api.auth import APIAuth
-from tuner.api.deps import ExperimentDep, RepoDep, ServiceDep, TrialName
+from tuner.api.deps import DNS_LABEL, ExperimentDep, RepoDep, ServiceDep, TrialName
 from tuner.api.routes.common import AUTH_ERRORS, INVALID, NOT_FOUND
 from tuner.errors import NotFound
+from tuner.limits import MAX_NAME_LENGTH
 from tuner.spec import ObjectiveType, ParameterType
 from tuner.storage import ExperimentRecord
 
@@ -169,7 +170,12 @@ def _axes(record: ExperimentRecord) -> list[plots.Axis]:
 def overview(
     repo: RepoDep,
     namespace: Annotated[
-        str | None, Query(max_length=63, description="only this namespace (default: all)")
+        str | None,
+        Query(
+            max_length=MAX_NAME_LENGTH,
+            pattern=DNS_LABEL,
+            description="only this namespace (default: all)",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[ExperimentOverviewRead]:

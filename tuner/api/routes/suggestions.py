@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from tuner.api.auth import APIAuth
 from tuner.api.deps import ExperimentDep, ServiceDep
-from tuner.api.routes.common import AUTH_ERRORS, BAD_REQUEST, INVALID, NOT_FOUND
+from tuner.api.routes.common import AUTH_ERRORS, BAD_REQUEST, BODY_ERRORS, INVALID, NOT_FOUND
 from tuner.api.schemas import SuggestionCreate, SuggestionsRead, suggested_trial_read
 from tuner.service import Service
 from tuner.storage import ExperimentRecord
@@ -27,6 +27,7 @@ router = APIRouter(
         "Respects parallelTrialCount (active trials) and maxTrialCount. Fewer trials than asked "
         "for (even none) come with a message saying why; a finished experiment returns none."
     ),
+    responses={**BODY_ERRORS, **BAD_REQUEST},
 )
 async def suggest(
     record: ExperimentDep, body: SuggestionCreate, service: ServiceDep

@@ -13,20 +13,22 @@ from tuner.api.deps import (
     ExperimentDep,
     ExperimentName,
     NamespaceDep,
+    OffsetQuery,
     RepoDep,
     ServiceDep,
     TrialName,
+    metric_query,
 )
 from tuner.api.routes.common import (
     AUTH_ERRORS,
     BAD_REQUEST,
+    BODY_ERRORS,
     CONFLICT,
     INVALID,
     NOT_FOUND,
     json_errors,
 )
 from tuner.api.schemas import (
-    ErrorRead,
     ObservationAck,
     ObservationCreate,
     ObservationsRead,
@@ -36,6 +38,7 @@ from tuner.api.schemas import (
     trial_read,
 )
 from tuner.trials import TrialState
+from tuner.views import metric_value
 
 router = APIRouter(
     prefix="/experiments/{name}/trials",
@@ -60,7 +63,7 @@ def list_trials(
         list[TrialState] | None, Query(description="only trials in these states (repeatable)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[TrialRead]:
     trials = repo.trials(record.id, states=state or None, limit=limit, offset=offset)
     return [trial_read(t) for t in trials]
@@ -76,7 +79,7 @@ def get_observations(
     record: ExperimentDep,
     trial: TrialName,
     repo: RepoDep,
-    metric: Annotated[str | None, Query(description="only this metric")] = None,
+    metric: Annotated[str | None, metric_query("only this metric")] = None,
 ) -> ObservationsRead:
     repo.get_trial(record.id, trial)  # 404 for an unknown trial rather than empty curves
     curves: dict[str, list[PointRead]] = defaultdict(list)
@@ -84,7 +87,7 @@ def get_observations(
         curves[o.metric].append(
             PointRead(
                 step=o.step,
-                value=o.value if o.finite else None,
+                value=metric_value(o.value),
                 time=o.time.isoformat() if o.time else None,
             )
         )
@@ -112,12 +115,7 @@ def get_logs(
     summary="Push metric values of a running trial (trial token); answers whether to stop",
     dependencies=[PushAuth],
     openapi_extra=TRIAL_SECURITY,
-    responses={
-        503: {
-            "model": ErrorRead,
-            "description": "too many reports in flight: send it again after Retry-After seconds",
-        }
-    },
+    responses=BODY_ERRORS,
 )
 async def push_observations(
     name: ExperimentName,
@@ -135,7 +133,7 @@ async def push_observations(
     "/{trial}/complete",
     summary="Ask/tell: finish a trial with its final metrics (trial token)",
     dependencies=[TrialAuth],
-    responses={**BAD_REQUEST, **CONFLICT},
+    responses={**BODY_ERRORS, **BAD_REQUEST, **CONFLICT},
 )
 async def complete_trial(
     record: ExperimentDep, trial: TrialName, body: TrialComplete, service: ServiceDep
