@@ -46,6 +46,24 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def database_now(s: Session) -> datetime:
+    """The database server's current time (UTC), so that every replica times leases by one clock.
+
+    Replicas' own clocks may disagree by many seconds; the database's is shared. PostgreSQL's
+    ``clock_timestamp()`` is the time of the call (``now()`` would be the transaction's start);
+    SQLite's ``'now'`` is the host's clock, which every process of one SQLite file shares.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        value = s.scalar(select(func.clock_timestamp()))
+    else:
+        text = s.scalar(select(func.strftime("%Y-%m-%d %H:%M:%f", "now")))
+        value = datetime.fromisoformat(str(text))
+    assert isinstance(value, datetime)
+    aware = _aware(value)
+    assert aware is not None
+    return aware.astimezone(UTC)
+
+
 def _aware(t: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     if t is not None and t.tzinfo is None:
@@ -204,8 +222,8 @@ class Repository:
         One conditional UPDATE, so two replicas racing for the same experiment cannot both win:
         the lease is free, already ours, or expired.
         """
-        now = utcnow()
         with self.session() as s:
+            now = database_now(s)
             result = s.execute(
                 update(ExperimentRow)
                 .where(
@@ -227,8 +245,8 @@ class Repository:
         ids = list(experiment_ids)
         if not ids:
             return set()
-        now = utcnow()
         with self.session() as s:
+            now = database_now(s)
             s.execute(
                 update(ExperimentRow)
                 .where(ExperimentRow.id.in_(ids), ExperimentRow.owner == owner)
