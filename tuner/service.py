@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from functools import partial
 from pathlib import Path
@@ -33,7 +34,9 @@ from tuner.settings import Settings
 from tuner.spec import Experiment, spec_warnings
 from tuner.storage import ExperimentRecord, Repository, make_engine
 from tuner.storage.aio import AsyncRepository
+from tuner.storage.repository import Census
 from tuner.storage.writer import ObservationWriter
+from tuner.telemetry import Telemetry
 from tuner.tokens import SECRET_FILE, derive_trial_token, load_or_create_secret
 from tuner.trials import ExperimentPhase, Trial
 
@@ -67,7 +70,8 @@ class Service:
         self._closing = False
         self._lease_task: asyncio.Task[None] | None = None
         self._expiry_task: asyncio.Task[None] | None = None
-        self._listeners: list[Listener] = []
+        self.telemetry = Telemetry(self._census, self._api_calls, self._write_queue_depth)
+        self._listeners: list[Listener] = [self.telemetry]
         self._companions: list[asyncio.Task[None]] = []
         self._writer: ObservationWriter | None = None
         self._aftermath: set[asyncio.Task[None]] = set()
@@ -174,6 +178,7 @@ class Service:
         for warning in spec_warnings(experiment):
             log.warning("experiment %s/%s: %s", experiment.namespace, experiment.name, warning)
         record = await self.db.create_experiment(experiment)
+        self.telemetry.experiment_created(record.namespace)
         await self._begin(record)
         return await self.db.experiment_by_id(record.id)
 
@@ -287,12 +292,14 @@ class Service:
         collector); their names come back so that the trial can warn. A finished trial gets
         ``should_stop`` without storing anything.
         """
+        started = time.perf_counter()
         kept, ignored = objective_metrics(record, values)
         observations = await self.db.run(pushed_observations, record, trial_name, step, kept)
         if observations is None:
             return True, ignored
         if not observations:
             return False, ignored
+        self.telemetry.reports(len(observations), started)
         controller = self._controllers.get(record.id)
         if controller is not None:
             return await controller.observe(trial_name, observations), ignored
@@ -304,7 +311,8 @@ class Service:
 
     async def suggest(self, record: ExperimentRecord, count: int) -> tuple[list[Trial], str | None]:
         """Ask/tell: create up to ``count`` Running trials; returns them and why not more."""
-        return await self.asktell.suggest(record, count)
+        with self.telemetry.suggestion_seconds.labels("ask").time():
+            return await self.asktell.suggest(record, count)
 
     async def open_trials(self, record: ExperimentRecord) -> list[Trial]:
         """Ask/tell: the trials asked for and not told yet."""
@@ -333,6 +341,16 @@ class Service:
         return self.hub.stream(record, self.drives)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _census(self) -> Census | None:
+        return self._db.sync.census() if self._db is not None else None
+
+    def _api_calls(self) -> Any:
+        client = getattr(self.settings.runner, "client", None)  # the Kubernetes runner's
+        return client if hasattr(client, "requests") else None
+
+    def _write_queue_depth(self) -> int:
+        return self._writer.depth if self._writer is not None else 0
 
     def _driven(self) -> list[int]:
         return [i for i, t in self._tasks.items() if not t.done()]
@@ -390,6 +408,7 @@ class Service:
             trial_env=self._trial_env,
             listeners=[partial(self.hub.publish, record.id)],
             writer=self._writer,
+            suggest_timer=self.telemetry.suggestion_seconds.labels("controller").observe,
         )
         task = asyncio.create_task(
             controller.run(), name=f"controller {record.namespace}/{record.name}"

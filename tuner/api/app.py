@@ -20,11 +20,13 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 
 from tuner.api.docs import install_docs
+from tuner.api.request_id import install_request_id, request_id
 from tuner.api.routes import (
     events,
     experiments,
     health,
     leaderboard,
+    metrics,
     plots,
     suggestions,
     trials,
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(ui_router)  # the dashboard: / and /ui/...
     for router in (
         experiments.router,
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router, prefix=API_PREFIX)
     install_error_handlers(app)
+    install_request_id(app)
     _install_openapi(app)
     install_docs(app)
     return app
@@ -88,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _error(status: int, detail: str, errors: list[FieldErrorRead] | None = None) -> JSONResponse:
-    body = ErrorRead(detail=detail, errors=errors or [])
+    body = ErrorRead(detail=detail, errors=errors or [], request_id=request_id())
     return JSONResponse(body.model_dump(mode="json"), status_code=status)
 
 

@@ -91,6 +91,15 @@ class ExperimentRecord:
     completed_at: datetime | None
 
 
+@dataclass(frozen=True)
+class Census:
+    """Counts by ``(namespace, phase)``, ``(namespace, state)`` and lease holder."""
+
+    experiments: dict[tuple[str, str], int]
+    trials: dict[tuple[str, str], int]
+    leases: dict[str, int]
+
+
 class _SpecCache:
     """Parsed specs, one per experiment, reused while the stored spec JSON is unchanged.
 
@@ -268,6 +277,32 @@ class Repository:
                 .values(owner=None, lease_expires_at=None)
             )
             s.commit()
+
+    def census(self) -> Census:
+        """How many experiments and trials are in each state, and the leases each replica
+        holds: three grouped counts, for the metrics scraped at ``/metrics``."""
+        with self.session() as s:
+            now = database_now(s)
+            experiments = s.execute(
+                select(ExperimentRow.namespace, ExperimentRow.phase, func.count()).group_by(
+                    ExperimentRow.namespace, ExperimentRow.phase
+                )
+            )
+            trials = s.execute(
+                select(ExperimentRow.namespace, TrialRow.state, func.count())
+                .join(ExperimentRow, ExperimentRow.id == TrialRow.experiment_id)
+                .group_by(ExperimentRow.namespace, TrialRow.state)
+            )
+            leases = s.execute(
+                select(ExperimentRow.owner, func.count())
+                .where(ExperimentRow.owner.is_not(None), ExperimentRow.lease_expires_at > now)
+                .group_by(ExperimentRow.owner)
+            )
+            return Census(
+                experiments={(ns, phase): n for ns, phase, n in experiments},
+                trials={(ns, state): n for ns, state, n in trials},
+                leases={str(owner): n for owner, n in leases},
+            )
 
     def update_spec(self, experiment_id: int, experiment: Experiment) -> None:
         with self.session() as s:
