@@ -4,9 +4,11 @@ for it; neither adopts, recreates nor deletes the other's Jobs."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[kubernetes]'")
@@ -97,6 +99,15 @@ def test_two_installations_share_a_namespace_without_touching_each_others_jobs(
             namespace, label_selector=EXPERIMENT_LABEL
         )
         assert {j.metadata.name for j in every.items} == set(blue) | set(green)
+
+        # Its Kubernetes API calls are in blue's /metrics: a Job created per trial, at least.
+        scraped = httpx.get(f"{servers['blue'].url}/metrics", timeout=60).text
+        created = re.search(
+            r'^tuner_kubernetes_requests_total\{operation="create_namespaced_job"\} (\S+)$',
+            scraped,
+            re.MULTILINE,
+        )
+        assert created and float(created.group(1)) >= TRIALS + 2, scraped[-3000:]
 
         # Deleting blue's experiment deletes blue's Jobs of that name, and none of green's.
         with servers["blue"].client(namespace) as c:
