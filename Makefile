@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-k8s lint typecheck clean
+.PHONY: run test test-k8s test-image lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: $(STAMP)
 test-k8s: $(STAMP)
 	bash tests/k8s/build-control-plane.sh
 	$(BIN)/python -m pytest -m k8s tests/k8s -q
+
+# The service image built (deploy/build-image.sh: a debootstrapped Debian base and a wheelhouse,
+# cached under ~/.cache/tuner-image) and run: --version, /healthz and /metrics, non-root on a
+# read-only root. It starts its own dockerd when none answers; it skips, saying why, where none can.
+test-image: $(STAMP)
+	$(BIN)/python -m pytest -m image tests/ops/test_image.py -q -rs
 
 lint: $(STAMP)
 	$(BIN)/ruff check tuner algorithms tests examples bench
