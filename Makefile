@@ -34,7 +34,7 @@ test-k8s: $(STAMP)
 # cached under ~/.cache/tuner-image) and run: --version, /healthz and /metrics, non-root on a
 # read-only root. It starts its own dockerd when none answers; it skips, saying why, where none can.
 test-image: $(STAMP)
-	$(BIN)/python -m pytest -m image tests/ops/test_image.py -q -rs
+	TUNER_TEST_IMAGE=1 $(BIN)/python -m pytest -m image tests/ops/test_image.py -q -rs
 
 lint: $(STAMP)
 	$(BIN)/ruff check tuner algorithms tests examples bench

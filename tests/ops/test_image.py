@@ -1,10 +1,12 @@
 """The service image, built and run: deploy/build-image.sh makes it with no network inside the
 build (a debootstrapped Debian base, a wheelhouse made outside), and the container, as a
 non-root user on a read-only root filesystem, prints the version and serves ``/healthz`` and
-``/metrics``. Run by ``make test-image``; skipped, saying why, where dockerd cannot run."""
+``/metrics``. Run by ``make test-image`` (which sets TUNER_TEST_IMAGE=1: a build takes minutes,
+too long for every ``make test``); skipped, saying why, where dockerd cannot run."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -28,7 +30,14 @@ RUN = [
     "--tmpfs", "/tmp", "--tmpfs", f"/var/lib/tuner:uid={UID},gid={UID}",
 ]  # fmt: skip
 
-pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.image,
+    pytest.mark.timeout(900),
+    pytest.mark.skipif(
+        not os.environ.get("TUNER_TEST_IMAGE"),
+        reason="builds the image for minutes: run `make test-image` (TUNER_TEST_IMAGE=1)",
+    ),
+]
 
 
 def docker(env: dict[str, str], *args: str, timeout: float = 120) -> str:
