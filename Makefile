@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-k8s test-conformance lint typecheck clean
+.PHONY: run test test-k8s test-conformance test-image lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test-conformance: $(STAMP)
 test-k8s: $(STAMP)
 	bash tests/k8s/build-control-plane.sh
 	$(BIN)/python -m pytest -m k8s tests/k8s -q
+
+# The service image built (deploy/build-image.sh: a debootstrapped Debian base and a wheelhouse,
+# cached under ~/.cache/tuner-image) and run: --version, /healthz and /metrics, non-root on a
+# read-only root. It starts its own dockerd when none answers; it skips, saying why, where none can.
+test-image: $(STAMP)
+	TUNER_TEST_IMAGE=1 $(BIN)/python -m pytest -m image tests/ops/test_image.py -q -rs
 
 lint: $(STAMP)
 	$(BIN)/ruff check tuner algorithms tests examples bench

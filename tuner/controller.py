@@ -31,6 +31,7 @@ from tuner.errors import RunnerError, TunerError
 from tuner.events import Event, EventKind, Listener
 from tuner.history import HistoryCache
 from tuner.lifecycle import TrialEnding, Verdict
+from tuner.logs import log_context, set_log_context
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
 from tuner.spec import CollectorKind, Experiment
 from tuner.storage import ExperimentRecord, Repository
@@ -69,6 +70,7 @@ class ExperimentController:
         trial_env: the ``TUNER_*`` environment of a trial.
         listeners: called with every :class:`~tuner.events.Event` of this experiment.
         writer: the observation writer to share (default: write each batch directly).
+        suggest_timer: called with the seconds each batch of suggestions took (metrics).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class ExperimentController:
         trial_env: TrialEnv = base_trial_env,
         listeners: Sequence[Listener] = (),
         writer: ObservationWriter | None = None,
+        suggest_timer: Callable[[float], None] | None = None,
     ) -> None:
         self.db = as_async(repo)
         self._own_db = self.db is not repo
@@ -88,6 +91,7 @@ class ExperimentController:
         self._trial_env = trial_env
         self._listeners = list(listeners)
         self._writer = writer
+        self._suggest_timer = suggest_timer
         self._history = HistoryCache(self.db.sync, experiment.id)
         self._suggester: Suggester | None = None
         self._rule: early_stopping.EarlyStoppingRule | None = None
@@ -122,6 +126,10 @@ class ExperimentController:
 
     async def run(self) -> ExperimentRecord:
         """Drive the experiment until it ends; returns its final record."""
+        with log_context(experiment=f"{self.record.namespace}/{self.record.name}"):
+            return await self._run()
+
+    async def _run(self) -> ExperimentRecord:
         try:
             record = await self._reload()
             if record.phase.finished:
@@ -229,7 +237,10 @@ class ExperimentController:
         if room <= 0:
             return None
         assert self._suggester is not None
+        started = time.perf_counter()
         suggestions = await asyncio.to_thread(self._suggester.suggest, history, room)
+        if self._suggest_timer is not None:
+            self._suggest_timer(time.perf_counter() - started)
         if not suggestions:
             return 0
         trials = await self.db.create_trials(record, lifecycle.trial_rows(spec, suggestions, room))
@@ -304,6 +315,7 @@ class ExperimentController:
     async def _drive(
         self, trial_name: str, handle: TrialHandle, next_steps: dict[str, int]
     ) -> None:
+        set_log_context(trial=trial_name)  # this task's own log events
         spec = self.experiment.spec
         kind = spec.metrics_collector_spec.kind
         parser = collectors.parser_for(spec) if kind is CollectorKind.STDOUT else None

@@ -24,6 +24,8 @@ ENV_DATABASE_URL = "TUNER_DATABASE_URL"
 ENV_API_TOKEN = "TUNER_API_TOKEN"
 ENV_SECRET = "TUNER_SECRET"
 ENV_SERVER = "TUNER_SERVER"
+ENV_INSTALLATION = "TUNER_INSTALLATION"
+"""``tuner serve --installation``'s default: the label that tells this installation's objects."""
 
 # -- HTTP ----------------------------------------------------------------------------------
 HEADER_AUTHORIZATION = "Authorization"

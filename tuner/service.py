@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,7 @@ from tuner import lifecycle, names
 from tuner.asktell import AskTell, is_ask_tell
 from tuner.controller import ExperimentController, base_trial_env
 from tuner.errors import Conflict, NotFound, RunnerError
+from tuner.event_log import EventLog
 from tuner.events import DELETED, Event, EventHub, Listener
 from tuner.intake import ExperimentCache
 from tuner.leases import Leases
@@ -33,6 +35,7 @@ from tuner.spec import Experiment, spec_warnings
 from tuner.storage import ExperimentRecord, Repository, make_engine
 from tuner.storage.aio import AsyncRepository
 from tuner.storage.writer import ObservationWriter
+from tuner.telemetry import Telemetry
 from tuner.tokens import default_secret_path, derive_trial_token, load_or_create_secret
 from tuner.trials import ExperimentPhase, Trial
 
@@ -73,7 +76,12 @@ class Service:
         self._closing = False
         self._lease_task: asyncio.Task[None] | None = None
         self._expiry_task: asyncio.Task[None] | None = None
-        self._listeners: list[Listener] = []
+        self.telemetry = Telemetry(  # what it reads at each scrape
+            census=lambda: self._db.sync.census() if self._db is not None else None,
+            api_calls=lambda: getattr(self.settings.runner, "client", None),  # Kubernetes'
+            write_queue_depth=lambda: self._writer.depth if self._writer is not None else 0,
+        )
+        self._listeners: list[Listener] = [self.telemetry]
         self._companions: list[asyncio.Task[None]] = []
         self._writer: ObservationWriter | None = None
         self._targets: ExperimentCache | None = None
@@ -176,6 +184,7 @@ class Service:
         for warning in spec_warnings(experiment):
             log.warning("experiment %s/%s: %s", experiment.namespace, experiment.name, warning)
         record = await self.db.create_experiment(experiment)
+        self.telemetry.experiment_created(record.namespace)
         await self._begin(record)
         return await self.db.experiment_by_id(record.id)
 
@@ -315,6 +324,7 @@ class Service:
         Metrics that the objective does not list are not stored (as with the StdOut
         collector); their names come back so that the trial can warn. A finished trial gets
         ``should_stop`` without storing anything. Answers once the writer committed them."""
+        started = time.perf_counter()
         kept, ignored = objective_metrics(record, values)
         controller = self._controllers.get(record.id)
         if controller is not None and controller.ending_decided(trial_name):
@@ -323,6 +333,7 @@ class Service:
         observations = await self._writer.push(record, trial_name, step, kept)
         if not observations:  # None: the trial had finished (stop); []: nothing new
             return observations is None, ignored
+        self.telemetry.reports(len(observations), started)
         if controller is not None:
             return await controller.observed(trial_name, observations), ignored
         if is_ask_tell(record):
@@ -331,7 +342,8 @@ class Service:
 
     async def suggest(self, record: ExperimentRecord, count: int) -> tuple[list[Trial], str | None]:
         """Ask/tell: create up to ``count`` Running trials; returns them and why not more."""
-        return await self.asktell.suggest(record, count)
+        with self.telemetry.suggestion_seconds.labels("ask").time():
+            return await self.asktell.suggest(record, count)
 
     async def open_trials(self, record: ExperimentRecord) -> list[Trial]:
         """Ask/tell: the trials asked for and not told yet."""
@@ -421,6 +433,7 @@ class Service:
             trial_env=self._trial_env,
             listeners=[partial(self.hub.publish, record.id)],
             writer=self._writer,
+            suggest_timer=self.telemetry.suggestion_seconds.labels("controller").observe,
         )
         task = asyncio.create_task(
             controller.run(), name=f"controller {record.namespace}/{record.name}"
@@ -469,31 +482,3 @@ class Service:
             names.ENV_API_URL: self.settings.api_url,
             names.ENV_TRIAL_TOKEN: self.trial_token(experiment, trial.name),
         }
-
-
-_TRIAL_VERBS = {"Running": "started", "EarlyStopped": "early-stopped"}
-_EXPERIMENT_VERBS = {"Created": "created", "Running": "started", DELETED: "deleted"}
-
-
-class EventLog:
-    """Every experiment and trial event of this process in the server log, at INFO.
-
-    An experiment's phase is logged when it changes: the service and the controller both
-    announce the start of one.
-    """
-
-    def __init__(self) -> None:
-        self._phases: dict[tuple[str, str], str | None] = {}
-
-    def __call__(self, event: Event) -> None:
-        where = f"experiment {event.namespace}/{event.experiment}"
-        why = f": {event.reason}" if event.reason else ""
-        if event.kind == "best":
-            log.info("%s: best objective improved to %s", where, event.value)
-        elif event.kind == "trial":
-            verb = _TRIAL_VERBS.get(event.state or "", f"ended {event.state}")
-            log.info("%s: trial %s %s%s", where, event.trial, verb, why)
-        elif self._phases.get((event.namespace, event.experiment)) != event.state:
-            self._phases[(event.namespace, event.experiment)] = event.state
-            verb = _EXPERIMENT_VERBS.get(event.state or "", f"ended {event.state}")
-            log.info("%s: %s%s", where, verb, why)

@@ -30,7 +30,7 @@ Submit = Callable[..., dict[str, Any]]
 
 def errors_of(response: Any) -> list[tuple[str, str]]:
     body = response.json()
-    assert set(body) == {"detail", "errors"}, body
+    assert set(body) == {"detail", "errors", "request_id"}, body
     return [(e["path"], e["message"]) for e in body["errors"]]
 
 

@@ -25,11 +25,13 @@ from tuner.api.admission import Admission, Gate
 from tuner.api.attempts import FailedAttempts
 from tuner.api.docs import install_docs
 from tuner.api.guards import Guards
+from tuner.api.request_id import install_request_id, request_id
 from tuner.api.routes import (
     events,
     experiments,
     health,
     leaderboard,
+    metrics,
     plots,
     suggestions,
     trials,
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admission = Gate(settings.max_pending_reports)
     app.add_middleware(Admission, gate=app.state.admission)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(ui_router)  # the dashboard: / and /ui/...
     for router in (
         trials.push_router,  # first: routes are tried in order, and pushes are the most frequent
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router, prefix=API_PREFIX, responses=BACK_PRESSURE)
     install_error_handlers(app)
+    install_request_id(app)
     _install_openapi(app)
     install_docs(app)
     return app
@@ -99,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _error(status: int, detail: str, errors: list[FieldErrorRead] | None = None) -> JSONResponse:
-    body = ErrorRead(detail=detail, errors=errors or [])
+    body = ErrorRead(detail=detail, errors=errors or [], request_id=request_id())
     return JSONResponse(body.model_dump(mode="json"), status_code=status)
 
 

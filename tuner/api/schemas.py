@@ -84,6 +84,9 @@ class ErrorRead(BaseModel):
 
     detail: str
     errors: list[FieldErrorRead] = Field(default_factory=list)
+    request_id: str | None = Field(
+        default=None, description="The request's id (also its X-Request-ID header and log lines)"
+    )
 
 
 class HealthRead(BaseModel):

@@ -26,6 +26,7 @@ from tuner.cli.manage import (
 from tuner.cli.options import API_URL_ENV, EXIT_USAGE, SERVER_ENV, TOKEN_ENV
 from tuner.cli.run import run_command
 from tuner.cli.serve import serve_command
+from tuner.names import ENV_INSTALLATION
 from tuner.trials import ExperimentPhase, TrialState
 
 DESCRIPTION = "``tuner``: run, inspect and validate experiments from the command line."
@@ -64,6 +65,15 @@ def tuner_version() -> str:
         return version("tuner")
     except PackageNotFoundError:
         return "unknown (not installed)"
+
+
+def log_format_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="log events as text or as JSON objects, one per line (default text)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="when another process drives the experiment, wait for it to end instead of refusing",
     )
+    log_format_option(p)
     p.set_defaults(func=run_command)
 
     p = sub.add_parser("validate", help="check a spec without running it")
@@ -173,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workdir", default=".tuner", help="trial directories and logs")
     p.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    log_format_option(p)
     p.add_argument("--replica-id", help="this replica's name in experiment leases")
     p.add_argument(
         "--lease-ttl",
@@ -225,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="kubeconfig file (default: in-cluster config in a Pod, else $KUBECONFIG)",
     )
     k8s.add_argument("--context", help="kubeconfig context (default: the current one)")
+    k8s.add_argument(
+        "--installation",
+        default=os.environ.get(ENV_INSTALLATION) or "default",
+        help="this installation's name: it labels every Kubernetes object it creates, and it "
+        "ignores the objects of other installations in the same namespaces (default: "
+        f"${ENV_INSTALLATION}, else 'default')",
+    )
     k8s.add_argument(
         "--namespace-scope",
         metavar="NAMESPACE",

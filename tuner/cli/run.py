@@ -32,12 +32,14 @@ if TYPE_CHECKING:
 def run_command(args: argparse.Namespace) -> int:
     from tuner.controller import ExperimentController
     from tuner.leases import Leases
+    from tuner.logs import configure_logging
     from tuner.processes import identity
     from tuner.runners.local import LocalRunner
     from tuner.spec import load_spec
     from tuner.storage.aio import AsyncRepository
     from tuner.trials import ExperimentPhase
 
+    configure_logging(args.log_format, "warning")
     experiment = load_spec(Path(args.spec))
     if experiment.spec.trial_template is None:
         raise TunerError(

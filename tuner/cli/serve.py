@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tuner.cli.options import EXIT_OK, EXIT_USAGE, SECRET_ENV, TOKEN_ENV, read_token
+from tuner.logs import configure_logging
 from tuner.tokens import (
     SECRET_FILE,
     default_api_token_path,
@@ -63,9 +64,6 @@ def serve_command(args: argparse.Namespace) -> int:
     from tuner.api.guards import allowed_hosts
     from tuner.settings import Settings
 
-    # The service's own messages (controllers, runner, operator) at the server's log level.
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("tuner").setLevel(args.log_level.upper())
     url = connect_url(args.host, args.port)
     secret = os.environ.get(SECRET_ENV)
     trial_url = args.trial_api_url or url
@@ -86,6 +84,11 @@ def serve_command(args: argparse.Namespace) -> int:
         settings.ask_timeout = args.ask_timeout
     if args.replica_id:
         settings.replica_id = args.replica_id
+    # The service's own events (controllers, runner, operator) at the server's log level, in
+    # the chosen format, one per line; uvicorn's access and error logs alike.
+    log_config = access_log_config(
+        configure_logging(args.log_format, args.log_level, replica=settings.replica_id)
+    )
     if args.runner == "kubernetes":
         kubernetes_settings(settings, args)
     check_database(args.db)
@@ -95,13 +98,13 @@ def serve_command(args: argparse.Namespace) -> int:
             f"lives in {default_secret_path().parent}, out of trials' reach); delete it",
             file=sys.stderr,
         )
-    print(f"tuner serve: {url} ({token_note})", file=sys.stderr, flush=True)
+    logging.getLogger("tuner.serve").info("tuner serve: %s (%s)", url, token_note)
     uvicorn.run(
         create_app(settings),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        log_config=access_log_config(),
+        log_config=log_config,
         timeout_graceful_shutdown=5,
         loop=args.loop,
         http=args.http,
@@ -143,13 +146,14 @@ class QuietAccess(logging.Filter):
         return QUIET_ROUTES.match(f"{method} {path}") is None
 
 
-def access_log_config() -> dict[str, Any]:
-    """uvicorn's logging configuration with :class:`QuietAccess` on its access log."""
+def access_log_config(base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """uvicorn's logging configuration (``base``, default uvicorn's own) with
+    :class:`QuietAccess` on its access log."""
     from uvicorn.config import LOGGING_CONFIG
 
-    config = copy.deepcopy(LOGGING_CONFIG)
+    config = copy.deepcopy(base or LOGGING_CONFIG)
     config.setdefault("filters", {})["quiet"] = {"()": QuietAccess}
-    config["handlers"]["access"].setdefault("filters", []).append("quiet")
+    config["loggers"]["uvicorn.access"].setdefault("filters", []).append("quiet")
     return config
 
 
@@ -164,6 +168,7 @@ def kubernetes_settings(settings: Settings, args: argparse.Namespace) -> None:
         kubeconfig=args.kubeconfig,
         context=args.context,
         owner_reference=resource_owner_reference,
+        installation=args.installation,
     )
     settings.runner = runner
     if not args.no_operator:

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import random
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -97,11 +98,18 @@ class RetryingClient:
     Args:
         api: the configured ``kubernetes.client.ApiClient`` the calls go through.
         retries: attempts of a request that fails with a temporary error.
+
+    Attributes:
+        requests: requests sent (each attempt), by operation (the client method's name).
+        errors: failed requests by operation and HTTP status (``connection`` without one);
+            both are read by :mod:`tuner.telemetry` at each scrape.
     """
 
     def __init__(self, api: client.ApiClient, *, retries: int = 6) -> None:
         self.api = api
         self.retries = retries
+        self.requests: Counter[str] = Counter()
+        self.errors: Counter[tuple[str, str]] = Counter()
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="tuner-k8s")
 
     def close(self) -> None:
@@ -112,12 +120,16 @@ class RetryingClient:
         """Run a blocking client call in the pool; retry it while it fails temporarily."""
         loop = asyncio.get_running_loop()
         attempt = 0
+        operation = str(getattr(fn, "__name__", "request"))
         while True:
+            self.requests[operation] += 1
             try:
                 return await loop.run_in_executor(
                     self._pool, functools.partial(fn, *args, **kwargs)
                 )
             except API_ERRORS as e:
+                code = str(e.status) if isinstance(e, ApiException) else "connection"
+                self.errors[(operation, code)] += 1
                 if not is_temporary(e) or attempt + 1 >= self.retries:
                     raise
                 if isinstance(e, ApiException):

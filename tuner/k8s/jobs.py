@@ -64,16 +64,54 @@ def dns_label(text: str, *, key: str | None = None) -> str:
     return name
 
 
-def job_name(experiment: Experiment, trial: Trial) -> str:
+# Installations: several tuners may share a namespace (tuner serve --installation). Every object
+# one creates carries its name in INSTALLATION_LABEL, and each ignores the others' objects. The
+# installation "default" also owns unlabelled objects (made before installations had names), and
+# keeps the Job names it always had; another one's Job names start with its name, so that the
+# same experiment in two installations never asks for one Job name.
+
+INSTALLATION_LABEL = "tuner.dev/installation"
+DEFAULT_INSTALLATION = "default"
+
+
+def installation_label(installation: str) -> str:
+    """The installation's name as a label value."""
+    return dns_label(installation)
+
+
+def is_ours(obj: Mapping[str, Any], installation: str) -> bool:
+    """Whether an object (a Job, an Experiment resource) belongs to ``installation``."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    theirs = labels.get(INSTALLATION_LABEL)
+    if theirs is None:
+        return installation == DEFAULT_INSTALLATION
+    return bool(theirs == installation_label(installation))
+
+
+def installation_selector(installation: str) -> str | None:
+    """A label selector of ``installation``'s objects, or ``None`` for the default one (its
+    unlabelled objects cannot be selected: filter with :func:`is_ours`)."""
+    if installation == DEFAULT_INSTALLATION:
+        return None
+    return f"{INSTALLATION_LABEL}={installation_label(installation)}"
+
+
+def job_name(experiment: Experiment, trial: Trial, installation: str = DEFAULT_INSTALLATION) -> str:
     """The deterministic Job name of a trial: a valid DNS-1123 label at any name length."""
-    return dns_label(trial.name, key=f"{experiment.namespace}/{experiment.name}/{trial.name}")
+    key = f"{experiment.namespace}/{experiment.name}/{trial.name}"
+    if installation == DEFAULT_INSTALLATION:
+        return dns_label(trial.name, key=key)
+    return dns_label(f"{installation}-{trial.name}", key=f"{installation}/{key}")
 
 
-def job_labels(experiment: Experiment, trial: Trial) -> dict[str, str]:
+def job_labels(
+    experiment: Experiment, trial: Trial, installation: str = DEFAULT_INSTALLATION
+) -> dict[str, str]:
     """The labels that identify a trial's Job and pods (label values are DNS labels here)."""
     return {
         EXPERIMENT_LABEL: dns_label(experiment.name),
-        TRIAL_LABEL: job_name(experiment, trial),
+        TRIAL_LABEL: job_name(experiment, trial, installation),
+        INSTALLATION_LABEL: installation_label(installation),
     }
 
 
@@ -184,14 +222,15 @@ def job_manifest(
     rendered: RenderedTrial,
     env: Mapping[str, str],
     owner: Mapping[str, Any] | None = None,
+    installation: str = DEFAULT_INSTALLATION,
 ) -> dict[str, Any]:
     """The Job to create for a trial: name, labels, ownerReference and environment filled in."""
     job = copy.deepcopy(rendered.job)
     job.setdefault("apiVersion", "batch/v1")
     job.setdefault("kind", "Job")
-    labels = job_labels(experiment, trial)
+    labels = job_labels(experiment, trial, installation)
     meta = job.setdefault("metadata", {})
-    meta["name"] = job_name(experiment, trial)
+    meta["name"] = labels[TRIAL_LABEL]
     meta["namespace"] = experiment.namespace
     meta["labels"] = {**(meta.get("labels") or {}), **labels}
     if owner:

@@ -17,6 +17,7 @@ from kubernetes.client import ApiException
 from tuner.errors import Conflict, NotFound, SpecError, TunerError
 from tuner.events import Event as ServiceEvent
 from tuner.k8s.client import API_ERRORS, backoff_delay
+from tuner.k8s.jobs import installation_selector, is_ours
 from tuner.k8s.watching import Changed, Listed, watch_objects
 from tuner.operator.status import (
     GROUP,
@@ -146,6 +147,9 @@ class Operator:
         )
 
     async def _watch_forever(self) -> None:
+        # Another installation's resources in the same namespaces are not ours to reconcile.
+        installation = self.runner.installation
+        ours = installation_selector(installation)
         items = watch_objects(
             self.runner.client,
             self._list_call,
@@ -155,12 +159,13 @@ class Operator:
                 f"the Experiment CRD ({PLURAL}.{GROUP}) is not installed: "
                 "kubectl apply -f deploy/crd/experiments.tuner.dev.yaml"
             ),
+            label_selector=ours or "",  # "": every resource (the default installation filters)
         )
         try:
             async for item in items:
                 if isinstance(item, Listed):
-                    await self._relisted(item.objects)
-                elif isinstance(item, Changed):
+                    await self._relisted([o for o in item.objects if is_ours(o, installation)])
+                elif isinstance(item, Changed) and is_ours(item.object, installation):
                     self._changed(item.type, item.object)
         finally:
             await items.aclose()

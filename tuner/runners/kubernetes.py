@@ -29,10 +29,13 @@ from tuner.k8s.client import (
 )
 from tuner.k8s.gjson import Condition, compile_condition
 from tuner.k8s.jobs import (
+    DEFAULT_INSTALLATION,
     container_status,
     creation_order,
     dns_label,
     image_pull_problem,
+    installation_selector,
+    is_ours,
     job_labels,
     job_manifest,
     job_outcome,
@@ -89,6 +92,9 @@ class KubernetesRunner(Runner):
             late an image pull problem is noticed).
         retries: attempts of a request that fails with 429, 5xx or a connection error.
         log_read_timeout: seconds without log output after which a log stream is reopened.
+        installation: this installation's name: its Jobs carry it as a label (their names
+            start with it unless it is ``default``), and other installations' Jobs are never
+            adopted, attached to or deleted (:func:`tuner.k8s.jobs.is_ours`).
     """
 
     detached = True  # Jobs outlive the service: a restarted controller re-attaches
@@ -104,6 +110,7 @@ class KubernetesRunner(Runner):
         watch_window: float = 10.0,
         retries: int = 6,
         log_read_timeout: float = 300.0,
+        installation: str = DEFAULT_INSTALLATION,
     ) -> None:
         api = api_client if api_client is not None else load_api_client(kubeconfig, context)
         self.client = RetryingClient(api, retries=retries)
@@ -114,6 +121,7 @@ class KubernetesRunner(Runner):
         self.image_pull_timeout = image_pull_timeout
         self.watch_window = watch_window
         self.log_read_timeout = log_read_timeout
+        self.installation = installation
 
     def close(self) -> None:
         self.client.close()
@@ -173,7 +181,7 @@ class KubernetesRunner(Runner):
     ) -> dict[str, Any]:
         """The Job to create for a trial (see :func:`job_manifest`), with this runner's owner."""
         owner = self.owner_reference(experiment) if self.owner_reference else None
-        return job_manifest(experiment, trial, rendered, env, owner)
+        return job_manifest(experiment, trial, rendered, env, owner, self.installation)
 
     async def start(
         self, experiment: Experiment, trial: Trial, rendered: RenderedTrial, env: dict[str, str]
@@ -195,6 +203,10 @@ class KubernetesRunner(Runner):
                 if existing is None:
                     continue  # deleted in between: create again
                 labels = (existing.get("metadata") or {}).get("labels") or {}
+                if not is_ours(existing, self.installation):
+                    raise RunnerError(
+                        f"Job {ns}/{name} exists and belongs to another installation"
+                    ) from e
                 if labels.get(TRIAL_LABEL) != job["metadata"]["labels"][TRIAL_LABEL]:
                     raise RunnerError(
                         f"Job {ns}/{name} exists and belongs to no trial {trial.name}"
@@ -213,8 +225,9 @@ class KubernetesRunner(Runner):
 
     async def attach(self, experiment: Experiment, trial: Trial) -> KubernetesHandle | None:
         """Find a trial's Job by its labels after a restart; ``None`` when it is gone."""
-        labels = job_labels(experiment, trial)
-        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        labels = job_labels(experiment, trial, self.installation)
+        selector = self._selector(EXPERIMENT_LABEL, labels[EXPERIMENT_LABEL])
+        selector += f",{TRIAL_LABEL}={labels[TRIAL_LABEL]}"
         try:
             listed = await self.client.get_json(
                 self.batch.list_namespaced_job, experiment.namespace, label_selector=selector
@@ -225,6 +238,7 @@ class KubernetesRunner(Runner):
             j
             for j in (listed or {}).get("items") or []
             if not (j.get("metadata") or {}).get("deletionTimestamp")
+            and is_ours(j, self.installation)
         ]
         if not jobs:
             return None
@@ -239,14 +253,14 @@ class KubernetesRunner(Runner):
         that has not caught up yet.
         """
         ns = experiment.namespace
-        selector = f"{EXPERIMENT_LABEL}={dns_label(experiment.name)}"
+        selector = self._selector(EXPERIMENT_LABEL, dns_label(experiment.name))
         try:
             listed = await self.client.get_json(
                 self.batch.list_namespaced_job, ns, label_selector=selector
             )
             for job in (listed or {}).get("items") or []:
                 meta = job.get("metadata") or {}
-                if meta.get("deletionTimestamp"):
+                if meta.get("deletionTimestamp") or not is_ours(job, self.installation):
                     continue
                 try:
                     await self.client.call(
@@ -263,6 +277,11 @@ class KubernetesRunner(Runner):
             raise RunnerError(
                 f"cannot delete the Jobs of experiment {ns}/{experiment.name}: {e}"
             ) from e
+
+    def _selector(self, key: str, value: str) -> str:
+        """``key=value``, narrowed to this installation's objects where a selector can."""
+        ours = installation_selector(self.installation)
+        return f"{key}={value}" + (f",{ours}" if ours else "")
 
     def _handle(self, experiment: Experiment, job: Mapping[str, Any]) -> KubernetesHandle:
         tt = experiment.spec.trial_template

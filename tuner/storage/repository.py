@@ -48,6 +48,24 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def database_now(s: Session) -> datetime:
+    """The database server's current time (UTC), so that every replica times leases by one clock.
+
+    Replicas' own clocks may disagree by many seconds; the database's is shared. PostgreSQL's
+    ``clock_timestamp()`` is the time of the call (``now()`` would be the transaction's start);
+    SQLite's ``'now'`` is the host's clock, which every process of one SQLite file shares.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        value = s.scalar(select(func.clock_timestamp()))
+    else:
+        text = s.scalar(select(func.strftime("%Y-%m-%d %H:%M:%f", "now")))
+        value = datetime.fromisoformat(str(text))
+    assert isinstance(value, datetime)
+    aware = _aware(value)
+    assert aware is not None
+    return aware.astimezone(UTC)
+
+
 def _aware(t: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     if t is not None and t.tzinfo is None:
@@ -75,6 +93,15 @@ class ExperimentRecord:
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Census:
+    """Counts by ``(namespace, phase)``, ``(namespace, state)`` and lease holder."""
+
+    experiments: dict[tuple[str, str], int]
+    trials: dict[tuple[str, str], int]
+    leases: dict[str, int]
 
 
 class _SpecCache:
@@ -222,8 +249,8 @@ class Repository:
         the lease is free, already ours, or expired; or held by ``from_dead``, a holder the
         caller knows to be dead (a killed process of this host).
         """
-        now = utcnow()
         with self.session() as s:
+            now = database_now(s)
             result = s.execute(
                 update(ExperimentRow)
                 .where(
@@ -251,8 +278,8 @@ class Repository:
         ids = list(experiment_ids)
         if not ids:
             return set()
-        now = utcnow()
         with self.session() as s:
+            now = database_now(s)
             s.execute(
                 update(ExperimentRow)
                 .where(ExperimentRow.id.in_(ids), ExperimentRow.owner == owner)
@@ -274,6 +301,32 @@ class Repository:
                 .values(owner=None, lease_expires_at=None)
             )
             s.commit()
+
+    def census(self) -> Census:
+        """How many experiments and trials are in each state, and the leases each replica
+        holds: three grouped counts, for the metrics scraped at ``/metrics``."""
+        with self.session() as s:
+            now = database_now(s)
+            experiments = s.execute(
+                select(ExperimentRow.namespace, ExperimentRow.phase, func.count()).group_by(
+                    ExperimentRow.namespace, ExperimentRow.phase
+                )
+            )
+            trials = s.execute(
+                select(ExperimentRow.namespace, TrialRow.state, func.count())
+                .join(ExperimentRow, ExperimentRow.id == TrialRow.experiment_id)
+                .group_by(ExperimentRow.namespace, TrialRow.state)
+            )
+            leases = s.execute(
+                select(ExperimentRow.owner, func.count())
+                .where(ExperimentRow.owner.is_not(None), ExperimentRow.lease_expires_at > now)
+                .group_by(ExperimentRow.owner)
+            )
+            return Census(
+                experiments={(ns, phase): n for ns, phase, n in experiments},
+                trials={(ns, state): n for ns, state, n in trials},
+                leases={str(owner): n for owner, n in leases},
+            )
 
     def update_spec(self, experiment_id: int, experiment: Experiment) -> None:
         with self.session() as s:

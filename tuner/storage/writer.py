@@ -53,6 +53,11 @@ class ObservationWriter:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # transactions written (for tests and metrics)
 
+    @property
+    def depth(self) -> int:
+        """Requests waiting to be written."""
+        return self._queue.qsize()
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="observation writer")
 
