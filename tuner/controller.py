@@ -23,10 +23,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TypedDict, Unpack
 
 from tuner import collectors, early_stopping, lifecycle, names
 from tuner.algorithms.base import Suggester
 from tuner.algorithms.registry import create_suggester
+from tuner.collectors.polling import Polling
 from tuner.errors import RunnerError, TunerError
 from tuner.events import Event, EventKind, Listener
 from tuner.history import HistoryCache
@@ -42,7 +45,6 @@ from tuner.trials import ACTIVE_STATES, ExperimentPhase, Observation, Trial, Tri
 
 log = logging.getLogger(__name__)
 
-FILE_POLL_INTERVAL = 0.2
 LOG_POSITION_INTERVAL = 1.0
 """Seconds between saves of how far a trial's log was read (re-reading is deduplicated)."""
 IDLE_INTERVAL = 1.0
@@ -50,6 +52,13 @@ PUSH_STOP_GRACE = 2.0
 """Seconds a pushing trial told to stop (in the answer to its report) has to end by itself."""
 
 TrialEnv = Callable[[ExperimentRecord, Trial], dict[str, str]]
+
+
+class _EventFields(TypedDict, total=False):
+    trial: str
+    state: str
+    value: float
+    reason: str | None
 
 
 def base_trial_env(experiment: ExperimentRecord, trial: Trial) -> dict[str, str]:
@@ -322,13 +331,11 @@ class ExperimentController:
         if parser is not None:
             parser.resume(next_steps)
         saved_at = time.monotonic()
-        poller: asyncio.Task[None] | None = None
-        done = asyncio.Event()
         polled = collectors.polled_collector(spec, handle.metrics_path, handle.metrics_host)
         if isinstance(polled, collectors.PrometheusScraper):  # re-adopted: count steps on
             polled.resume(await self.db.last_steps(self.record.id, trial_name))
-        if polled is not None:
-            poller = asyncio.create_task(self._poll(trial_name, polled, done))
+        observe = partial(self.observe, trial_name)
+        polling = None if polled is None else Polling(trial_name, polled, observe)
         try:
             async for line in handle.lines():
                 if kind is CollectorKind.STDOUT and parser is not None:
@@ -351,40 +358,16 @@ class ExperimentController:
                 await handle.kill()
             outcome = TrialOutcome(False, "RunnerError", str(e))
         finally:
-            if poller is not None:
-                done.set()  # not a cancel: a write under way must record its curve points too
-                with contextlib.suppress(asyncio.CancelledError):
-                    await poller
-        seen: list[str] = []
+            if polling is not None:
+                await polling.stop()
+        seen: list[str] = parser.unknown if parser is not None else []
         problem: str | None = None
-        if polled is not None:
-            try:
-                final = await polled.collect(final=True)
-            except Exception as e:  # the collection failed, not the trial
-                final, problem = [], f"metrics collection failed: {e}"
-            if final:
-                await self.observe(trial_name, final)
-            seen, problem = polled.unknown, problem or polled.problem
-        elif parser is not None:
-            seen = parser.unknown
+        if polling is not None:
+            seen, problem = await polling.finish()
         await self._finish_trial(trial_name, outcome, seen, problem)
         self._positions.pop(trial_name, None)
         self._handles.pop(trial_name, None)
         self._tasks.pop(trial_name, None)
-
-    async def _poll(
-        self, trial_name: str, collector: collectors.PolledCollector, done: asyncio.Event
-    ) -> None:
-        while not done.is_set():
-            try:
-                observations = await collector.collect()
-            except Exception:  # a bad poll must not end the trial; the final one will tell
-                log.exception("trial %s: collecting its metrics failed", trial_name)
-                observations = []
-            if observations:
-                await self.observe(trial_name, observations)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), FILE_POLL_INTERVAL)
 
     async def _finish_trial(
         self,
@@ -504,23 +487,9 @@ class ExperimentController:
             self._best = best
             self._emit("best", value=best)
 
-    def _emit(
-        self,
-        kind: EventKind,
-        *,
-        trial: str | None = None,
-        state: str | None = None,
-        value: float | None = None,
-        reason: str | None = None,
-    ) -> None:
+    def _emit(self, kind: EventKind, **fields: Unpack[_EventFields]) -> None:
         event = Event(
-            kind=kind,
-            namespace=self.record.namespace,
-            experiment=self.record.name,
-            trial=trial,
-            state=state,
-            value=value,
-            reason=reason,
+            kind=kind, namespace=self.record.namespace, experiment=self.record.name, **fields
         )
         for listener in self._listeners:
             try:
