@@ -105,6 +105,26 @@ def test_the_primary_replica_is_rendered_with_its_args_and_env() -> None:
     assert rendered.job["kind"] == "MPIJob"  # the whole manifest, for a cluster
 
 
+def test_a_train_job_renders_its_trainer_with_env() -> None:
+    data = copy.deepcopy(KINDS["kubeflow-trainer/trainjob-pytorch.yaml"])
+    trainer = data["spec"]["trialTemplate"]["trialSpec"]["spec"]["trainer"]
+    trainer["env"] = [{"name": "MOMENTUM", "value": "m=${trialParameters.momentum}"}]
+    rendered = render_trial(load_spec(data), _trial(data))
+    assert rendered.container_name == "node"
+    assert rendered.argv[-2:] == ["--lr=0.02", "--momentum=0.02"]
+    assert rendered.env == {"MOMENTUM": "m=0.02"}
+
+
+def test_a_kind_without_a_primary_container_is_refused_locally(tmp_path: Path) -> None:
+    data = copy.deepcopy(KINDS["kubeflow-training-operator/pytorchjob-mnist.yaml"])
+    data["spec"]["trialTemplate"]["trialSpec"].update(apiVersion="example.com/v1", kind="Custom")
+    data["spec"]["trialTemplate"].update(successCondition="status.ok", failureCondition="status.no")
+    with pytest.raises(SpecError) as refused:
+        LocalRunner(tmp_path).check(load_spec(data))
+    assert "runs batch/v1 Job, Kubeflow training job" in str(refused.value)
+    assert "(got example.com/v1/Custom)" in str(refused.value)
+
+
 def test_primary_pod_labels_choose_the_replica() -> None:
     job: dict[str, Any] = {
         "apiVersion": "kubeflow.org/v1",
