@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuner.spec import CollectorKind, Experiment, job_containers
+from tuner.spec import CollectorKind, Experiment
+from tuner.spec.trial_kinds import PrimaryNotFound, primary_container
 from tuner.trials import ParamValue, Trial
 
 EXPERIMENT_LABEL = "tuner.dev/experiment"
@@ -28,7 +29,8 @@ _META = re.compile(r"^\$\{trialSpec\.(\w+)(?:\[([^\]]+)\])?\}$")
 
 @dataclass(frozen=True)
 class RenderedTrial:
-    """What a runner needs: the full Job manifest and the primary container's process."""
+    """What a runner needs: the full manifest (a Job, or another kind of trial) and the
+    primary container's process (of the primary replica, for a distributed job)."""
 
     job: dict[str, Any]
     argv: list[str]
@@ -66,11 +68,12 @@ def render_trial(experiment: Experiment, trial: Trial) -> RenderedTrial:
     meta["namespace"] = experiment.namespace
     meta["labels"] = labels
 
-    containers = job_containers(job)
-    primary = next(
-        (c for c in containers if c.get("name") == template.primary_container_name),
-        containers[0] if containers else {},
-    )
+    try:  # a distributed job's primary replica; the runner runs it alone
+        primary = primary_container(
+            job, template.primary_container_name, template.primary_pod_labels
+        )
+    except PrimaryNotFound:  # a kind without one (an Argo Workflow): only a cluster runs it
+        primary = {"name": template.primary_container_name}
     argv = [str(a) for a in [*(primary.get("command") or []), *(primary.get("args") or [])]]
     env = {
         str(e["name"]): str(e.get("value", ""))

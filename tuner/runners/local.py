@@ -292,9 +292,10 @@ class LocalRunner(Runner):
         return self.trial_dir(experiment, trial_name) / LOG_NAME
 
     def check(self, experiment: Experiment) -> None:
-        """Refuse what a host process cannot do: a ConfigMap template, a non-Job trial, a
-        collector that needs a sidecar (Custom) or a reader this runner does not have."""
-        errors = unsupported(experiment, runner="local", collectors=self.COLLECTORS)
+        """Refuse what a host process cannot do: a ConfigMap template, a trial kind without a
+        primary container (Argo, Tekton), a collector that needs a sidecar (Custom) or a
+        reader this runner does not have. A distributed job runs its primary replica only."""
+        errors = unsupported(experiment, runner="local", collectors=self.COLLECTORS, processes=True)
         problem = collectors.local_support(experiment.spec)
         if problem is not None:  # says more than the generic refusal of the collector kind
             errors = [e for e in errors if e.path != COLLECTOR_PATH]
