@@ -49,6 +49,8 @@ class Settings:
             then it ends Killed (``AskExpired``) and frees its slot, like a lost heartbeat.
         max_pending_reports: metric pushes in flight beyond which a new one is answered 503
             with ``Retry-After`` at once (:mod:`tuner.api.admission`).
+        wrong_token_limit: wrong API tokens from one address, within a minute, after which
+            every token from it is refused for a while (:mod:`tuner.api.attempts`).
         companions: coroutines run beside the service from its start to its close, each given
             the started service (``tuner serve --runner kubernetes`` runs the operator so).
     """
@@ -71,4 +73,5 @@ class Settings:
     lease_interval: float = 2.0
     ask_timeout: float = DEFAULT_ASK_TIMEOUT
     max_pending_reports: int = 256
+    wrong_token_limit: int = 10
     companions: list[Companion] = field(default_factory=list)

@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,  # no installed package ships ReDoc's script
     )
     app.state.service = service
-    app.state.failed_attempts = FailedAttempts()  # wrong API tokens per client address
+    app.state.failed_attempts = FailedAttempts(settings.wrong_token_limit)  # per client address
     app.add_middleware(Guards, allowed_hosts=settings.allowed_hosts)  # CSRF, DNS rebinding
     app.state.admission = Gate(settings.max_pending_reports)
     app.add_middleware(Admission, gate=app.state.admission)

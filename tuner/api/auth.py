@@ -26,16 +26,20 @@ line or error message of this package contains a header value.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from tuner.api.attempts import FailedAttempts
-from tuner.api.deps import ExperimentName, NamespaceDep, ServiceDep, TrialName
+from tuner.api.deps import DNS_LABEL, ExperimentName, NamespaceDep, ServiceDep, TrialName
 from tuner.errors import Forbidden, Unauthorized
+from tuner.limits import MAX_NAME_LENGTH, MAX_TRIAL_NAME_LENGTH
 from tuner.names import HEADER_TRIAL_TOKEN
 from tuner.tokens import tokens_equal
+
+_LABEL = re.compile(DNS_LABEL.strip("^$"))
 
 TRIAL_TOKEN_HEADER = HEADER_TRIAL_TOKEN
 
@@ -101,6 +105,9 @@ async def require_pushing_trial(request: Request) -> None:
     params = request.path_params
     namespace = request.query_params.get("namespace") or "default"
     name, trial = params["name"], params["trial"]
+    limits = ((namespace, MAX_NAME_LENGTH), (name, MAX_NAME_LENGTH), (trial, MAX_TRIAL_NAME_LENGTH))
+    if not all(_LABEL.fullmatch(v) and len(v) <= most for v, most in limits):
+        return  # not a name at all: the route's own validation answers 422, nothing is read
     record = await service.push_target(namespace, name)
     try:
         check_trial_token(service, given, record, trial)

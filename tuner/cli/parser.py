@@ -208,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Retry-After at once, rather than queued (default 256)",
     )
     p.add_argument(
+        "--wrong-token-limit",
+        type=positive_int,
+        default=10,
+        metavar="N",
+        help="wrong API tokens from one address within a minute before every token from it is "
+        "refused (429) for the rest of that minute (default 10)",
+    )
+    p.add_argument(
         "--loop",
         choices=["auto", "asyncio", "uvloop"],
         default="auto",

@@ -79,6 +79,7 @@ def serve_command(args: argparse.Namespace) -> int:
         lease_ttl=args.lease_ttl,
         lease_interval=max(0.5, args.lease_ttl / 5),
         max_pending_reports=args.max_pending_reports,
+        wrong_token_limit=args.wrong_token_limit,
     )
     if args.ask_timeout is not None:
         settings.ask_timeout = args.ask_timeout
