@@ -19,6 +19,8 @@ from tuner.events import Event as ServiceEvent
 from tuner.k8s.client import API_ERRORS, backoff_delay
 from tuner.k8s.jobs import installation_selector, is_ours
 from tuner.k8s.watching import Changed, Listed, watch_objects
+from tuner.operator.election import LeaderElection, lease_name
+from tuner.operator.mirror import ADOPT_AFTER, ResourceMirror, resource_age, stored_over_rest
 from tuner.operator.status import (
     GROUP,
     INVALID_SPEC,
@@ -82,14 +84,19 @@ class Operator:
     * *deleted resource*: :meth:`Service.delete <tuner.service.Service.delete>` stops the experiment
       and removes it with its Jobs (which the garbage collector removes as well).
 
-    An experiment submitted through the REST API has no resource and is left alone. A resource
-    whose name is taken by such an experiment is marked Failed (``NameTaken``). A resource whose
+    An experiment submitted through the REST API before it got resources (or with the CRD missing)
+    is left alone. A resource whose name is taken by such an experiment is marked Failed
+    (``NameTaken``). A resource whose
     experiment was deleted through the API is marked Failed (``ExperimentDeleted``) and not run
     again.
 
-    Several replicas each run an operator; they submit once (the database rejects a second
-    submit) and agree on the status they write, so they only cost a few 409s. There is no leader
-    election.
+    An experiment submitted over REST gets its resource from
+    :class:`~tuner.operator.mirror.ResourceMirror` (annotated
+    :data:`~tuner.operator.mirror.STORED_ANNOTATION`); the operator does not submit such a
+    resource while the REST request stores it, keeps its status like any other's, and deletes it
+    when its experiment was deleted over REST.
+
+    Several replicas elect one leader (:func:`run_operator`), which alone runs the operator.
 
     Args:
         service: the started service (its runner should be ``runner``).
@@ -113,6 +120,7 @@ class Operator:
         self.service = service
         self.runner = runner
         self.custom = client.CustomObjectsApi(runner.api)
+        self.mirror = ResourceMirror(runner, namespace=namespace)
         self.namespace = namespace
         self.resync_interval = resync_interval
         self.watch_window = watch_window
@@ -295,6 +303,16 @@ class Operator:
     async def _submit(self, key: Key, obj: dict[str, Any]) -> ExperimentRecord | None:
         status = obj.get("status") or {}
         generation = object_generation(obj)
+        if stored_over_rest(obj):
+            if status.get("phase"):  # its experiment was deleted over REST: so is it
+                log.info("Experiment %s/%s: deleted over REST; deleting the resource", *key)
+                await self.mirror.after_delete_resource(obj)
+                return None
+            wait = ADOPT_AFTER - resource_age(obj)
+            if wait > 0:  # the REST request that made it stores the experiment meanwhile
+                asyncio.get_running_loop().call_later(wait, self._kick, key)
+                return None
+            log.warning("Experiment %s/%s: its REST submission did not finish; adopting", *key)
         if status.get("phase"):
             reason = status.get("reason")
             retry = reason == "NameTaken" or (
@@ -414,6 +432,28 @@ async def run_operator(
     runner: KubernetesRunner,
     namespace: str | None = None,
     resync_interval: float = 30.0,
+    lease_namespace: str | None = None,
+    lease_duration: float = 15.0,
 ) -> None:
-    """A :attr:`Settings.companions <tuner.service.Settings.companions>` entry for the operator."""
-    await Operator(service, runner, namespace=namespace, resync_interval=resync_interval).run()
+    """A :attr:`Settings.companions <tuner.service.Settings.companions>` entry for the operator.
+
+    With ``lease_namespace``, only the elected leader of the replicas runs the operator
+    (:class:`~tuner.operator.election.LeaderElection`, a Lease in that namespace named after
+    the installation); without it, this replica runs it unconditionally.
+    """
+
+    async def lead() -> None:
+        operator = Operator(service, runner, namespace=namespace, resync_interval=resync_interval)
+        await operator.run()
+
+    if lease_namespace is None:
+        await lead()
+        return
+    election = LeaderElection(
+        runner.client,
+        namespace=lease_namespace,
+        name=lease_name(runner.installation),
+        identity=service.settings.replica_id,
+        lease_duration=lease_duration,
+    )
+    await election.run(lead)
