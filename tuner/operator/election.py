@@ -30,6 +30,7 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from tuner.k8s.client import API_ERRORS, RetryingClient
+from tuner.k8s.jobs import DEFAULT_INSTALLATION, installation_label
 from tuner.processes import holder_gone
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,15 @@ def micro_time(when: datetime | None = None) -> str:
     return (when or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def lease_name(installation: str) -> str:
-    """The Lease of an installation's operator replicas (installations elect separately)."""
-    return "tuner-operator" if installation == "default" else f"tuner-operator-{installation}"
+def lease_name(installation: str, scope: str | None = None) -> str:
+    """The Lease of an installation's operator replicas watching ``scope`` (a namespace;
+    ``None``: all): installations, and operators of disjoint scopes, elect separately."""
+    parts = ["tuner-operator"]
+    if installation != DEFAULT_INSTALLATION:
+        parts.append(installation_label(installation))
+    if scope:
+        parts.append(scope)
+    return "-".join(parts)
 
 
 @dataclass
@@ -199,9 +206,9 @@ class LeaderElection:
             transitions = int(spec.get("leaseTransitions") or 0) + (1 if holder else 0)
             new_spec = {**spec, **mine, "acquireTime": now, "leaseTransitions": transitions}
         body = {**lease, "spec": new_spec}  # metadata.resourceVersion: optimistic concurrency
-        return await self._write(self._replace, body)
+        return await self._write(self.replace_lease, body)
 
-    def _replace(self, body: Any, **kwargs: Any) -> Any:
+    def replace_lease(self, body: Any, **kwargs: Any) -> Any:
         return self.coordination.replace_namespaced_lease(self.name, self.namespace, body, **kwargs)
 
     async def _write(self, fn: Callable[..., Any], *args: Any) -> bool:
@@ -221,5 +228,5 @@ class LeaderElection:
             return
         spec = {**self._observed.spec, "holderIdentity": None, "leaseDurationSeconds": 1}
         spec["renewTime"] = micro_time()
-        if await self._write(self._replace, {**lease, "spec": spec}):
+        if await self._write(self.replace_lease, {**lease, "spec": spec}):
             log.info("Lease %s/%s released by %s", self.namespace, self.name, self.identity)

@@ -24,7 +24,7 @@ from kubernetes.client import ApiException
 
 from tuner.errors import Conflict
 from tuner.k8s.client import api_message
-from tuner.k8s.jobs import INSTALLATION_LABEL, installation_label
+from tuner.k8s.jobs import INSTALLATION_LABEL, installation_label, is_ours
 from tuner.operator.status import API_VERSION, GROUP, PLURAL, UID_ANNOTATION, VERSION
 from tuner.runners.kubernetes import KubernetesRunner
 from tuner.spec import Experiment, load_spec
@@ -118,6 +118,13 @@ class ResourceMirror:
             )
         except ApiException as e:
             if e.status == 409:
+                if not await self._ours(experiment):  # another installation's: keep it theirs
+                    log.warning(
+                        "experiment %s/%s gets no resource: another installation's has the name",
+                        experiment.namespace,
+                        experiment.name,
+                    )
+                    return experiment
                 raise Conflict(
                     f"an Experiment resource {experiment.namespace}/{experiment.name} exists "
                     "already (kubectl get experiments.tuner.dev)"
@@ -130,6 +137,18 @@ class ResourceMirror:
             return experiment
         uid = str(created["metadata"]["uid"])
         return with_annotations(experiment, {UID_ANNOTATION: uid, STORED_ANNOTATION: "api"})
+
+    async def _ours(self, experiment: Experiment) -> bool:
+        """Whether the resource named like ``experiment`` belongs to this installation."""
+        obj = await self.runner.client.get_json(
+            self.custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            experiment.namespace,
+            PLURAL,
+            experiment.name,
+        )
+        return obj is None or is_ours(obj, self.runner.installation)
 
     async def store_failed(self, experiment: Experiment) -> None:
         """Undo :meth:`before_store` (the experiment was not stored)."""

@@ -452,7 +452,7 @@ async def run_operator(
     election = LeaderElection(
         runner.client,
         namespace=lease_namespace,
-        name=lease_name(runner.installation),
+        name=lease_name(runner.installation, namespace),
         identity=service.settings.replica_id,
         lease_duration=lease_duration,
     )
