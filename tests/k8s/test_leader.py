@@ -154,6 +154,8 @@ def test_rest_experiments_get_their_resource(
         assert submitted["metadata"]["annotations"][UID_ANNOTATION] == meta["uid"]
         assert resource["spec"]["maxTrialCount"] == 2
         succeeded(api, namespace, "rest", 2)
+        conditions = {c["type"] for c in cr_status(api, namespace, "rest")["conditions"]}
+        assert "SpecChangeIgnored" not in conditions  # the resource's spec is the stored one
         for j in jobs(api, namespace, "rest"):  # owned by the resource, as applied ones are
             assert [o.uid for o in j.metadata.owner_references] == [meta["uid"]]
 

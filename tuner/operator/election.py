@@ -120,7 +120,10 @@ class LeaderElection:
                     self.leading = False
                     leader.cancel()
                     await asyncio.gather(leader, return_exceptions=True)
-                log.warning("operator leadership lost by %s", self.identity)
+                if leader.done() and not leader.cancelled():  # it ended by itself: not at once
+                    await asyncio.sleep(self.retry_interval)
+                else:
+                    log.warning("operator leadership lost by %s", self.identity)
         finally:
             if self._holds():
                 with contextlib.suppress(*API_ERRORS):

@@ -23,7 +23,7 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from tuner.errors import Conflict
-from tuner.k8s.client import api_message
+from tuner.k8s.client import API_ERRORS, api_message
 from tuner.k8s.jobs import INSTALLATION_LABEL, installation_label, is_ours
 from tuner.operator.status import API_VERSION, GROUP, PLURAL, UID_ANNOTATION, VERSION
 from tuner.runners.kubernetes import KubernetesRunner
@@ -74,7 +74,6 @@ class ResourceMirror:
         self.runner = runner
         self.custom = client.CustomObjectsApi(runner.api)
         self.namespace = namespace
-        self._warned = False
 
     def _mirrored(self, experiment: Experiment) -> bool:
         return self.namespace is None or experiment.namespace == self.namespace
@@ -116,27 +115,34 @@ class ResourceMirror:
                 PLURAL,
                 body,
             )
-        except ApiException as e:
-            if e.status == 409:
-                if not await self._ours(experiment):  # another installation's: keep it theirs
-                    log.warning(
-                        "experiment %s/%s gets no resource: another installation's has the name",
-                        experiment.namespace,
-                        experiment.name,
-                    )
-                    return experiment
-                raise Conflict(
-                    f"an Experiment resource {experiment.namespace}/{experiment.name} exists "
-                    "already (kubectl get experiments.tuner.dev)"
-                ) from e
-            if e.status != 404:
-                raise
-            if not self._warned:  # no CRD: the experiment still runs, without a resource
-                self._warned = True
-                log.warning("REST experiments get no resource: %s", api_message(e))
-            return experiment
+        except API_ERRORS as e:
+            if not isinstance(e, ApiException) or e.status != 409:
+                # No CRD (404), no RBAC (403), schema (422), apiserver away: the experiment still
+                # runs, without a resource (as before resources were made for REST experiments).
+                self._warn(experiment, e)
+                return experiment
+            if not await self._ours(experiment):  # another installation's: keep it theirs
+                log.warning(
+                    "experiment %s/%s gets no resource: another installation's has the name",
+                    experiment.namespace,
+                    experiment.name,
+                )
+                return experiment
+            raise Conflict(
+                f"an Experiment resource {experiment.namespace}/{experiment.name} exists "
+                "already (kubectl get experiments.tuner.dev)"
+            ) from e
         uid = str(created["metadata"]["uid"])
         return with_annotations(experiment, {UID_ANNOTATION: uid, STORED_ANNOTATION: "api"})
+
+    def _warn(self, experiment: Experiment, error: BaseException) -> None:
+        what = api_message(error) if isinstance(error, ApiException) else repr(error)
+        log.warning(
+            "experiment %s/%s gets no Experiment resource: %s",
+            experiment.namespace,
+            experiment.name,
+            what,
+        )
 
     async def _ours(self, experiment: Experiment) -> bool:
         """Whether the resource named like ``experiment`` belongs to this installation."""
@@ -151,8 +157,12 @@ class ResourceMirror:
         return obj is None or is_ours(obj, self.runner.installation)
 
     async def store_failed(self, experiment: Experiment) -> None:
-        """Undo :meth:`before_store` (the experiment was not stored)."""
-        await self._delete(experiment)
+        """Undo :meth:`before_store` (the experiment was not stored); never raises, so that the
+        reason it was not stored is what the caller sees (a resource left behind is adopted)."""
+        try:
+            await self._delete(experiment)
+        except API_ERRORS as e:
+            log.warning("the resource of %s/%s: %r", experiment.namespace, experiment.name, e)
 
     async def after_delete(self, record: ExperimentRecord) -> None:
         """Delete the resource of a REST experiment deleted over REST."""

@@ -105,6 +105,8 @@ class Operator:
         resync_interval: seconds between status checks of every resource.
         watch_window: seconds a watch request stays open before it is resumed.
         min_interval: seconds between two passes over the same resource (coalesces bursts).
+        listen: subscribe to the service's events in :meth:`run` (else the caller forwards
+            them to :meth:`on_service_event`: listeners cannot be removed, operators can end).
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class Operator:
         resync_interval: float = 30.0,
         watch_window: float = 60.0,
         min_interval: float = 0.5,
+        listen: bool = True,
     ) -> None:
         self.service = service
         self.runner = runner
@@ -125,21 +128,26 @@ class Operator:
         self.resync_interval = resync_interval
         self.watch_window = watch_window
         self.min_interval = min_interval
+        self.listen = listen
         self._objects: dict[Key, dict[str, Any]] = {}
         self._listed = False
         self._dirty: set[Key] = set()
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._handled: dict[Key, tuple[str, int | None]] = {}  # (uid, generation) compared
         self._notes: dict[Key, list[dict[str, Any]]] = {}  # extra conditions (ignored edits)
+        self._timers: set[asyncio.TimerHandle] = set()  # later passes (REST resources)
 
     async def run(self) -> None:
         """Watch and reconcile until cancelled."""
-        self.service.add_listener(self._on_service_event)
+        if self.listen:
+            self.service.add_listener(self.on_service_event)
         resync = asyncio.create_task(self._resync_forever(), name="operator resync")
         try:
             await self._watch_forever()
         finally:
             resync.cancel()
+            for timer in self._timers:
+                timer.cancel()
             workers = [resync, *self._workers.values()]
             for task in workers:
                 task.cancel()
@@ -214,7 +222,7 @@ class Operator:
 
     # -- scheduling ------------------------------------------------------------------------
 
-    def _on_service_event(self, event: ServiceEvent) -> None:
+    def on_service_event(self, event: ServiceEvent) -> None:
         key = (event.namespace, event.experiment)
         if key in self._objects:
             self._kick(key)
@@ -310,7 +318,7 @@ class Operator:
                 return None
             wait = ADOPT_AFTER - resource_age(obj)
             if wait > 0:  # the REST request that made it stores the experiment meanwhile
-                asyncio.get_running_loop().call_later(wait, self._kick, key)
+                self._timers.add(asyncio.get_running_loop().call_later(wait, self._kick, key))
                 return None
             log.warning("Experiment %s/%s: its REST submission did not finish; adopting", *key)
         if status.get("phase"):
@@ -442,9 +450,23 @@ async def run_operator(
     the installation); without it, this replica runs it unconditionally.
     """
 
+    current: list[Operator] = []  # the operator of this leadership term, if any
+
+    def forward(event: ServiceEvent) -> None:
+        if current:
+            current[0].on_service_event(event)
+
     async def lead() -> None:
-        operator = Operator(service, runner, namespace=namespace, resync_interval=resync_interval)
-        await operator.run()
+        operator = Operator(
+            service, runner, namespace=namespace, resync_interval=resync_interval, listen=False
+        )
+        current[:] = [operator]
+        try:
+            await operator.run()
+        finally:
+            current.clear()
+
+    service.add_listener(forward)
 
     if lease_namespace is None:
         await lead()
