@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections.abc import Iterator
@@ -171,3 +172,46 @@ def test_rest_experiments_get_their_resource(
         c.submit(quadratic(namespace, "doomed", steps=1, sleep=0, maxTrialCount=2))
         custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "doomed")
         wait_for(lambda: not exists(c, "doomed"), "the experiment to leave the database")
+
+
+def test_racing_candidates_one_wins_and_an_expired_lease_changes_hands(
+    api: client.ApiClient,  # noqa: F811
+    namespace: str,
+) -> None:
+    """In process, on the real apiserver: the resourceVersion decides races (409 = lost)."""
+    from tuner.k8s.client import RetryingClient
+    from tuner.operator.election import LeaderElection
+
+    k8s = RetryingClient(api)
+
+    def candidate(identity: str) -> LeaderElection:
+        return LeaderElection(
+            k8s, namespace=namespace, name="race", identity=identity, lease_duration=1
+        )
+
+    async def scenario() -> None:
+        x, y = candidate("x"), candidate("y")
+        won = await asyncio.gather(x.try_acquire_or_renew(), y.try_acquire_or_renew())
+        assert sorted(won) == [False, True]
+        holder, other = (x, y) if won[0] else (y, x)
+        assert not await other.try_acquire_or_renew()  # held and fresh
+        assert await holder.try_acquire_or_renew()  # renewed
+        # The holder stops renewing: the other takes over once it saw no change for 1 s.
+        deadline = time.monotonic() + 30
+        while not await other.try_acquire_or_renew():
+            assert time.monotonic() < deadline, "the expired Lease was never taken over"
+            await asyncio.sleep(0.2)
+        assert not await holder.try_acquire_or_renew()  # it sees the new holder, fresh
+        spec = lease_spec_named(api, namespace, "race")
+        assert (spec["holderIdentity"], spec["leaseTransitions"]) == (other.identity, 1)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        k8s.close()
+
+
+def lease_spec_named(k8s: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
+    lease = client.CoordinationV1Api(k8s).read_namespaced_lease(name, ns)
+    spec: dict[str, Any] = k8s.sanitize_for_serialization(lease.spec)
+    return spec
