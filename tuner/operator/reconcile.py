@@ -135,7 +135,7 @@ class Operator:
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._handled: dict[Key, tuple[str, int | None]] = {}  # (uid, generation) compared
         self._notes: dict[Key, list[dict[str, Any]]] = {}  # extra conditions (ignored edits)
-        self._timers: set[asyncio.TimerHandle] = set()  # later passes (REST resources)
+        self._timers: dict[Key, asyncio.TimerHandle] = {}  # later passes (REST resources)
 
     async def run(self) -> None:
         """Watch and reconcile until cancelled."""
@@ -146,7 +146,7 @@ class Operator:
             await self._watch_forever()
         finally:
             resync.cancel()
-            for timer in self._timers:
+            for timer in self._timers.values():
                 timer.cancel()
             workers = [resync, *self._workers.values()]
             for task in workers:
@@ -317,8 +317,9 @@ class Operator:
                 await self.mirror.after_delete_resource(obj)
                 return None
             wait = ADOPT_AFTER - resource_age(obj)
-            if wait > 0:  # the REST request that made it stores the experiment meanwhile
-                self._timers.add(asyncio.get_running_loop().call_later(wait, self._kick, key))
+            if wait > 0:  # the REST request that made it (maybe on another replica) stores it
+                later = asyncio.get_running_loop().call_later(min(wait, 1.0), self._kick, key)
+                self._timers[key] = later  # one per resource; the one before has fired
                 return None
             log.warning("Experiment %s/%s: its REST submission did not finish; adopting", *key)
         if status.get("phase"):
