@@ -147,11 +147,16 @@ class LeaderElection:
             await asyncio.wait({leader}, timeout=self.renew_interval)
             if leader.done():
                 break
-            try:
-                if await self.try_acquire_or_renew():
+            left = self.renew_deadline - (time.monotonic() - renewed)
+            try:  # retries of temporary errors included: never past the deadline
+                if await asyncio.wait_for(self.try_acquire_or_renew(), max(0.1, left)):
                     renewed = time.monotonic()
                     continue
                 return  # someone else holds it now
+            except TimeoutError:
+                log.warning(
+                    "Lease %s/%s: no renewal within the deadline", self.namespace, self.name
+                )
             except API_ERRORS as e:
                 log.warning("Lease %s/%s: renewal failed: %r", self.namespace, self.name, e)
             if time.monotonic() - renewed > self.renew_deadline:
