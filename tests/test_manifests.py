@@ -128,6 +128,20 @@ def test_base_has_the_pieces_the_service_needs() -> None:
         granted
     )
     assert ("tuner.dev", "experiments/status") in granted
+    (experiments,) = [r for r in rules if r["resources"] == ["experiments"]]
+    assert {"create", "delete"} <= set(experiments["verbs"])  # REST experiments' resources
+    # The operator's leader election: a Lease in the service's own namespace.
+    role = next(d for d in documents(DEPLOY / "base" / "rbac.yaml") if d["kind"] == "Role")
+    assert role["metadata"]["namespace"] == "tuner-system"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update"],
+        }
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
 
 
 def test_crd_names_and_status_subresource() -> None:

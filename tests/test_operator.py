@@ -186,3 +186,26 @@ def test_the_deployments_command_line_parses() -> None:
     assert (args.runner, args.no_operator, args.namespace_scope) == ("kubernetes", False, None)
     env = {e["name"] for e in container["env"]}
     assert "TUNER_API_URL" in env  # --trial-api-url's default
+
+
+def test_leader_lease_names_separate_installations_and_scopes() -> None:
+    from tuner.operator.election import lease_name, micro_time
+
+    assert lease_name("default") == "tuner-operator"
+    assert lease_name("blue") == "tuner-operator-blue"
+    assert lease_name("default", "team-a") == "tuner-operator-team-a"
+    assert lease_name("blue", "team-a") == "tuner-operator-blue-team-a"
+    stamp = micro_time(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC))
+    assert stamp == "2026-01-02T03:04:05.000006Z"  # a MicroTime the apiserver accepts
+
+
+def test_rest_resources_are_recognized_and_aged() -> None:
+    from tuner.operator.mirror import STORED_ANNOTATION, resource_age, stored_over_rest
+
+    marked = {"metadata": {"annotations": {STORED_ANNOTATION: "api"}}}
+    assert stored_over_rest(marked)
+    assert not stored_over_rest({"metadata": {"annotations": {}}})
+    assert not stored_over_rest({})
+    old = {"metadata": {"creationTimestamp": "2020-01-01T00:00:00Z"}}
+    assert resource_age(old) > 3600
+    assert resource_age({"metadata": {}}) == 0.0  # unknown: young, the REST request may be storing

@@ -183,7 +183,15 @@ class Service:
             self.runner.check(experiment)  # SpecError (422) for what this runner cannot run
         for warning in spec_warnings(experiment):
             log.warning("experiment %s/%s: %s", experiment.namespace, experiment.name, warning)
-        record = await self.db.create_experiment(experiment)
+        hooks = self.settings.resource_hooks
+        if hooks is not None:
+            experiment = await hooks.before_store(experiment)
+        try:
+            record = await self.db.create_experiment(experiment)
+        except BaseException:
+            if hooks is not None:
+                await asyncio.shield(hooks.store_failed(experiment))
+            raise
         self.telemetry.experiment_created(record.namespace)
         await self._begin(record)
         return await self.db.experiment_by_id(record.id)
@@ -268,6 +276,11 @@ class Service:
             except RunnerError as e:  # the record is gone already: report, do not fail
                 log.warning("experiment %s deleted, but: %s", record.name, e.message)
         self.asktell.forget(record.id)
+        if self.settings.resource_hooks is not None:
+            try:
+                await self.settings.resource_hooks.after_delete(record)
+            except Exception as e:  # the record is gone already: report, do not fail
+                log.warning("experiment %s deleted, but its resource: %r", record.name, e)
         ns, name = record.namespace, record.name
         gone = Event(kind="experiment", namespace=ns, experiment=name, state=DELETED)
         self.hub.publish(record.id, gone)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tuner.asktell import DEFAULT_ASK_TIMEOUT
 from tuner.runners.base import Runner
+from tuner.spec import Experiment
+from tuner.storage import ExperimentRecord
 
 Companion = Callable[[Any], Coroutine[Any, Any, None]]
 """A coroutine function run beside the service, given the started
@@ -19,6 +21,20 @@ def _replica_id() -> str:
     from tuner.processes import identity
 
     return identity("serve")
+
+
+class ResourceHooks(Protocol):
+    """Keeps outside resources of REST experiments (``tuner serve --runner kubernetes``: their
+    Experiment resources, :class:`tuner.operator.mirror.ResourceMirror`)."""
+
+    async def before_store(self, experiment: Experiment) -> Experiment:
+        """Called by ``submit`` before storing; returns the experiment to store."""
+
+    async def store_failed(self, experiment: Experiment) -> None:
+        """Undoes ``before_store`` when storing failed."""
+
+    async def after_delete(self, record: ExperimentRecord) -> None:
+        """Called after an experiment was deleted."""
 
 
 @dataclass
@@ -53,6 +69,7 @@ class Settings:
             every token from it is refused for a while (:mod:`tuner.api.attempts`).
         companions: coroutines run beside the service from its start to its close, each given
             the started service (``tuner serve --runner kubernetes`` runs the operator so).
+        resource_hooks: called on submit and delete (REST experiments' Experiment resources).
     """
 
     db_url: str | None = None
@@ -75,3 +92,4 @@ class Settings:
     max_pending_reports: int = 256
     wrong_token_limit: int = 10
     companions: list[Companion] = field(default_factory=list)
+    resource_hooks: ResourceHooks | None = None

@@ -263,6 +263,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not watch Experiment resources (experiments come through the REST API only)",
     )
     k8s.add_argument(
+        "--lease-namespace",
+        metavar="NAMESPACE",
+        help="where the operator replicas' leader-election Lease lives (default: $POD_NAMESPACE, "
+        "else the service account's namespace in a Pod, else 'default')",
+    )
+    k8s.add_argument(
+        "--leader-lease-duration",
+        type=float,
+        default=15.0,
+        help="seconds without renewal after which another replica takes the operator's "
+        "leadership over (default 15)",
+    )
+    k8s.add_argument(
         "--resync-interval",
         type=float,
         default=30.0,

@@ -25,6 +25,8 @@ from tuner.tokens import (
 if TYPE_CHECKING:
     from tuner.settings import Settings
 
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
 
 def serve_command(args: argparse.Namespace) -> int:
     token = read_token(args.token_file)
@@ -162,7 +164,7 @@ def kubernetes_settings(settings: Settings, args: argparse.Namespace) -> None:
     """Trials as Jobs, and the operator of Experiment resources beside the service."""
     from functools import partial
 
-    from tuner.operator import resource_owner_reference, run_operator
+    from tuner.operator import ResourceMirror, resource_owner_reference, run_operator
     from tuner.runners.kubernetes import KubernetesRunner
 
     runner = KubernetesRunner(
@@ -179,8 +181,22 @@ def kubernetes_settings(settings: Settings, args: argparse.Namespace) -> None:
                 runner=runner,
                 namespace=args.namespace_scope,
                 resync_interval=args.resync_interval,
+                lease_namespace=args.lease_namespace or service_namespace(),
+                lease_duration=args.leader_lease_duration,
             )
         )
+        settings.resource_hooks = ResourceMirror(runner, namespace=args.namespace_scope)
+
+
+def service_namespace() -> str:
+    """The namespace this service runs in: ``$POD_NAMESPACE``, else the service account's
+    (inside a Pod), else ``default``."""
+    if namespace := os.environ.get("POD_NAMESPACE"):
+        return namespace
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        return "default"
 
 
 def is_loopback(host: str) -> bool:

@@ -1,9 +1,13 @@
 """The Experiment operator: ``kubectl apply -f experiment.yaml`` runs the experiment.
 
 :mod:`tuner.operator.status` maps resources to experiments and back (pure);
-:mod:`tuner.operator.reconcile` runs the :class:`Operator` loop (:func:`run_operator`).
+:mod:`tuner.operator.reconcile` runs the :class:`Operator` loop (:func:`run_operator`), on the
+replica elected by :mod:`tuner.operator.election`; :mod:`tuner.operator.mirror` gives experiments
+submitted over REST their resource.
 """
 
+from tuner.operator.election import LeaderElection
+from tuner.operator.mirror import ResourceMirror
 from tuner.operator.reconcile import Operator, run_operator
 from tuner.operator.status import (
     UID_ANNOTATION,
@@ -16,7 +20,9 @@ from tuner.operator.status import (
 
 __all__ = [
     "UID_ANNOTATION",
+    "LeaderElection",
     "Operator",
+    "ResourceMirror",
     "experiment_from_resource",
     "failed_status",
     "resource_owner_reference",

@@ -19,6 +19,8 @@ from tuner.events import Event as ServiceEvent
 from tuner.k8s.client import API_ERRORS, backoff_delay
 from tuner.k8s.jobs import installation_selector, is_ours
 from tuner.k8s.watching import Changed, Listed, watch_objects
+from tuner.operator.election import LeaderElection, lease_name
+from tuner.operator.mirror import ADOPT_AFTER, ResourceMirror, resource_age, stored_over_rest
 from tuner.operator.status import (
     GROUP,
     INVALID_SPEC,
@@ -82,14 +84,19 @@ class Operator:
     * *deleted resource*: :meth:`Service.delete <tuner.service.Service.delete>` stops the experiment
       and removes it with its Jobs (which the garbage collector removes as well).
 
-    An experiment submitted through the REST API has no resource and is left alone. A resource
-    whose name is taken by such an experiment is marked Failed (``NameTaken``). A resource whose
+    An experiment submitted through the REST API before it got resources (or with the CRD missing)
+    is left alone. A resource whose name is taken by such an experiment is marked Failed
+    (``NameTaken``). A resource whose
     experiment was deleted through the API is marked Failed (``ExperimentDeleted``) and not run
     again.
 
-    Several replicas each run an operator; they submit once (the database rejects a second
-    submit) and agree on the status they write, so they only cost a few 409s. There is no leader
-    election.
+    An experiment submitted over REST gets its resource from
+    :class:`~tuner.operator.mirror.ResourceMirror` (annotated
+    :data:`~tuner.operator.mirror.STORED_ANNOTATION`); the operator does not submit such a
+    resource while the REST request stores it, keeps its status like any other's, and deletes it
+    when its experiment was deleted over REST.
+
+    Several replicas elect one leader (:func:`run_operator`), which alone runs the operator.
 
     Args:
         service: the started service (its runner should be ``runner``).
@@ -98,6 +105,8 @@ class Operator:
         resync_interval: seconds between status checks of every resource.
         watch_window: seconds a watch request stays open before it is resumed.
         min_interval: seconds between two passes over the same resource (coalesces bursts).
+        listen: subscribe to the service's events in :meth:`run` (else the caller forwards
+            them to :meth:`on_service_event`: listeners cannot be removed, operators can end).
     """
 
     def __init__(
@@ -109,29 +118,36 @@ class Operator:
         resync_interval: float = 30.0,
         watch_window: float = 60.0,
         min_interval: float = 0.5,
+        listen: bool = True,
     ) -> None:
         self.service = service
         self.runner = runner
         self.custom = client.CustomObjectsApi(runner.api)
+        self.mirror = ResourceMirror(runner, namespace=namespace)
         self.namespace = namespace
         self.resync_interval = resync_interval
         self.watch_window = watch_window
         self.min_interval = min_interval
+        self.listen = listen
         self._objects: dict[Key, dict[str, Any]] = {}
         self._listed = False
         self._dirty: set[Key] = set()
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._handled: dict[Key, tuple[str, int | None]] = {}  # (uid, generation) compared
         self._notes: dict[Key, list[dict[str, Any]]] = {}  # extra conditions (ignored edits)
+        self._timers: dict[Key, asyncio.TimerHandle] = {}  # later passes (REST resources)
 
     async def run(self) -> None:
         """Watch and reconcile until cancelled."""
-        self.service.add_listener(self._on_service_event)
+        if self.listen:
+            self.service.add_listener(self.on_service_event)
         resync = asyncio.create_task(self._resync_forever(), name="operator resync")
         try:
             await self._watch_forever()
         finally:
             resync.cancel()
+            for timer in self._timers.values():
+                timer.cancel()
             workers = [resync, *self._workers.values()]
             for task in workers:
                 task.cancel()
@@ -206,7 +222,7 @@ class Operator:
 
     # -- scheduling ------------------------------------------------------------------------
 
-    def _on_service_event(self, event: ServiceEvent) -> None:
+    def on_service_event(self, event: ServiceEvent) -> None:
         key = (event.namespace, event.experiment)
         if key in self._objects:
             self._kick(key)
@@ -295,6 +311,17 @@ class Operator:
     async def _submit(self, key: Key, obj: dict[str, Any]) -> ExperimentRecord | None:
         status = obj.get("status") or {}
         generation = object_generation(obj)
+        if stored_over_rest(obj):
+            if status.get("phase"):  # its experiment was deleted over REST: so is it
+                log.info("Experiment %s/%s: deleted over REST; deleting the resource", *key)
+                await self.mirror.after_delete_resource(obj)
+                return None
+            wait = ADOPT_AFTER - resource_age(obj)
+            if wait > 0:  # the REST request that made it (maybe on another replica) stores it
+                later = asyncio.get_running_loop().call_later(min(wait, 1.0), self._kick, key)
+                self._timers[key] = later  # one per resource; the one before has fired
+                return None
+            log.warning("Experiment %s/%s: its REST submission did not finish; adopting", *key)
         if status.get("phase"):
             reason = status.get("reason")
             retry = reason == "NameTaken" or (
@@ -414,6 +441,42 @@ async def run_operator(
     runner: KubernetesRunner,
     namespace: str | None = None,
     resync_interval: float = 30.0,
+    lease_namespace: str | None = None,
+    lease_duration: float = 15.0,
 ) -> None:
-    """A :attr:`Settings.companions <tuner.service.Settings.companions>` entry for the operator."""
-    await Operator(service, runner, namespace=namespace, resync_interval=resync_interval).run()
+    """A :attr:`Settings.companions <tuner.service.Settings.companions>` entry for the operator.
+
+    With ``lease_namespace``, only the elected leader of the replicas runs the operator
+    (:class:`~tuner.operator.election.LeaderElection`, a Lease in that namespace named after
+    the installation); without it, this replica runs it unconditionally.
+    """
+
+    current: list[Operator] = []  # the operator of this leadership term, if any
+
+    def forward(event: ServiceEvent) -> None:
+        if current:
+            current[0].on_service_event(event)
+
+    async def lead() -> None:
+        operator = Operator(
+            service, runner, namespace=namespace, resync_interval=resync_interval, listen=False
+        )
+        current[:] = [operator]
+        try:
+            await operator.run()
+        finally:
+            current.clear()
+
+    service.add_listener(forward)
+
+    if lease_namespace is None:
+        await lead()
+        return
+    election = LeaderElection(
+        runner.client,
+        namespace=lease_namespace,
+        name=lease_name(runner.installation, namespace),
+        identity=service.settings.replica_id,
+        lease_duration=lease_duration,
+    )
+    await election.run(lead)
