@@ -365,8 +365,12 @@ class ExperimentController:
             if final:
                 await self.observe(trial_name, final)
             seen, problem = polled.unknown, problem or polled.problem
-        elif parser is not None:
-            seen = parser.unknown
+        else:
+            seen = parser.unknown if parser is not None else []
+            try:
+                problem = await handle.collector_problem()
+            except Exception as e:
+                log.warning("trial %s: cannot read its collector's problem: %r", trial_name, e)
         await self._finish_trial(trial_name, outcome, seen, problem)
         self._positions.pop(trial_name, None)
         self._handles.pop(trial_name, None)
