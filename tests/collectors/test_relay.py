@@ -69,6 +69,7 @@ def test_without_any_trial_process_the_watch_ends_after_the_start_wait() -> None
         (b"TUNER_TRIAL=none",), start_wait=5.0, find=lambda *_: [], clock=lambda: now[0]
     )
     assert not watch.ended()
+    assert watch.ended(wrote=True)  # a trial that wrote its file and is gone: over
     now[0] = 5.0
     assert watch.ended() and not watch.seen
 
@@ -101,7 +102,7 @@ def test_relay_pushes_what_the_file_gains_while_the_trial_runs(tmp_path: Path) -
     rounds = iter(written)
     left = {"polls": len(written)}
 
-    def ended() -> bool:
+    def ended(wrote: bool = False) -> bool:
         left["polls"] -= 1
         return left["polls"] < 0
 

@@ -14,9 +14,10 @@ primary container at the spec's ``fileSystemPath`` and runs this module. The rel
 * ends when the trial's processes have ended. The Pod shares its process namespace
   (``shareProcessNamespace``), so ``/proc`` shows the primary container's processes: those
   whose environment holds this trial's ``TUNER_NAMESPACE``/``TUNER_EXPERIMENT``/``TUNER_TRIAL``
-  (the sidecar's own processes carry ``TUNER_SIDECAR`` and are left out). When none remains,
-  after one was seen or after ``--start-wait`` seconds without any, it reads and pushes a last
-  time and exits 0.
+  (the sidecar's own processes carry ``TUNER_SIDECAR`` and are left out; reading another
+  process's environment needs the same user or root). When none remains, after one was seen,
+  or once the metrics file exists (a short trial may be over before the relay first looks), or
+  after ``--start-wait`` seconds without either, it reads and pushes a last time and exits 0.
 
 When the collector could not collect (the file was never created, a line that is not JSON), the
 relay prints :data:`PROBLEM_PREFIX` and the reason as its last line and still exits 0: the
@@ -116,16 +117,17 @@ class TrialWatch:
         markers = tuple(f"{k}={environ[k]}".encode() for k in TRIAL_KEYS if environ.get(k))
         return cls(markers, start_wait)
 
-    def ended(self) -> bool:
-        """Whether the trial has ended: its processes were seen and are gone, or none showed up
-        within ``start_wait`` seconds."""
+    def ended(self, wrote: bool = False) -> bool:
+        """Whether the trial has ended: none of its processes is left, and one was seen, or it
+        ``wrote`` its metrics (a short trial may end before the relay first looks), or none
+        showed up within ``start_wait`` seconds."""
         from tuner.processes import processes_with
 
         find = self.find or processes_with
         if find(self.markers, f"{names.ENV_SIDECAR}=".encode() + b"metrics-collector"):
             self.seen = True
             return False
-        return self.seen or self.clock() - self.started >= self.start_wait
+        return self.seen or wrote or self.clock() - self.started >= self.start_wait
 
 
 def batches(observations: Sequence[Observation]) -> list[tuple[int, dict[str, float]]]:
@@ -146,11 +148,14 @@ def relay(
     push: Push,
     interval: float = INTERVAL,
     sleep: Callable[[float], None] = time.sleep,
+    wrote: Callable[[], bool] = lambda: False,
 ) -> str | None:
     """Read and push until the trial has ended, then a last time; returns the collector's
-    problem (``None``: the metrics were collected)."""
+    problem (``None``: the metrics were collected). ``wrote``: whether the metrics file (or
+    directory) exists, which tells a trial that ended before the relay first looked."""
     while True:
-        ended = watch.ended()  # before reading: what the trial wrote before it ended is read
+        # Before reading, so that what the trial wrote before it ended is read.
+        ended = watch.ended(wrote())
         for step, values in batches(reader.poll(final=ended)):
             push(step, values)
         if ended:
@@ -167,11 +172,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--start-wait", type=float, default=START_WAIT)
     args = parser.parse_args(argv)
     try:
+        watch = TrialWatch.from_env(dict(os.environ), args.start_wait)
+        watch.ended()  # look early: a short trial may be gone once the imports are done
         from tuner.report import send
 
-        reader = reader_from(json.loads(args.config))
-        watch = TrialWatch.from_env(dict(os.environ), args.start_wait)
-        problem = relay(reader, watch, send, args.interval)
+        config = json.loads(args.config)
+        reader = reader_from(config)
+        path = config["metricsCollectorSpec"]["source"]["fileSystemPath"]["path"]
+        problem = relay(reader, watch, send, args.interval, wrote=lambda: os.path.exists(path))
     except ReportError as e:
         print(f"tuner-metrics-collector: {e}", file=sys.stderr, flush=True)
         return 1
