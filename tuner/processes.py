@@ -64,10 +64,16 @@ def session_members(session: int, marker: bytes | None = None) -> list[int]:
     return members
 
 
-def processes_with(markers: Collection[bytes], without: bytes | None = None) -> list[int]:
+def processes_with(
+    markers: Collection[bytes], without: bytes | None = None, unreadable: bool = False
+) -> list[int]:
     """The live processes (other than this one) whose environment holds every ``NAME=value``
-    entry of ``markers``, and not ``without``. Processes whose environment cannot be read
-    (another user's, without the privilege) are left out."""
+    entry of ``markers``, and not ``without``.
+
+    A process whose environment cannot be read (another user's, without the privilege) is
+    left out, or with ``unreadable`` counted in, unless it is pid 1: in a Pod that shares its
+    process namespace, pid 1 is the Pod's infrastructure process and every other process is
+    one of its containers'."""
     found = []
     me = os.getpid()
     for entry in PROC.iterdir():
@@ -75,8 +81,12 @@ def processes_with(markers: Collection[bytes], without: bytes | None = None) -> 
             continue
         try:
             environ = set((entry / "environ").read_bytes().split(b"\0"))
-        except OSError:
+        except PermissionError:
+            if unreadable and entry.name != "1" and process_start_time(int(entry.name)):
+                found.append(int(entry.name))
             continue
+        except OSError:
+            continue  # gone, or a kernel thread (ESRCH)
         if not all(m in environ for m in markers) or (without is not None and without in environ):
             continue
         if process_start_time(int(entry.name)) is not None:  # not a zombie

@@ -63,6 +63,33 @@ def test_the_trial_has_ended_when_its_processes_are_gone() -> None:
         sidecar.wait()
 
 
+def test_in_a_pod_unreadable_processes_but_pid_1_count_as_the_trials(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A /proc of a Pod whose primary runs as another user: its environ cannot be read.
+    from tuner import processes
+
+    me = os.getpid()
+    for pid in (1, 7, me):
+        (tmp_path / str(pid)).mkdir()
+        real = Path(f"/proc/{me}/stat").read_text()  # a live, non-zombie stat line
+        (tmp_path / str(pid) / "stat").write_text(real)
+        (tmp_path / str(pid) / "environ").write_bytes(b"TUNER_TRIAL=t\0")
+    read_bytes = Path.read_bytes
+
+    def forbidden(path: Path) -> bytes:  # as another user's /proc/<pid>/environ is
+        if path.name == "environ" and path.parent.name in ("1", "7"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", forbidden)
+    monkeypatch.setattr(processes, "PROC", tmp_path)
+    assert processes.processes_with([b"TUNER_TRIAL=t"], unreadable=True) == [7]
+    assert processes.processes_with([b"TUNER_TRIAL=t"]) == []  # off a Pod: left out
+    watch = TrialWatch((b"TUNER_TRIAL=t",), start_wait=600, in_pod=True)
+    assert not watch.ended() and watch.seen
+
+
 def test_without_any_trial_process_the_watch_ends_after_the_start_wait() -> None:
     now = [0.0]
     watch = TrialWatch(

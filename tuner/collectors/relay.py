@@ -14,8 +14,9 @@ primary container at the spec's ``fileSystemPath`` and runs this module. The rel
 * ends when the trial's processes have ended. The Pod shares its process namespace
   (``shareProcessNamespace``), so ``/proc`` shows the primary container's processes: those
   whose environment holds this trial's ``TUNER_NAMESPACE``/``TUNER_EXPERIMENT``/``TUNER_TRIAL``
-  (the sidecar's own processes carry ``TUNER_SIDECAR`` and are left out; reading another
-  process's environment needs the same user or root). When none remains, after one was seen,
+  (the sidecar's own processes carry ``TUNER_SIDECAR`` and are left out). A process whose
+  environment the sidecar may not read (the primary runs as another user) counts as the
+  trial's too, except pid 1 (the Pod's pause process). When none remains, after one was seen,
   or once the metrics file exists (a short trial may be over before the relay first looks), or
   after ``--start-wait`` seconds without either, it reads and pushes a last time and exits 0.
 
@@ -102,6 +103,9 @@ class TrialWatch:
     markers: tuple[bytes, ...]
     start_wait: float = START_WAIT
     find: Callable[[Sequence[bytes], bytes], list[int]] | None = None
+    in_pod: bool = False
+    """Count processes whose environment cannot be read as the trial's (see
+    :func:`tuner.processes.processes_with`): in a Pod, they are the primary container's."""
     clock: Callable[[], float] = time.monotonic
     seen: bool = False
     started: float = field(default=0.0)
@@ -110,12 +114,14 @@ class TrialWatch:
         self.started = self.clock()
 
     @classmethod
-    def from_env(cls, environ: dict[str, str], start_wait: float = START_WAIT) -> TrialWatch:
+    def from_env(
+        cls, environ: dict[str, str], start_wait: float = START_WAIT, in_pod: bool = False
+    ) -> TrialWatch:
         missing = [k for k in TRIAL_KEYS[1:] if not environ.get(k)]
         if missing:
             raise TunerError(f"the relay runs in a trial's Pod: {', '.join(missing)} not set")
         markers = tuple(f"{k}={environ[k]}".encode() for k in TRIAL_KEYS if environ.get(k))
-        return cls(markers, start_wait)
+        return cls(markers, start_wait, in_pod=in_pod)
 
     def ended(self, wrote: bool = False) -> bool:
         """Whether the trial has ended: none of its processes is left, and one was seen, or it
@@ -123,7 +129,10 @@ class TrialWatch:
         showed up within ``start_wait`` seconds."""
         from tuner.processes import processes_with
 
-        find = self.find or processes_with
+        def find_here(markers: Sequence[bytes], without: bytes) -> list[int]:
+            return processes_with(markers, without, unreadable=self.in_pod)
+
+        find = self.find or find_here
         if find(self.markers, f"{names.ENV_SIDECAR}=".encode() + b"metrics-collector"):
             self.seen = True
             return False
@@ -172,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--start-wait", type=float, default=START_WAIT)
     args = parser.parse_args(argv)
     try:
-        watch = TrialWatch.from_env(dict(os.environ), args.start_wait)
+        watch = TrialWatch.from_env(dict(os.environ), args.start_wait, in_pod=True)
         watch.ended()  # look early: a short trial may be gone once the imports are done
         from tuner.report import send
 
