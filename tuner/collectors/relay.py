@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 from tuner import names
 from tuner.errors import ReportError, TunerError
+from tuner.processes import processes_with
 from tuner.trials import Observation
 
 INTERVAL = 1.0
@@ -127,7 +128,6 @@ class TrialWatch:
         """Whether the trial has ended: none of its processes is left, and one was seen, or it
         ``wrote`` its metrics (a short trial may end before the relay first looks), or none
         showed up within ``start_wait`` seconds."""
-        from tuner.processes import processes_with
 
         def find_here(markers: Sequence[bytes], without: bytes) -> list[int]:
             return processes_with(markers, without, unreadable=self.in_pod)
@@ -141,7 +141,7 @@ class TrialWatch:
 
 def batches(observations: Sequence[Observation]) -> list[tuple[int, dict[str, float]]]:
     """Observations as pushes: consecutive values of one step together, in order (a metric seen
-    twice at one step starts a new push, so neither value is lost)."""
+    twice at one step starts a new push, so that every value is sent, as locally)."""
     out: list[tuple[int, dict[str, float]]] = []
     for o in observations:
         if out and out[-1][0] == o.step and o.metric not in out[-1][1]:
