@@ -115,3 +115,45 @@ def test_job_manifest_names_labels_and_environment() -> None:
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["TUNER_TRIAL"] == trial.name and env["PYTHONUNBUFFERED"] == "1"
     assert "ownerReferences" not in job_manifest(experiment, trial, rendered, {})["metadata"]
+
+
+def test_file_collectors_get_the_relay_sidecar() -> None:
+    katib_filter = r"([\w|-]+)\s*:\s*([+-]?\d*(\.\d+)?)$"
+    file_spec = {
+        "collector": {"kind": "File"},
+        "source": {
+            "fileSystemPath": {"path": "/var/log/katib/metrics.log", "kind": "File"},
+            "filter": {"metricsFormat": [katib_filter]},
+        },
+    }
+    tf_spec = {
+        "collector": {"kind": "TensorFlowEvent"},
+        "source": {"fileSystemPath": {"path": "/var/log/katib/tf/", "kind": "Directory"}},
+    }
+    trial = Trial(name="exp-0001", number=1, parameters={"x": 1.0, "n": 2})
+    env = {"TUNER_TRIAL": trial.name, "TUNER_TRIAL_TOKEN": "secret"}
+    for spec, mount in ((file_spec, "/var/log/katib"), (tf_spec, "/var/log/katib/tf/")):
+        experiment = load_spec(experiment_dict("exp", metricsCollectorSpec=spec))
+        rendered = render_trial(experiment, trial)
+        job = job_manifest(experiment, trial, rendered, env, collector_image="reg/tuner:1")
+        pod = job["spec"]["template"]["spec"]
+        main, sidecar = pod["containers"]
+        assert sidecar["name"] == "tuner-metrics-collector" and sidecar["image"] == "reg/tuner:1"
+        assert sidecar["command"] == ["python", "-m", "tuner.collectors.relay"]
+        sidecar_env = {e["name"]: e["value"] for e in sidecar["env"]}
+        assert sidecar_env["TUNER_TRIAL_TOKEN"] == "secret"  # it pushes as the trial
+        assert sidecar_env["TUNER_SIDECAR"] == "metrics-collector"  # not a trial process
+        assert pod["shareProcessNamespace"] is True
+        assert pod["volumes"] == [{"name": "metrics-volume", "emptyDir": {}}]
+        for container in (main, sidecar):
+            assert container["volumeMounts"] == [{"name": "metrics-volume", "mountPath": mount}]
+    # Kubernetes expands $(VAR) in args: the filter's `$` is written `$$` to reach the relay.
+    (flag, config) = job_manifest(
+        load_spec(experiment_dict("exp", metricsCollectorSpec=file_spec)), trial, rendered, env
+    )["spec"]["template"]["spec"]["containers"][1]["args"]
+    assert flag == "--config"
+    assert katib_filter.replace("\\", "\\\\").replace("$", "$$") in config
+    # Other kinds get no sidecar.
+    plain = load_spec(experiment_dict("exp"))
+    job = job_manifest(plain, trial, render_trial(plain, trial), env)
+    assert len(job["spec"]["template"]["spec"]["containers"]) == 1

@@ -219,12 +219,24 @@ def test_trial_templates_render_to_valid_jobs(path: Path) -> None:
     assert job["metadata"]["labels"]["tuner.dev/trial"] == trial.name
 
 
-def test_file_collector_is_rejected_for_the_kubernetes_runner() -> None:
+def test_file_collector_job_with_its_sidecar_is_a_valid_job() -> None:
     data = documents(DATA / "katib-random.yaml")[0]
     data["spec"]["metricsCollectorSpec"] = {
         "collector": {"kind": "File"},
-        "source": {"fileSystemPath": {"path": "/var/log/katib/m.log", "format": "TEXT"}},
+        "source": {
+            "fileSystemPath": {"path": "/var/log/katib/m.log", "format": "TEXT"},
+            "filter": {"metricsFormat": ["([\\w|-]+)\\s*=\\s*([+-]?\\d*(\\.\\d+)?$)"]},
+        },
     }
-    (error,) = KubernetesRunner.problems(load_spec(data))
-    assert error.path == "spec.metricsCollectorSpec.collector.kind"
-    assert "File collector is not supported" in error.message
+    experiment = load_spec(data)
+    assert KubernetesRunner.problems(experiment) == []
+    params = {
+        p.name: p.choices[0] if p.choices else p.convert((p.low + p.high) / 2)
+        for p in experiment.spec.parameters
+    }
+    trial = Trial(name="random-exp-0001", number=1, parameters=params)
+    job = job_manifest(experiment, trial, render_trial(experiment, trial), {"TUNER_TRIAL": "t"})
+    validate(job)
+    pod = job["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]][-1] == "tuner-metrics-collector"
+    assert pod["shareProcessNamespace"] is True

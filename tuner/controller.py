@@ -164,11 +164,9 @@ class ExperimentController:
                 self.db.close()
 
     async def observe(self, trial_name: str, observations: Sequence[Observation]) -> bool:
-        """Store observations of a running trial; returns whether the trial should stop.
-
-        Nothing is stored once the trial's ending is decided: a process that wrote ahead of
-        the decision (its output waits in a pipe) does not add steps it was stopped before.
-        """
+        """Store observations of a running trial; returns whether the trial should stop. Nothing
+        is stored once the trial's ending is decided: a process that wrote ahead of the decision
+        (its output waits in a pipe) does not add steps it was stopped before."""
         if trial_name in self._endings:
             return True
         if self._writer is not None:
@@ -364,6 +362,11 @@ class ExperimentController:
         problem: str | None = None
         if polling is not None:
             seen, problem = await polling.finish()
+        else:
+            try:
+                problem = await handle.collector_problem()  # a sidecar's (Kubernetes)
+            except Exception as e:
+                log.warning("trial %s: cannot read its collector's problem: %r", trial_name, e)
         await self._finish_trial(trial_name, outcome, seen, problem)
         self._positions.pop(trial_name, None)
         self._handles.pop(trial_name, None)
@@ -457,11 +460,9 @@ class ExperimentController:
             await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
 
     async def _shutdown_trials(self) -> None:
-        """On any exit (cancellation included), leave no process behind and no trial Running.
-
-        Trials of a detached runner (Kubernetes Jobs) outlive this process: they are left
-        running, still Running in the database, for the next controller to re-attach.
-        """
+        """On any exit (cancellation included), leave no process behind and no trial Running;
+        but trials of a detached runner (Kubernetes Jobs) are left running, still Running in the
+        database, for the next controller to re-attach."""
         if not self._tasks:
             return
         if self.runner.detached:

@@ -18,6 +18,11 @@ ENV_TRIAL_DIR = "TUNER_TRIAL_DIR"
 """The local runner's private directory of one trial."""
 ENV_REPORT_RETRY_SECONDS = "TUNER_REPORT_RETRY_SECONDS"
 """How long ``tuner.report`` retries an unreachable or unavailable server (default 120 s)."""
+ENV_SIDECAR = "TUNER_SIDECAR"
+"""Set in the metrics-collector sidecar of a Kubernetes trial, so that it never takes its own
+processes for the trial's (:mod:`tuner.collectors.relay`)."""
+ENV_COLLECTOR_IMAGE = "TUNER_COLLECTOR_IMAGE"
+"""``tuner serve --collector-image``'s default: the image of the metrics-collector sidecar."""
 
 # -- environment the service and the command line read -------------------------------------
 ENV_DATABASE_URL = "TUNER_DATABASE_URL"

@@ -17,6 +17,7 @@ import contextlib
 import os
 import signal
 import socket
+from collections.abc import Collection
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -61,6 +62,36 @@ def session_members(session: int, marker: bytes | None = None) -> list[int]:
                 continue
         members.append(pid)
     return members
+
+
+def processes_with(
+    markers: Collection[bytes], without: bytes | None = None, unreadable: bool = False
+) -> list[int]:
+    """The live processes (other than this one) whose environment holds every ``NAME=value``
+    entry of ``markers``, and not ``without``.
+
+    A process whose environment cannot be read (another user's, without the privilege) is
+    left out, or with ``unreadable`` counted in, unless it is pid 1: in a Pod that shares its
+    process namespace, pid 1 is the Pod's infrastructure process and every other process is
+    one of its containers'."""
+    found = []
+    me = os.getpid()
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            environ = set((entry / "environ").read_bytes().split(b"\0"))
+        except PermissionError:
+            if unreadable and entry.name != "1" and process_start_time(int(entry.name)):
+                found.append(int(entry.name))
+            continue
+        except OSError:
+            continue  # gone, or a kernel thread (ESRCH)
+        if not all(m in environ for m in markers) or (without is not None and without in environ):
+            continue
+        if process_start_time(int(entry.name)) is not None:  # not a zombie
+            found.append(int(entry.name))
+    return found
 
 
 def kill_session(session: int, marker: bytes) -> list[int]:

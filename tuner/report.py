@@ -96,14 +96,7 @@ def report(step: int | None = None, **metrics: float) -> bool:
             except (TypeError, ValueError) as e:
                 raise ReportError(f"metric {name}={value!r} is not a number") from e
         values[name] = float(value)
-    env = _environment()
-    url = (
-        f"{env[ENV_URL].rstrip('/')}/api/v1/experiments/{quote(env[ENV_EXPERIMENT], safe='')}"
-        f"/trials/{quote(env[ENV_TRIAL], safe='')}/observations"
-        f"?namespace={quote(env.get(ENV_NAMESPACE) or 'default', safe='')}"
-    )
-    body = json.dumps({"step": step, "metrics": values}, allow_nan=True).encode()
-    answer = _post(url, body, env[ENV_TOKEN])
+    answer = send(step, values)
     ignored = answer.get("ignored") or []
     if ignored:
         warnings.warn(
@@ -112,6 +105,23 @@ def report(step: int | None = None, **metrics: float) -> bool:
             stacklevel=2,
         )
     return bool(answer.get("should_stop", False))
+
+
+def send(step: int | None, values: dict[str, float]) -> dict[str, Any]:
+    """Push ``values`` at ``step`` for the trial of this process's environment, retrying as
+    :func:`report` does; returns the server's answer (``should_stop``, ``ignored``).
+
+    The checked core of :func:`report`, also used by the metrics-collector sidecar
+    (:mod:`tuner.collectors.relay`), which pushes what it reads from the trial's files.
+    """
+    env = _environment()
+    url = (
+        f"{env[ENV_URL].rstrip('/')}/api/v1/experiments/{quote(env[ENV_EXPERIMENT], safe='')}"
+        f"/trials/{quote(env[ENV_TRIAL], safe='')}/observations"
+        f"?namespace={quote(env.get(ENV_NAMESPACE) or 'default', safe='')}"
+    )
+    body = json.dumps({"step": step, "metrics": values}, allow_nan=True).encode()
+    return _post(url, body, env[ENV_TOKEN])
 
 
 def _environment() -> dict[str, str]:

@@ -15,7 +15,16 @@ This stand-in fills that role so that Jobs complete for real:
 - on a deletionTimestamp kills the process group (SIGTERM, then SIGKILL) and confirms the deletion
   with grace period 0.
 
-Not supported: init containers, probes, volumes, resources, ``previous`` logs.
+- ``emptyDir`` volumes: each Pod gets a host directory per volume, and a container with
+  ``volumeMounts`` runs in a mount namespace of its own (``unshare --mount --propagation
+  private``) where that directory is bind-mounted at each ``mountPath``, so that the containers
+  of one Pod share it and other Pods never see it (the mount points are created on the host).
+
+Processes of all Pods share the host's process namespace (as if every Pod had
+``shareProcessNamespace: true``, and saw more than its own).
+
+Not supported: init containers, probes, volumes other than ``emptyDir`` (their mounts are
+ignored), resources, ``previous`` logs.
 
 Run: ``python tests/k8s/process_kubelet.py --kubeconfig FILE --root DIR [--port 0]``.
 """
@@ -58,11 +67,44 @@ def expand(text: str, env: dict[str, str]) -> str:
     return re.sub(pattern, lambda m: "$" if m[0] == "$$" else env.get(m[1], m[0]), text)
 
 
+# Run in a private mount namespace: bind each (host dir, mountPath) pair, then exec the command.
+# `unshare` without --fork execs in place, so the container's process keeps its pid.
+MOUNT_SCRIPT = (
+    'set -e; while [ "$1" != -- ]; do mkdir -p "$2"; mount --bind "$1" "$2"; shift 2; done; '
+    'shift; exec "$@"'
+)
+
+
+def with_mounts(mounts: list[tuple[Path, str]], argv: list[str]) -> list[str]:
+    """``argv`` run with ``mounts`` bind-mounted in a mount namespace of its own."""
+    pairs = [str(x) for host, target in mounts for x in (host, target)]
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        MOUNT_SCRIPT,
+        "sh",
+        *pairs,
+        "--",
+        *argv,
+    ]
+
+
 class Container:
     """One container: its current process, its state and its log (lines ``<time> F|P <text>``)."""
 
-    def __init__(self, spec: client.V1Container, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        spec: client.V1Container,
+        workdir: Path,
+        env: dict[str, str],
+        mounts: list[tuple[Path, str]] | None = None,
+    ) -> None:
         self.spec, self.workdir, self.env = spec, workdir, env
+        self.mounts = mounts or []  # (host directory, mountPath)
         self.log_path = workdir / f"{spec.name}.log"
         self.cond = threading.Condition()
         self.done = False
@@ -78,6 +120,8 @@ class Container:
         try:
             if not argv:
                 raise OSError("no command: images are not run, so `command` is needed")
+            if self.mounts:
+                argv = with_mounts(self.mounts, argv)
             self.proc = subprocess.Popen(
                 argv,
                 cwd=self.workdir,
@@ -165,7 +209,24 @@ class PodRun:
         self.started = now()
         workdir = kubelet.root / f"{self.ns}_{self.name}_{self.uid}"
         workdir.mkdir(parents=True, exist_ok=True)
-        self.containers = {c.name: Container(c, workdir, self._env(c)) for c in pod.spec.containers}
+        volumes: dict[str, Path] = {}
+        for v in pod.spec.volumes or []:
+            if v.empty_dir is not None:
+                volumes[v.name] = workdir / "volumes" / v.name
+                volumes[v.name].mkdir(parents=True, exist_ok=True)
+        self.containers = {
+            c.name: Container(
+                c,
+                workdir,
+                self._env(c),
+                [
+                    (volumes[m.name], m.mount_path)
+                    for m in c.volume_mounts or []
+                    if m.name in volumes
+                ],
+            )
+            for c in pod.spec.containers
+        }
 
     def _env(self, c: client.V1Container) -> dict[str, str]:
         env: dict[str, str] = {"HOSTNAME": self.name}

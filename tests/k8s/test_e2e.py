@@ -35,7 +35,7 @@ pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[ku
 from kubernetes import client
 
 from tuner.client import Client
-from tuner.errors import NotFound, SpecError
+from tuner.errors import NotFound
 from tuner.templates import EXPERIMENT_LABEL, job_trial_template
 
 pytestmark = pytest.mark.k8s
@@ -364,22 +364,6 @@ def test_push_collector_metrics_arrive_from_job_pods(
     assert rows[0]["parameters"]["x"] == pytest.approx(0.5)
 
 
-def test_file_collector_is_rejected_at_submit(server: Server, namespace: str) -> None:
-    data = quadratic(namespace, "filed", steps=1, sleep=0)
-    data["spec"]["metricsCollectorSpec"] = {
-        "collector": {"kind": "File"},
-        "source": {
-            "fileSystemPath": {"path": "/tmp/metrics.log", "kind": "File", "format": "TEXT"}
-        },
-    }
-    with server.client(namespace) as c, pytest.raises(SpecError) as raised:
-        c.submit(data)
-    assert any(
-        e.path == "spec.metricsCollectorSpec.collector.kind" and "not supported" in e.message
-        for e in raised.value.errors
-    )
-
-
 def test_rest_stop_kills_running_jobs_and_delete_removes_the_rest(
     server: Server, api: client.ApiClient, namespace: str
 ) -> None:
@@ -502,15 +486,13 @@ def test_invalid_resources_end_failed_with_field_paths(
     bad = quadratic(namespace, "bad", steps=1, sleep=0)
     bad["spec"]["parameters"][0]["feasibleSpace"] = {"min": "3", "max": "1"}
     create_cr(api, bad)
-    filed = quadratic(namespace, "filed", steps=1, sleep=0)
-    filed["spec"]["metricsCollectorSpec"] = {
-        "collector": {"kind": "File"},
-        "source": {"fileSystemPath": {"path": "/tmp/m.log", "kind": "File", "format": "TEXT"}},
-    }
-    create_cr(api, filed)
+    # Valid for tuner.spec, refused by the runner (a condition it cannot evaluate).
+    unruly = quadratic(namespace, "unruly", steps=1, sleep=0)
+    unruly["spec"]["trialTemplate"]["successCondition"] = "status.#(type~1)"
+    create_cr(api, unruly)
     for name, path in (
         ("bad", "spec.parameters[0].feasibleSpace"),
-        ("filed", "spec.metricsCollectorSpec.collector.kind"),
+        ("unruly", "spec.trialTemplate.successCondition"),
     ):
         status = wait_for(
             lambda name=name: (s := cr_status(api, namespace, name)).get("phase") and s,  # type: ignore[misc]
@@ -518,7 +500,7 @@ def test_invalid_resources_end_failed_with_field_paths(
         )
         assert (status["phase"], status["reason"]) == ("Failed", "InvalidSpec"), status
         assert path in status["message"]
-    assert not jobs(api, namespace, "bad") and not jobs(api, namespace, "filed")
+    assert not jobs(api, namespace, "bad") and not jobs(api, namespace, "unruly")
 
 
 def test_deleting_the_resource_stops_the_experiment_and_collects_its_jobs(

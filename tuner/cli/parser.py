@@ -26,7 +26,8 @@ from tuner.cli.manage import (
 from tuner.cli.options import API_URL_ENV, EXIT_USAGE, SERVER_ENV, TOKEN_ENV
 from tuner.cli.run import run_command
 from tuner.cli.serve import serve_command
-from tuner.names import ENV_INSTALLATION
+from tuner.collectors.sidecar import DEFAULT_COLLECTOR_IMAGE, RELAY_COMMAND
+from tuner.names import ENV_COLLECTOR_IMAGE, ENV_INSTALLATION
 from tuner.trials import ExperimentPhase, TrialState
 
 DESCRIPTION = "``tuner``: run, inspect and validate experiments from the command line."
@@ -251,6 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="this installation's name: it labels every Kubernetes object it creates, and it "
         "ignores the objects of other installations in the same namespaces (default: "
         f"${ENV_INSTALLATION}, else 'default')",
+    )
+    k8s.add_argument(
+        "--collector-image",
+        default=os.environ.get(ENV_COLLECTOR_IMAGE) or DEFAULT_COLLECTOR_IMAGE,
+        help="image of the metrics-collector sidecar that File and TensorFlowEvent trials get "
+        f"(tuner's own image; default: ${ENV_COLLECTOR_IMAGE}, else {DEFAULT_COLLECTOR_IMAGE})",
+    )
+    k8s.add_argument(
+        "--collector-command",
+        default=" ".join(RELAY_COMMAND),
+        help="how the sidecar starts the relay in that image (shell words; default: "
+        f"{' '.join(RELAY_COMMAND)!r})",
     )
     k8s.add_argument(
         "--namespace-scope",

@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,6 +173,8 @@ def kubernetes_settings(settings: Settings, args: argparse.Namespace) -> None:
         context=args.context,
         owner_reference=resource_owner_reference,
         installation=args.installation,
+        collector_image=args.collector_image,
+        collector_command=shlex.split(args.collector_command),
     )
     settings.runner = runner
     if not args.no_operator:

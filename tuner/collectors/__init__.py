@@ -3,8 +3,10 @@
 One module per kind, and where each runs (README, "Metrics"):
 
 * ``StdOut`` (:mod:`.text`): the local process's output, or the primary container's log.
-* ``File`` (:mod:`.files`, :mod:`.text`, :mod:`.jsonlines`): the file, tailed; local only.
-* ``TensorFlowEvent`` (:mod:`.tfevent`): the event directory, read incrementally; local only.
+* ``File`` (:mod:`.files`, :mod:`.text`, :mod:`.jsonlines`): the file, tailed; on Kubernetes
+  by the relay sidecar in the trial's Pod (:mod:`.relay`), which pushes what it reads.
+* ``TensorFlowEvent`` (:mod:`.tfevent`): the event directory, read incrementally; on Kubernetes
+  by the relay sidecar too.
 * ``PrometheusMetric`` (:mod:`.prometheus`): ``127.0.0.1`` locally, the Pod's IP on Kubernetes.
 * ``Custom`` (:mod:`.sidecar`): a sidecar of the trial's Pod; refused locally
   (:func:`local_support`).

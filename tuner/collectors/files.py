@@ -16,7 +16,7 @@ from tuner.collectors.text import LineParser
 from tuner.trials import Observation
 
 if TYPE_CHECKING:
-    from tuner.spec import ExperimentSpec
+    from tuner.spec import ExperimentSpec, MetricsCollectorSpec, Objective
 
 
 def parser_for(spec: ExperimentSpec, now: Clock = utcnow) -> LineParser | JsonLineParser | None:
@@ -26,17 +26,24 @@ def parser_for(spec: ExperimentSpec, now: Clock = utcnow) -> LineParser | JsonLi
     ``metricsFormat``, if any); ``File`` with format ``JSON`` gets a :class:`JsonLineParser`;
     every other kind gets ``None``.
     """
-    mc = spec.metrics_collector_spec
+    return collector_parser(spec.metrics_collector_spec, spec.objective, now)
+
+
+def collector_parser(
+    mc: MetricsCollectorSpec, objective: Objective, now: Clock = utcnow
+) -> LineParser | JsonLineParser | None:
+    """:func:`parser_for` from the two parts of a spec it reads (the collector sidecar has no
+    whole spec)."""
     kind = mc.kind.value
     source = mc.source
     formats = source.filter.metrics_format if source is not None and source.filter else None
     if kind == "StdOut":
-        return LineParser(spec.objective, formats, now=now)
+        return LineParser(objective, formats, now=now)
     if kind == "File":
         fsp = source.file_system_path if source is not None else None
         if fsp is not None and fsp.format is not None and fsp.format.value == "JSON":
-            return JsonLineParser(spec.objective, now=now)
-        return LineParser(spec.objective, formats, now=now)
+            return JsonLineParser(objective, now=now)
+        return LineParser(objective, formats, now=now)
     return None
 
 

@@ -20,7 +20,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tuner.collectors.sidecar import add_custom_collector
+from tuner.collectors.sidecar import (
+    DEFAULT_COLLECTOR_IMAGE,
+    RELAY_COMMAND,
+    add_custom_collector,
+    add_file_collector,
+)
 from tuner.errors import RunnerError
 from tuner.runners.base import TrialOutcome
 from tuner.spec import Experiment, job_containers
@@ -223,8 +228,12 @@ def job_manifest(
     env: Mapping[str, str],
     owner: Mapping[str, Any] | None = None,
     installation: str = DEFAULT_INSTALLATION,
+    collector_image: str = DEFAULT_COLLECTOR_IMAGE,
+    collector_command: Sequence[str] = RELAY_COMMAND,
 ) -> dict[str, Any]:
-    """The Job to create for a trial: name, labels, ownerReference and environment filled in."""
+    """The Job to create for a trial: name, labels, ownerReference and environment filled in,
+    and the metrics collector's sidecar (Custom; File and TensorFlowEvent: the relay, started
+    by ``collector_command`` in ``collector_image``)."""
     job = copy.deepcopy(rendered.job)
     job.setdefault("apiVersion", "batch/v1")
     job.setdefault("kind", "Job")
@@ -253,5 +262,9 @@ def job_manifest(
     primary["env"] = [e for e in given if e.get("name") not in env] + [
         {"name": k, "value": str(v)} for k, v in extra.items() if k in env or k not in names
     ]
-    add_custom_collector(pod_spec, primary, experiment.spec, {k: str(v) for k, v in env.items()})
+    trial_env = {k: str(v) for k, v in env.items()}
+    add_custom_collector(pod_spec, primary, experiment.spec, trial_env)
+    add_file_collector(
+        pod_spec, primary, experiment.spec, trial_env, collector_image, collector_command
+    )
     return job

@@ -45,6 +45,11 @@ class TrialHandle(ABC):
         Local trials share the host's network."""
         return "127.0.0.1"
 
+    async def collector_problem(self) -> str | None:
+        """Why a collector running beside the trial (a Kubernetes sidecar) could not collect
+        its metrics, once the trial has ended (``None``: none, or no such collector)."""
+        return None
+
     @property
     def offset(self) -> int | None:
         """Where the lines read so far end in the trial's log, stored so that a re-adopted

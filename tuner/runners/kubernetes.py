@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 from kubernetes import client
 from kubernetes.client import ApiException
 
+from tuner.collectors.relay import PROBLEM_PREFIX
+from tuner.collectors.sidecar import COLLECTOR_CONTAINER, DEFAULT_COLLECTOR_IMAGE, RELAY_COMMAND
 from tuner.errors import FieldError, RunnerError, SpecError
 from tuner.k8s.client import (
     API_ERRORS,
@@ -69,12 +71,13 @@ class KubernetesRunner(Runner):
     that already exists (409, after a restart) adopts it when its labels say it belongs to the
     same trial: one trial never gets two Jobs.
 
-    **The File collector is not supported** here: a trial's metrics file lives in the Pod's
-    filesystem, which the service cannot read. Supporting it would need a sidecar container that
-    shares a volume (``emptyDir``) with the primary container and streams the file (to its own
-    stdout, or by pushing to the service), which Katib does with a mutating webhook this project
-    avoids. :meth:`check` rejects such specs with a :class:`~tuner.errors.SpecError`; use StdOut
-    (print the metrics) or Push (``tuner.report``) instead.
+    **Collectors.** StdOut reads the primary container's log (:meth:`KubernetesHandle.lines`);
+    PrometheusMetric scrapes the Pod's IP. File and TensorFlowEvent files live inside the Pod, so,
+    as Katib does, a sidecar (``tuner-metrics-collector``: ``collector_command`` in
+    ``collector_image``) shares an ``emptyDir`` and the process namespace with the primary
+    container, reads them and pushes what it reads (:mod:`tuner.collectors.relay`): for the
+    controller such a trial is a Push trial, and :meth:`KubernetesHandle.collector_problem` reads
+    why its metrics were unavailable from the sidecar's log. Custom runs the user's sidecar.
 
     **Resilience.** Requests go through :class:`tuner.k8s.client.RetryingClient` (429, 5xx and
     connection errors retried with backoff); watches through
@@ -95,6 +98,9 @@ class KubernetesRunner(Runner):
         installation: this installation's name: its Jobs carry it as a label (their names
             start with it unless it is ``default``), and other installations' Jobs are never
             adopted, attached to or deleted (:func:`tuner.k8s.jobs.is_ours`).
+        collector_image: the image of the File / TensorFlowEvent collector's sidecar (tuner's
+            own image, with the ``tfevent`` extra for TensorFlowEvent).
+        collector_command: how the sidecar starts the relay in that image.
     """
 
     detached = True  # Jobs outlive the service: a restarted controller re-attaches
@@ -111,6 +117,8 @@ class KubernetesRunner(Runner):
         retries: int = 6,
         log_read_timeout: float = 300.0,
         installation: str = DEFAULT_INSTALLATION,
+        collector_image: str = DEFAULT_COLLECTOR_IMAGE,
+        collector_command: Sequence[str] = RELAY_COMMAND,
     ) -> None:
         api = api_client if api_client is not None else load_api_client(kubeconfig, context)
         self.client = RetryingClient(api, retries=retries)
@@ -122,6 +130,8 @@ class KubernetesRunner(Runner):
         self.watch_window = watch_window
         self.log_read_timeout = log_read_timeout
         self.installation = installation
+        self.collector_image = collector_image
+        self.collector_command = tuple(collector_command)
 
     def close(self) -> None:
         self.client.close()
@@ -133,17 +143,6 @@ class KubernetesRunner(Runner):
         """What in ``experiment`` this runner cannot run (empty when it can)."""
         errors: list[FieldError] = []
         spec = experiment.spec
-        kind = spec.metrics_collector_spec.kind
-        if kind in (CollectorKind.FILE, CollectorKind.TF_EVENT):
-            errors.append(
-                FieldError(
-                    "spec.metricsCollectorSpec.collector.kind",
-                    f"the {kind.value} collector is not supported with the Kubernetes runner: "
-                    "the metrics files are inside the trial's Pod, out of the service's reach. "
-                    "Print the metrics (StdOut), report them with tuner.report (Push), serve them "
-                    "(PrometheusMetric) or collect them with your own sidecar (Custom)",
-                )
-            )
         if spec.algorithm.algorithm_name == "pbt":
             errors.append(
                 FieldError(
@@ -153,7 +152,6 @@ class KubernetesRunner(Runner):
                     "which tuner does not mount in Jobs; run pbt experiments locally",
                 )
             )
-        # File and TensorFlowEvent are refused above, at length.
         collectors = tuple(CollectorKind)
         errors += unsupported(experiment, runner="Kubernetes", collectors=collectors)
         tt = spec.trial_template
@@ -181,7 +179,16 @@ class KubernetesRunner(Runner):
     ) -> dict[str, Any]:
         """The Job to create for a trial (see :func:`job_manifest`), with this runner's owner."""
         owner = self.owner_reference(experiment) if self.owner_reference else None
-        return job_manifest(experiment, trial, rendered, env, owner, self.installation)
+        return job_manifest(
+            experiment,
+            trial,
+            rendered,
+            env,
+            owner,
+            self.installation,
+            self.collector_image,
+            self.collector_command,
+        )
 
     async def start(
         self, experiment: Experiment, trial: Trial, rendered: RenderedTrial, env: dict[str, str]
@@ -397,6 +404,43 @@ class KubernetesHandle(TrialHandle):
             if ip:
                 return str(ip)
         return None
+
+    async def collector_problem(self) -> str | None:
+        """The problem the relay sidecar (``tuner-metrics-collector``) of the Job's newest Pod
+        printed last (:data:`tuner.collectors.relay.PROBLEM_PREFIX`), or ``None``."""
+        pods, _ = await self.pods()
+        pod = next(
+            (
+                p
+                for p in reversed(pods)
+                if any(
+                    c.get("name") == COLLECTOR_CONTAINER
+                    for c in (p.get("spec") or {}).get("containers") or []
+                )
+            ),
+            None,
+        )
+        if pod is None:
+            return None
+        runner = self.runner
+        try:
+            text = await runner.client.call(
+                runner.core.read_namespaced_pod_log,
+                pod["metadata"]["name"],
+                self.namespace,
+                container=COLLECTOR_CONTAINER,
+                tail_lines=20,
+            )
+        except ApiException as e:
+            if e.status in (400, 404):  # the Pod or its log is gone
+                return None
+            raise
+        problems = [
+            line[len(PROBLEM_PREFIX) :]
+            for line in str(text or "").splitlines()
+            if line.startswith(PROBLEM_PREFIX)
+        ]
+        return problems[-1] if problems else None
 
     def verdict(self, job: Mapping[str, Any]) -> bool | None:
         """True (succeeded), False (failed) or None (still running) by the template's conditions."""
