@@ -126,7 +126,7 @@ def main() -> None:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         url = f"http://127.0.0.1:{port}"
-        command = [*base, "serve", *common, "--port", str(port)]
+        command = [*base, "serve", *common, "--port", str(port), "--no-token"]
 
         def serve() -> subprocess.Popen[bytes]:
             at = time.monotonic()

@@ -258,6 +258,7 @@ def server(db_url: str, tmp: Path, serve_args: list[str]) -> Iterator[Serving]:
     env["PYTHONPATH"] = str(ROOT)
     log = (tmp / "serve.log").open("wb")
     command = [sys.executable, "-m", "tuner.cli", "serve", "--db", db_url, "--port", str(port)]
+    command += ["--no-token"]  # loopback only; the benchmark measures reports, not API auth
     command += ["--workdir", str(tmp / "work"), "--log-level", "warning", *serve_args]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
