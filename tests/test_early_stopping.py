@@ -707,7 +707,7 @@ def test_load_spec_reports_missing_setting_and_unknown_rule() -> None:
 
 def test_import_is_cheap() -> None:
     code = (
-        "import sys, tuner.early_stopping, tuner.metrics; "
+        "import sys, tuner.early_stopping, tuner.collectors; "
         "print(sorted(m for m in ('optuna', 'scipy', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

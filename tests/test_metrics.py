@@ -1,4 +1,4 @@
-"""Tests of tuner.metrics: text and JSON line parsing, collector selection, file tailing."""
+"""Tests of tuner.collectors: text and JSON line parsing, collector selection, file tailing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tuner.metrics import (
+from tuner.collectors import (
     DEFAULT_FILTER,
     FileTailer,
     JsonLineParser,

@@ -306,7 +306,7 @@ def trial_ending(
     A failure is Failed. A success is Succeeded when the objective metric was reported (or no
     metrics are collected), else MetricsUnavailable. ``seen`` are a few ``name=value`` samples
     of metric-looking output whose names are not in the spec (see
-    :attr:`tuner.metrics.LineParser.unknown`): the MetricsUnavailable message quotes them, since
+    :attr:`tuner.collectors.LineParser.unknown`): the MetricsUnavailable message quotes them, since
     a misspelt ``objectiveMetricName`` is the usual cause. ``problem`` says why the collector
     failed (a metrics file never written, a line that is not JSON): as in Katib, the trial's
     metrics are then unavailable, whatever was collected before.
