@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The unmodified Katib SDK lives in its own venv: its 0.19 models serialize right only with
+# kubernetes 31, and it wants protobuf < 5 (tuner's venv has newer of both).
+KATIB_SDK_VENV ?= .venv-katib-sdk
+KATIB_SDK_STAMP := $(KATIB_SDK_VENV)/.installed
 
-.PHONY: run test test-k8s test-conformance test-image lint typecheck clean
+.PHONY: katib-sdk run test test-k8s test-conformance test-image lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +21,17 @@ $(STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/tuner run examples/digits-random.yaml --db sqlite:///.tuner-demo.db --replace
 
+$(KATIB_SDK_STAMP):
+	$(PYTHON) -m venv $(KATIB_SDK_VENV)
+	$(KATIB_SDK_VENV)/bin/python -m pip install --quiet "kubeflow-katib==0.19.0" "kubernetes==31.0.0"
+	touch $(KATIB_SDK_STAMP)
+
+katib-sdk: $(KATIB_SDK_STAMP)
+
 # PYTEST_ARGS narrows a run, e.g. PYTEST_ARGS='-m "not k8s"' when test-k8s follows (.ci/run).
 # The schemathesis run has its own target (test-conformance), so that `make test` stays quick.
 PYTEST_ARGS ?= -m "not conformance"
-test: $(STAMP)
+test: $(STAMP) $(KATIB_SDK_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # schemathesis against a real `tuner serve` on SQLite and on PostgreSQL (bounded: ~2.5 min at most).
@@ -29,7 +40,7 @@ test-conformance: $(STAMP)
 
 # A real kube-apiserver, controller-manager and etcd on loopback (tests/k8s/README in the script);
 # the first build takes about 5 minutes and is cached under ~/.cache/tuner-k8s.
-test-k8s: $(STAMP)
+test-k8s: $(STAMP) $(KATIB_SDK_STAMP)
 	bash tests/k8s/build-control-plane.sh
 	$(BIN)/python -m pytest -m k8s tests/k8s -q
 
@@ -47,4 +58,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .tuner-demo.db .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(KATIB_SDK_VENV) .tuner-demo.db .pytest_cache .mypy_cache .ruff_cache
