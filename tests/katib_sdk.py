@@ -28,7 +28,7 @@ def sdk_python() -> Path:
 def run_sdk(
     script: str, *, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` with the SDK's interpreter; fails the test with its output on a non-zero exit."""
+    """Run ``script`` with the SDK's interpreter; a non-zero exit fails the test, with output."""
     done = subprocess.run(
         [str(sdk_python()), "-c", script],
         capture_output=True,
@@ -37,5 +37,6 @@ def run_sdk(
         env={**os.environ, **(env or {})},
         check=False,
     )
-    assert done.returncode == 0, f"SDK script failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    output = f"{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, f"SDK script failed ({done.returncode}):\n{output}"
     return done
