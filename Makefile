@@ -15,7 +15,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[dev,examples,postgres]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,examples,postgres,grpc]"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -39,6 +39,12 @@ _ALGORITHMS: dict[str, str] = {
 }
 
 
+# An algorithm of any name served by a Katib Suggestion service (algorithm setting
+# suggestionServiceAddress, see tuner.katib_grpc.remote).
+SERVICE_SETTING = "suggestionServiceAddress"
+_SERVED = "tuner.katib_grpc.remote"
+
+
 # Katib's neural architecture search algorithms: refused, with the reason.
 NAS_ALGORITHMS = ("enas", "darts")
 NAS_REFUSAL = "NAS is not supported by tuner"
@@ -48,8 +54,9 @@ def algorithm_names() -> list[str]:
     return sorted(_ALGORITHMS)
 
 
-def _module(name: str) -> AlgorithmModule:
-    module: AlgorithmModule = importlib.import_module(_ALGORITHMS[name])
+def _module(name: str, settings: Mapping[str, str]) -> AlgorithmModule:
+    path = _SERVED if SERVICE_SETTING in settings else _ALGORITHMS[name]
+    module: AlgorithmModule = importlib.import_module(path)
     return module
 
 
@@ -57,6 +64,8 @@ def validate_algorithm(
     name: str, settings: Mapping[str, str], study: Study | HasStudy
 ) -> list[tuple[str, str]]:
     """Problems with an algorithm choice: ``[(setting name or "", message)]``."""
+    if SERVICE_SETTING in settings:
+        return _module(name, settings).validate_settings(name, settings, study_of(study))
     if name in NAS_ALGORITHMS:
         return [
             (
@@ -68,7 +77,7 @@ def validate_algorithm(
         ]
     if name not in _ALGORITHMS:
         return [("", f"unknown algorithm {name!r}; known: {', '.join(algorithm_names())}")]
-    return _module(name).validate_settings(name, settings, study_of(study))
+    return _module(name, settings).validate_settings(name, settings, study_of(study))
 
 
 def create_suggester(source: Study | HasStudy) -> Suggester:
@@ -79,4 +88,4 @@ def create_suggester(source: Study | HasStudy) -> Suggester:
     """
     study = study_of(source)
     name = study.algorithm.name
-    return _module(name).create(name, study.algorithm.settings, study)
+    return _module(name, study.algorithm.settings).create(name, study.algorithm.settings, study)

@@ -66,6 +66,7 @@ def base_trial_env(experiment: ExperimentRecord, trial: Trial) -> dict[str, str]
         names.ENV_EXPERIMENT: experiment.name,
         names.ENV_NAMESPACE: experiment.namespace,
         names.ENV_TRIAL: trial.name,
+        names.ENV_KATIB_TRIAL: trial.name,  # what Katib's report_metrics reads
     }
 
 

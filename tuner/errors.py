@@ -93,3 +93,16 @@ class ReportError(TunerError):
 
 class RunnerError(TunerError):
     """A runner could not start, attach to or stop a trial."""
+
+
+class SuggestionServiceError(TunerError):
+    """A Katib Suggestion service that an experiment's algorithm names failed or answered
+    nonsense (after the retries)."""
+
+    status_code = 502
+
+
+class GrpcMissing(TunerError):
+    """A gRPC feature (Katib's gRPC APIs) is used without the ``grpc`` extra installed."""
+
+    status_code = 422

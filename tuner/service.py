@@ -27,6 +27,7 @@ from tuner.errors import Conflict, NotFound, RunnerError
 from tuner.event_log import EventLog
 from tuner.events import DELETED, Event, EventHub, Listener
 from tuner.intake import ExperimentCache
+from tuner.katib_grpc.remote import validate_remotely
 from tuner.leases import Leases
 from tuner.pushes import objective_metrics
 from tuner.runners.base import Runner
@@ -181,6 +182,7 @@ class Service:
         """Store and start an experiment; a runner with ``check(experiment)`` vets it first."""
         if experiment.spec.trial_template is not None:
             self.runner.check(experiment)  # SpecError (422) for what this runner cannot run
+        await asyncio.to_thread(validate_remotely, experiment)  # an external algorithm's service
         for warning in spec_warnings(experiment):
             log.warning("experiment %s/%s: %s", experiment.namespace, experiment.name, warning)
         hooks = self.settings.resource_hooks

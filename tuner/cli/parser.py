@@ -15,6 +15,7 @@ from tuner.cli.commands import (
     trials_command,
     validate_command,
 )
+from tuner.cli.katib_grpc import add_serve_options, add_suggestion_service_command
 from tuner.cli.manage import (
     budget_command,
     delete_command,
@@ -294,7 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds between status checks of every Experiment resource (default 30)",
     )
+    add_serve_options(p)
     p.set_defaults(func=serve_command)
+
+    add_suggestion_service_command(sub)
 
     p = sub.add_parser("submit", help="submit a spec to a `tuner serve`")
     p.add_argument("spec", help="Experiment spec (YAML or JSON)")

@@ -218,6 +218,18 @@ class Repository:
         with self.session() as s:
             return [self._experiment(r) for r in s.scalars(query.limit(limit).offset(offset))]
 
+    def experiments_with_trial(self, trial_name: str) -> list[ExperimentRecord]:
+        """The experiments, in any namespace, that have a trial of this name, newest first
+        (Katib's DB-manager API names a trial and nothing else)."""
+        query = (
+            select(ExperimentRow)
+            .join(TrialRow, TrialRow.experiment_id == ExperimentRow.id)
+            .where(TrialRow.name == trial_name)
+            .order_by(ExperimentRow.id.desc())
+        )
+        with self.session() as s:
+            return [self._experiment(r) for r in s.scalars(query)]
+
     def set_phase(
         self,
         experiment_id: int,

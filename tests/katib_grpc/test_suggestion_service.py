@@ -1,0 +1,95 @@
+"""External algorithms over Katib's Suggestion API: a `tuner serve` whose experiment's
+algorithm is served by a second process, `tuner suggestion-service` (real gRPC both ways)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import experiment_dict
+from tests.katib_grpc.services import require_grpc, suggestion_service
+from tests.servers import Server, free_port, start_server, stop_server
+from tuner.client import Client
+
+require_grpc()
+
+GRID = [
+    {"name": "x", "parameterType": "discrete", "feasibleSpace": {"list": ["0.5", "1.5", "-1"]}},
+    {"name": "n", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "2"}},
+]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    running = start_server(tmp_path, f"sqlite:///{tmp_path / 'serve.db'}")
+    yield running
+    stop_server(running)
+
+
+def served(name: str, address: str, *extra: dict[str, str], **spec: Any) -> dict[str, Any]:
+    settings = [{"name": "suggestionServiceAddress", "value": address}, *extra]
+    algorithm = {"algorithmName": "remote-grid", "algorithmSettings": settings}
+    return experiment_dict(name, algorithm=algorithm, **spec)
+
+
+def test_an_experiment_runs_on_an_algorithm_served_by_another_tuner(
+    server: Server, tmp_path: Path
+) -> None:
+    with suggestion_service(tmp_path, "grid") as address:
+        data = served("remote", address, parameters=GRID, maxTrialCount=6, maxFailedTrialCount=0)
+        response = httpx.post(f"{server.url}/api/v1/experiments", json=data)
+        assert response.status_code == 201, response.text
+        with Client(server.url) as client:
+            final = client.wait("remote", timeout=90, poll=0.2, progress=False)
+            status = final["status"]
+            assert status["phase"] == "Succeeded", status
+            assert status["trialCounts"]["Succeeded"] == 6
+            trials = client.trials("remote")
+    # "remote-grid" is no algorithm of tuner's: the points came over gRPC, the whole grid
+    # (3 x 2 points), each once, typed as the space says.
+    points = sorted(zip(trials["x"], trials["n"], strict=True))
+    assert points == sorted((x, n) for x in (0.5, 1.5, -1.0) for n in (1, 2))
+    assert all(isinstance(n, int) for n in trials["n"])
+    best = status["currentOptimalTrial"]["parameterAssignments"]
+    assert {a["name"]: a["value"] for a in best}["x"] == 0.5
+
+
+def test_a_bad_setting_is_refused_through_validate_algorithm_settings(
+    server: Server, tmp_path: Path
+) -> None:
+    with suggestion_service(tmp_path, "random") as address:
+        bad = {"name": "random_state", "value": "seven"}
+        data = served("refused", address, bad, parameters=GRID)
+        response = httpx.post(f"{server.url}/api/v1/experiments", json=data)
+    assert response.status_code == 422, response.text
+    text = response.text
+    assert "spec.algorithm.algorithmSettings[0].value" in text
+    assert "INVALID_ARGUMENT" in text and "random_state" in text and "seven" in text
+    assert httpx.get(f"{server.url}/api/v1/experiments/refused").status_code == 404
+
+
+def test_a_malformed_address_is_refused_without_a_call(server: Server) -> None:
+    data = served("malformed", "no port here", parameters=GRID)
+    response = httpx.post(f"{server.url}/api/v1/experiments", json=data)
+    assert response.status_code == 422, response.text
+    assert "not an address of the form HOST:PORT" in response.text
+
+
+def test_a_dead_service_is_a_clear_error_after_retries_not_a_hang(server: Server) -> None:
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    response = httpx.post(
+        f"{server.url}/api/v1/experiments",
+        json=served("dead", dead, parameters=GRID),
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 422, response.text
+    assert "UNAVAILABLE" in response.text and "after 4 attempts" in response.text
+    assert dead in response.text
+    assert elapsed < 30
