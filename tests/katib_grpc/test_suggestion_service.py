@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import experiment_dict
+from tests.helpers import command, experiment_dict
 from tests.katib_grpc.services import require_grpc, suggestion_service
 from tests.servers import Server, free_port, start_server, stop_server
+from tests.waiting import wait_for
 from tuner.client import Client
 
 require_grpc()
@@ -93,3 +94,22 @@ def test_a_dead_service_is_a_clear_error_after_retries_not_a_hang(server: Server
     assert "UNAVAILABLE" in response.text and "after 4 attempts" in response.text
     assert dead in response.text
     assert elapsed < 30
+
+
+def test_a_service_lost_mid_experiment_fails_it_with_the_reason(
+    server: Server, tmp_path: Path
+) -> None:
+    with suggestion_service(tmp_path, "grid") as address:
+        data = served("orphaned", address, parameters=GRID, parallelTrialCount=1)
+        command(data).append("--sleep=1")
+        response = httpx.post(f"{server.url}/api/v1/experiments", json=data)
+        assert response.status_code == 201, response.text
+        with Client(server.url) as client:
+            wait_for(lambda: len(client.trials("orphaned")) > 0, "the first trial")
+    # the service is gone: the next GetSuggestions fails, is retried, and ends the experiment
+    with Client(server.url) as client:
+        final = client.wait("orphaned", timeout=60, poll=0.2, progress=False)
+    status = final["status"]
+    assert status["phase"] == "Failed", status
+    assert "GetSuggestions" in status["message"] and "after 4 attempts" in status["message"]
+    assert address in status["message"] and "'remote-grid'" in status["message"]
