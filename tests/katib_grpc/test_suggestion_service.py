@@ -3,6 +3,7 @@ algorithm is served by a second process, `tuner suggestion-service` (real gRPC b
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import command, experiment_dict
+from tests.helpers import command, experiment_dict, run_tuner
 from tests.katib_grpc.services import require_grpc, suggestion_service
 from tests.servers import Server, free_port, start_server, stop_server
 from tests.waiting import wait_for
 from tuner.client import Client
+from tuner.storage import Repository, make_engine
 
 require_grpc()
 
@@ -113,3 +115,20 @@ def test_a_service_lost_mid_experiment_fails_it_with_the_reason(
     assert status["phase"] == "Failed", status
     assert "GetSuggestions" in status["message"] and "after 4 attempts" in status["message"]
     assert address in status["message"] and "'remote-grid'" in status["message"]
+
+
+def test_tuner_run_uses_a_served_algorithm_too(tmp_path: Path) -> None:
+    with suggestion_service(tmp_path, "random") as address:
+        seed = {"name": "random_state", "value": "5"}
+        data = served("local", address, seed, maxTrialCount=3, maxFailedTrialCount=0)
+        spec = tmp_path / "spec.json"
+        spec.write_text(json.dumps(data))
+        db = f"sqlite:///{tmp_path / 'run.db'}"
+        done = run_tuner("run", str(spec), "--db", db, "--workdir", str(tmp_path / "w"))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Succeeded (ExperimentMaxTrialsReached)" in done.stdout
+    repo = Repository(make_engine(db))
+    trials = repo.trials(repo.get_experiment("default", "local").id)
+    assert len(trials) == 3 and len({t.parameters["x"] for t in trials}) == 3
+    assert all(-2 <= float(t.parameters["x"]) <= 2 for t in trials)
+    repo.engine.dispose()

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 def run_command(args: argparse.Namespace) -> int:
     from tuner.controller import ExperimentController
+    from tuner.katib_grpc.remote import validate_remotely
     from tuner.leases import Leases
     from tuner.logs import configure_logging
     from tuner.processes import identity
@@ -48,6 +49,7 @@ def run_command(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir).resolve()
     runner = LocalRunner(workdir)
     runner.check(experiment)  # SpecError for what a local process cannot run, before storing
+    validate_remotely(experiment)  # an algorithm served by a Katib Suggestion service
     repo = open_repository(args)
     owner = identity("run")
     existing = stored(repo, experiment)
