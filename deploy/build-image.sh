@@ -42,7 +42,7 @@ echo "build-image: wheelhouse" >&2
 # Wheels of the dependencies are kept between builds; tuner's own is made afresh each time.
 rm -f "$cache"/wheels/tuner-*.whl
 "$python" -m pip wheel --quiet --disable-pip-version-check --find-links "$cache/wheels" \
-    -w "$cache/wheels" "$root[postgres,kubernetes,tfevent]"
+    -w "$cache/wheels" "$root[postgres,kubernetes,tfevent,grpc]"
 mkdir "$context/wheels"
 cp "$cache"/wheels/*.whl "$context/wheels/"
 rm -f "$cache"/wheels/tuner-*.whl
