@@ -183,7 +183,7 @@ def trials_of_message(m: Any, study: Study, trials: Sequence[Any]) -> list[Trial
     """The history of a received request, as tuner's trials (numbered in order)."""
     states = {v: k for k, v in CONDITIONS.items()}
     out = []
-    for number, t in enumerate(trials, start=1):
+    for number, t in enumerate(trials):
         condition = m.TrialStatus.TrialConditionType.Name(t.status.condition)
         state = states.get(condition, TrialState.FAILED)
         values = {a.name: a.value for a in t.spec.parameter_assignments.assignments}
