@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import run_tuner
 from tests.katib_grpc.services import require_grpc
 from tests.katib_sdk import run_sdk, sdk_python
 from tests.servers import Server, free_port, start_server, stop_server
@@ -241,11 +242,19 @@ def test_bad_requests_get_a_status_that_names_the_problem(
 
 
 def test_a_bad_db_manager_port_is_a_usage_error() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "serve", "--katib-db-manager-port", "70000"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_tuner("serve", "--katib-db-manager-port", "70000")
     assert done.returncode == 2
     assert "not a port number" in done.stderr
+
+
+def test_a_busy_db_manager_port_is_refused_before_the_server_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_tuner(
+            "serve", "--no-token", "--db", f"sqlite:///{tmp_path / 'x.db'}",
+            "--port", str(free_port()), "--katib-db-manager-port", str(port),
+        )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr

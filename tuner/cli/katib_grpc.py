@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import sys
 import threading
 from functools import partial
@@ -60,9 +61,25 @@ def db_manager_settings(settings: Settings, args: argparse.Namespace) -> str | N
     from tuner.katib_grpc.dbmanager import serve_db_manager
 
     host = args.katib_db_manager_host or args.host
+    if (busy := unbindable(host, args.katib_db_manager_port)) is not None:
+        return (
+            f"--katib-db-manager-port: cannot listen on {host}:{args.katib_db_manager_port}: {busy}"
+        )
     settings.companions.append(
         partial(serve_db_manager, host=host, port=args.katib_db_manager_port)
     )
+    return None
+
+
+def unbindable(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (checked before the server starts), or None."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host.strip("[]"), port))
+        except OSError as e:
+            return e.strerror or str(e)
     return None
 
 
