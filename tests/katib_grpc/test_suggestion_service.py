@@ -27,9 +27,11 @@ GRID = [
 ]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    running = start_server(tmp_path, f"sqlite:///{tmp_path / 'serve.db'}")
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One `tuner serve` for the module (each test names its own experiment)."""
+    tmp = tmp_path_factory.mktemp("serve")
+    running = start_server(tmp, f"sqlite:///{tmp / 'serve.db'}")
     yield running
     stop_server(running)
 
