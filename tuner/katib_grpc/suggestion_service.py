@@ -2,8 +2,12 @@
 Suggestion API, for Katib (or another tuner) to call.
 
 Each call is answered from the request alone, as tuner's algorithms are pure functions of the
-trial history: the study is rebuilt from the experiment, the suggester from the trials. The
-algorithm served is always ``X``; the request's ``algorithm_name`` is not consulted (a
+trial history: the study comes from the experiment, the suggestions from the trials. A
+suggester is kept per experiment (the same experiment message: name, space, objective and
+settings), for speed only, as the controller keeps its own: it catches up with the history it
+is given, and a restarted service rebuilds it from the next request.
+
+The algorithm served is always ``X``; the request's ``algorithm_name`` is not consulted (a
 Katib installation routes names to services, and a tuner spec may call it anything), its
 settings are.
 """
@@ -13,9 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import OrderedDict
 from concurrent import futures
 from typing import Any
 
+from tuner.algorithms.base import Suggester
 from tuner.algorithms.registry import create_suggester, validate_algorithm
 from tuner.katib_grpc.convert import study_of_message, trials_of_message
 from tuner.katib_grpc.protos import api
@@ -25,11 +31,28 @@ from tuner.space import AlgorithmChoice, SpaceError, Study
 log = logging.getLogger(__name__)
 
 
+CACHED_SUGGESTERS = 64
+
+
 class SuggestionService:
     """The servicer of Katib's ``Suggestion`` service for one of tuner's algorithms."""
 
     def __init__(self, algorithm: str) -> None:
         self.algorithm = algorithm
+        self._suggesters: OrderedDict[bytes, tuple[threading.Lock, Suggester]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _suggester(self, experiment: Any, study: Study) -> tuple[threading.Lock, Suggester]:
+        key = experiment.SerializeToString(deterministic=True)
+        with self._lock:
+            entry = self._suggesters.get(key)
+            if entry is None:
+                entry = (threading.Lock(), create_suggester(study))
+                self._suggesters[key] = entry
+                if len(self._suggesters) > CACHED_SUGGESTERS:
+                    self._suggesters.popitem(last=False)
+            self._suggesters.move_to_end(key)
+            return entry
 
     def _study(self, experiment: Any, context: Any) -> Study:
         import grpc
@@ -74,7 +97,9 @@ class SuggestionService:
             if ATTRS_LABEL in message.spec.labels:
                 trial.attrs = json.loads(message.spec.labels[ATTRS_LABEL])
         count = max(0, request.current_request_number)
-        suggestions = create_suggester(study).suggest(history, count)
+        lock, suggester = self._suggester(request.experiment, study)
+        with lock:
+            suggestions = suggester.suggest(history, count)
         reply = messages.GetSuggestionsReply()
         for s in suggestions:
             entry = reply.parameter_assignments.add()
