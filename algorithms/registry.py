@@ -40,9 +40,25 @@ _ALGORITHMS: dict[str, str] = {
 
 
 # An algorithm of any name served by a Katib Suggestion service (algorithm setting
-# suggestionServiceAddress, see tuner.katib_grpc.remote).
+# suggestionServiceAddress, see tuner.katib_grpc.remote), or named in this process's table
+# (`tuner serve --suggestion-service NAME=HOST:PORT`), which takes precedence over _ALGORITHMS.
 SERVICE_SETTING = "suggestionServiceAddress"
 _SERVED = "tuner.katib_grpc.remote"
+_SERVICES: dict[str, str] = {}
+
+
+def use_suggestion_service(name: str, address: str) -> None:
+    """Serve ``algorithmName: name`` from the Katib Suggestion service at ``address`` (this
+    process only: a spec submitted here gets the address written into its settings)."""
+    _SERVICES[name] = address
+
+
+def service_settings(name: str, settings: Mapping[str, str]) -> Mapping[str, str]:
+    """``settings``, with the address of the service that serves ``name`` if the table has one
+    and they do not name one themselves."""
+    if name in _SERVICES and SERVICE_SETTING not in settings:
+        return {**settings, SERVICE_SETTING: _SERVICES[name]}
+    return settings
 
 
 # Katib's neural architecture search algorithms: refused, with the reason.
@@ -64,6 +80,7 @@ def validate_algorithm(
     name: str, settings: Mapping[str, str], study: Study | HasStudy
 ) -> list[tuple[str, str]]:
     """Problems with an algorithm choice: ``[(setting name or "", message)]``."""
+    settings = service_settings(name, settings)
     if SERVICE_SETTING in settings:
         return _module(name, settings).validate_settings(name, settings, study_of(study))
     if name in NAS_ALGORITHMS:
@@ -88,4 +105,5 @@ def create_suggester(source: Study | HasStudy) -> Suggester:
     """
     study = study_of(source)
     name = study.algorithm.name
-    return _module(name, study.algorithm.settings).create(name, study.algorithm.settings, study)
+    settings = service_settings(name, study.algorithm.settings)
+    return _module(name, settings).create(name, settings, study)

@@ -182,7 +182,7 @@ class Service:
         """Store and start an experiment; a runner with ``check(experiment)`` vets it first."""
         if experiment.spec.trial_template is not None:
             self.runner.check(experiment)  # SpecError (422) for what this runner cannot run
-        await asyncio.to_thread(validate_remotely, experiment)  # an external algorithm's service
+        experiment = await asyncio.to_thread(validate_remotely, experiment)  # external algorithm
         for warning in spec_warnings(experiment):
             log.warning("experiment %s/%s: %s", experiment.namespace, experiment.name, warning)
         hooks = self.settings.resource_hooks

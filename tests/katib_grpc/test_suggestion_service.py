@@ -134,3 +134,33 @@ def test_tuner_run_uses_a_served_algorithm_too(tmp_path: Path) -> None:
     assert len(trials) == 3 and len({t.parameters["x"] for t in trials}) == 3
     assert all(-2 <= float(t.parameters["x"]) <= 2 for t in trials)
     repo.engine.dispose()
+
+
+def test_serve_maps_an_algorithm_name_to_a_service(tmp_path: Path) -> None:
+    with suggestion_service(tmp_path, "grid") as address:
+        db = f"sqlite:///{tmp_path / 'named.db'}"
+        named = start_server(tmp_path, db, args=["--suggestion-service", f"katib-grid={address}"])
+        try:
+            algorithm = {"algorithmName": "katib-grid"}
+            data = experiment_dict("named", algorithm=algorithm, parameters=GRID, maxTrialCount=6)
+            response = httpx.post(f"{named.url}/api/v1/experiments", json=data)
+            assert response.status_code == 201, response.text
+            # the stored spec names the service: any process reading it knows where it is
+            stored = response.json()["spec"]["algorithm"]
+            assert stored["algorithmSettings"] == [
+                {"name": "suggestionServiceAddress", "value": address}
+            ]
+            with Client(named.url) as client:
+                final = client.wait("named", timeout=90, poll=0.2, progress=False)
+            assert final["status"]["phase"] == "Succeeded", final["status"]
+            assert final["status"]["trialCounts"]["Succeeded"] == 6
+        finally:
+            stop_server(named)
+    listed = run_tuner("list", "--db", db)  # another process, without the table
+    assert listed.returncode == 0 and "named" in listed.stdout, listed.stderr
+
+
+def test_a_malformed_suggestion_service_option_is_a_usage_error() -> None:
+    done = run_tuner("serve", "--suggestion-service", "tpe")
+    assert done.returncode == 2
+    assert "'tpe' is not NAME=HOST:PORT" in done.stderr

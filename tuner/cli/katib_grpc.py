@@ -29,9 +29,28 @@ def port_number(text: str) -> int:
     return port
 
 
+def service_address(text: str) -> tuple[str, str]:
+    """``NAME=HOST:PORT`` of ``--suggestion-service``."""
+    from tuner.katib_grpc.remote import valid_address
+
+    name, _, address = text.partition("=")
+    if not name or not valid_address(address):
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=HOST:PORT")
+    return name, address
+
+
 def add_serve_options(p: argparse.ArgumentParser) -> None:
-    """``tuner serve``'s options for Katib's DB-manager API."""
-    g = p.add_argument_group("Katib's DB-manager gRPC API (the grpc extra)")
+    """``tuner serve``'s options for Katib's gRPC APIs."""
+    g = p.add_argument_group("Katib's gRPC APIs (the grpc extra)")
+    g.add_argument(
+        "--suggestion-service",
+        type=service_address,
+        action="append",
+        default=[],
+        metavar="NAME=HOST:PORT",
+        help="serve algorithmName NAME from the Katib Suggestion service at HOST:PORT "
+        "(repeatable; a spec submitted here gets the address in its algorithm settings)",
+    )
     g.add_argument(
         "--katib-db-manager-port",
         type=port_number,
@@ -47,17 +66,23 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def db_manager_settings(settings: Settings, args: argparse.Namespace) -> str | None:
-    """Add the DB-manager to the service's companions; an error message if it cannot be."""
-    if args.katib_db_manager_port is None:
+def grpc_settings(settings: Settings, args: argparse.Namespace) -> str | None:
+    """Register the suggestion services and add the DB-manager to the service's companions;
+    an error message if that cannot be done."""
+    if args.katib_db_manager_port is None and not args.suggestion_service:
         return None
+    from tuner.algorithms.registry import use_suggestion_service
     from tuner.errors import GrpcMissing
     from tuner.katib_grpc.protos import require_grpc
 
     try:
         require_grpc()
     except GrpcMissing as e:
-        return f"--katib-db-manager-port: {e.message}"
+        return e.message
+    for name, address in args.suggestion_service:
+        use_suggestion_service(name, address)
+    if args.katib_db_manager_port is None:
+        return None
     from tuner.katib_grpc.dbmanager import serve_db_manager
 
     host = args.katib_db_manager_host or args.host

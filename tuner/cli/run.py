@@ -49,7 +49,7 @@ def run_command(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir).resolve()
     runner = LocalRunner(workdir)
     runner.check(experiment)  # SpecError for what a local process cannot run, before storing
-    validate_remotely(experiment)  # an algorithm served by a Katib Suggestion service
+    experiment = validate_remotely(experiment)  # an algorithm served by a Katib Suggestion service
     repo = open_repository(args)
     owner = identity("run")
     existing = stored(repo, experiment)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tuner.cli.katib_grpc import db_manager_settings
+from tuner.cli.katib_grpc import grpc_settings
 from tuner.cli.options import EXIT_OK, EXIT_USAGE, SECRET_ENV, TOKEN_ENV, read_token
 from tuner.logs import configure_logging
 from tuner.tokens import (
@@ -96,7 +96,7 @@ def serve_command(args: argparse.Namespace) -> int:
     )
     if args.runner == "kubernetes":
         kubernetes_settings(settings, args)
-    if (problem := db_manager_settings(settings, args)) is not None:
+    if (problem := grpc_settings(settings, args)) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     check_database(args.db)

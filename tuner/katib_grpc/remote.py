@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tuner.algorithms.base import Suggestion
+from tuner.algorithms.registry import SERVICE_SETTING, service_settings
 from tuner.errors import FieldError, GrpcMissing, SpecError, SuggestionServiceError
 from tuner.space import Study
 from tuner.trials import Trial
@@ -40,7 +41,7 @@ from tuner.trials import Trial
 if TYPE_CHECKING:
     from tuner.spec import Experiment
 
-ADDRESS_SETTING = "suggestionServiceAddress"
+ADDRESS_SETTING = SERVICE_SETTING
 TIMEOUT_SETTING = "suggestionServiceTimeout"
 OWN_SETTINGS = (ADDRESS_SETTING, TIMEOUT_SETTING)
 ATTRS_LABEL = "tuner.dev/attrs"
@@ -48,6 +49,11 @@ DEFAULT_TIMEOUT = 60.0
 ATTEMPTS = 4
 BACKOFF = 0.5  # seconds before the 2nd call, doubled for each next one
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
+
+
+def valid_address(address: str) -> bool:
+    """Whether ``address`` has the form ``HOST:PORT`` (``[IPv6]:PORT`` too)."""
+    return _ADDRESS.match(address) is not None
 
 
 def uses_service(settings: Mapping[str, str]) -> bool:
@@ -69,7 +75,7 @@ def validate_settings(
     """Checks made without calling the service (a spec parses the same everywhere)."""
     problems: list[tuple[str, str]] = []
     address = settings.get(ADDRESS_SETTING, "")
-    if not _ADDRESS.match(address):
+    if not valid_address(address):
         problems.append((ADDRESS_SETTING, f"{address!r} is not an address of the form HOST:PORT"))
     if TIMEOUT_SETTING in settings:
         try:
@@ -85,8 +91,12 @@ def create(name: str, settings: Mapping[str, str], study: Study) -> RemoteSugges
     return RemoteSuggester(settings[ADDRESS_SETTING], study, _timeout(settings))
 
 
-def validate_remotely(experiment: Experiment) -> None:
-    """Ask the service of the experiment's algorithm, if it names one, to validate it.
+def validate_remotely(experiment: Experiment) -> Experiment:
+    """Ask the service of the experiment's algorithm, if it has one, to validate it.
+
+    Returns the experiment, with the service's address written into its algorithm settings
+    when it came from this process's table (``tuner serve --suggestion-service``), so that the
+    stored spec names it wherever it is read.
 
     Raises:
         SpecError: the service refused the settings, or cannot be reached (field path of
@@ -94,12 +104,18 @@ def validate_remotely(experiment: Experiment) -> None:
         GrpcMissing: the ``grpc`` extra is not installed.
     """
     algorithm = experiment.spec.algorithm
+    settings = service_settings(algorithm.algorithm_name, algorithm.settings)
+    if not uses_service(settings):
+        return experiment
     if not uses_service(algorithm.settings):
-        return
-    study = experiment.spec.study
-    client = RemoteSuggester(
-        algorithm.settings[ADDRESS_SETTING], study, _timeout(algorithm.settings)
-    )
+        from tuner.spec import load_spec
+
+        data = experiment.dump()
+        written = data["spec"]["algorithm"].setdefault("algorithmSettings", [])
+        written.append({"name": ADDRESS_SETTING, "value": settings[ADDRESS_SETTING]})
+        experiment = load_spec(data)
+        algorithm = experiment.spec.algorithm
+    client = RemoteSuggester(settings[ADDRESS_SETTING], experiment.spec.study, _timeout(settings))
     try:
         client.validate(experiment.metadata.name)
     except SuggestionServiceError as e:
@@ -108,6 +124,7 @@ def validate_remotely(experiment: Experiment) -> None:
         )
         path = f"spec.algorithm.algorithmSettings[{index}].value"
         raise SpecError([FieldError(path, e.message)]) from e
+    return experiment
 
 
 class RemoteSuggester:
