@@ -9,6 +9,10 @@ A spec names such an algorithm with the algorithm setting :data:`ADDRESS_SETTING
         - {name: suggestionServiceTimeout, value: "30"}   # seconds per call, default 60
         - {name: random_state, value: "7"}                 # the rest go to the service
 
+``tuner serve --suggestion-service NAME=HOST:PORT`` does the same for every spec whose
+``algorithmName`` is ``NAME`` (:func:`tuner.algorithms.registry.use_suggestion_service`); the
+address is written into such a spec when it is submitted (:func:`validate_remotely`).
+
 The two ``suggestionService*`` settings are tuner's and are not sent; every other setting is.
 The spec is checked here without a call (the address's shape); :func:`validate_remotely`
 asks the service's ``ValidateAlgorithmSettings`` when the experiment is submitted to
