@@ -4,6 +4,7 @@ algorithm is served by a second process, `tuner suggestion-service` (real gRPC b
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +165,21 @@ def test_a_malformed_suggestion_service_option_is_a_usage_error() -> None:
     done = run_tuner("serve", "--suggestion-service", "tpe")
     assert done.returncode == 2
     assert "'tpe' is not NAME=HOST:PORT" in done.stderr
+
+
+def test_a_service_that_never_answers_times_out_per_call(server: Server) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog), never speaks HTTP/2
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        timeout = {"name": "suggestionServiceTimeout", "value": "1"}
+        started = time.monotonic()
+        response = httpx.post(
+            f"{server.url}/api/v1/experiments",
+            json=served("silent", address, timeout, parameters=GRID),
+            timeout=60,
+        )
+        elapsed = time.monotonic() - started
+    assert response.status_code == 422, response.text
+    assert "DEADLINE_EXCEEDED" in response.text and "after 4 attempts" in response.text
+    assert 4 <= elapsed < 30  # 4 calls of 1 s and the backoff between them

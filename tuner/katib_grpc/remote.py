@@ -50,6 +50,7 @@ TIMEOUT_SETTING = "suggestionServiceTimeout"
 OWN_SETTINGS = (ADDRESS_SETTING, TIMEOUT_SETTING)
 ATTRS_LABEL = "tuner.dev/attrs"
 DEFAULT_TIMEOUT = 60.0
+VALIDATE_TIMEOUT = 10.0
 ATTEMPTS = 4
 BACKOFF = 0.5  # seconds before the 2nd call, doubled for each next one
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
@@ -162,7 +163,8 @@ class RemoteSuggester:
         request = self._m.ValidateAlgorithmSettingsRequest(
             experiment=self._experiment(experiment_name)
         )
-        self._call("ValidateAlgorithmSettings", request)
+        # at submit, while a client waits: each attempt bounded by VALIDATE_TIMEOUT
+        self._call("ValidateAlgorithmSettings", request, min(self.timeout, VALIDATE_TIMEOUT))
 
     def suggest(self, history: Sequence[Trial], count: int) -> list[Suggestion]:
         from tuner.katib_grpc.convert import objective_spec, trial_message
@@ -204,7 +206,7 @@ class RemoteSuggester:
             attrs = json.loads(assignment.labels[ATTRS_LABEL])
         return Suggestion(parameters, attrs)
 
-    def _call(self, method: str, request: Any) -> Any:
+    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
         import grpc
 
         retried = {
@@ -214,7 +216,7 @@ class RemoteSuggester:
         }
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                return getattr(self._stub, method)(request, timeout=self.timeout)
+                return getattr(self._stub, method)(request, timeout=timeout or self.timeout)
             except grpc.RpcError as e:
                 code, details = e.code(), e.details()
                 if code not in retried or attempt == ATTEMPTS:
