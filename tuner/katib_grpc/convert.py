@@ -47,7 +47,7 @@ CONDITIONS = {
 
 
 def text(value: ParamValue | float) -> str:
-    """A number or a choice as Katib writes it: ints without a point, floats exactly."""
+    """A parameter value as text: floats exactly (``repr``), anything else with ``str``."""
     return repr(value) if isinstance(value, float) else str(value)
 
 
@@ -162,7 +162,10 @@ def study_of_message(m: Any, experiment: Any) -> Study:
     objective = spec.objective
     if not objective.objective_metric_name:
         raise ValueError("spec.objective.objective_metric_name: must be set")
-    direction = Direction.MAXIMIZE if objective.type == 2 else Direction.MINIMIZE
+    directions = {"MINIMIZE": Direction.MINIMIZE, "MAXIMIZE": Direction.MAXIMIZE}
+    direction = directions.get(m.ObjectiveType.Name(objective.type))
+    if direction is None:
+        raise ValueError("spec.objective.type: must be MINIMIZE or MAXIMIZE")
     return Study(
         space=SearchSpace(tuple(parameters)),
         objective=Objective(
