@@ -24,6 +24,7 @@ from tuner.cli.manage import (
     stop_command,
 )
 from tuner.cli.options import API_URL_ENV, EXIT_USAGE, SERVER_ENV, TOKEN_ENV
+from tuner.cli.optuna_cmd import add_optuna_commands
 from tuner.cli.run import run_command
 from tuner.cli.serve import serve_command
 from tuner.collectors.sidecar import DEFAULT_COLLECTOR_IMAGE, RELAY_COMMAND
@@ -350,4 +351,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir", default=".tuner", help="where `tuner run` wrote trial logs (default .tuner)"
     )
     p.set_defaults(func=logs_command)
+
+    add_optuna_commands(sub, db_option)  # import-optuna, export-optuna
     return parser
