@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.helpers import ask_tell_dict, experiment_dict, run
+from tests.helpers import ask_tell_dict, experiment_dict, run, run_tuner
 from tuner import warmstart
 from tuner.algorithms.optuna_suggester import OptunaSuggester
 from tuner.errors import SpecError
 from tuner.spec import Experiment, load_spec
-from tuner.storage import Repository
+from tuner.storage import Repository, make_engine
 from tuner.trials import ExperimentPhase, Trial, TrialState
 
 POINTS = [{"x": 0.5, "n": 2}, {"x": -1.25, "n": 1}]
@@ -164,3 +165,31 @@ def test_an_incompatible_space_is_refused_naming_the_parameter(
     assert "parameter 'n' of experiment source is not here" in message
     assert "parameter 'm' is not in experiment source" in message
     assert "experiment default/missing not found" in refused(warmStartFrom="missing")
+
+
+def test_tuner_run_warm_starts_and_enqueues(tmp_path: Path) -> None:
+    """`tuner run` as a process: a source experiment, then one that warm-starts from it with an
+    enqueued point; a spec whose space is incompatible is refused before anything runs."""
+    db = f"sqlite:///{tmp_path / 'tuner.db'}"
+    source = tmp_path / "source.yaml"
+    source.write_text(yaml.safe_dump(experiment_dict("source", maxTrialCount=3)))
+    assert run_tuner("run", str(source), "--db", db, "--quiet", cwd=tmp_path).returncode == 0
+    target = tmp_path / "target.yaml"
+    data = experiment_dict(
+        "target", maxTrialCount=2, warmStartFrom="source", initialPoints=[{"x": 1.5, "n": 3}]
+    )
+    target.write_text(yaml.safe_dump(data))
+    done = run_tuner("run", str(target), "--db", db, "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    repo = Repository(make_engine(db))
+    trials = repo.trials(repo.get_experiment("default", "target").id)
+    assert len(trials) == 2 and trials[0].parameters == {"x": 1.5, "n": 3}
+
+    data["metadata"]["name"] = "narrow"
+    data["spec"]["parameters"][0]["feasibleSpace"] = {"min": "1.4", "max": "1.6"}
+    data["spec"]["initialPoints"] = [{"x": 1.5, "n": 3}]
+    target.write_text(yaml.safe_dump(data))
+    refused = run_tuner("run", str(target), "--db", db, "--quiet", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "spec.warmStartFrom: parameter 'x': trial source-" in refused.stderr
+    assert "narrow" not in {e.name for e in repo.list_experiments()}

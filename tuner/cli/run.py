@@ -38,6 +38,7 @@ def run_command(args: argparse.Namespace) -> int:
     from tuner.spec import load_spec
     from tuner.storage.aio import AsyncRepository
     from tuner.trials import ExperimentPhase
+    from tuner.warmstart import check_warm_start
 
     configure_logging(args.log_format, "warning")
     experiment = load_spec(Path(args.spec))
@@ -49,6 +50,7 @@ def run_command(args: argparse.Namespace) -> int:
     runner = LocalRunner(workdir)
     runner.check(experiment)  # SpecError for what a local process cannot run, before storing
     repo = open_repository(args)
+    check_warm_start(repo, experiment)  # SpecError: a missing or incompatible source
     owner = identity("run")
     existing = stored(repo, experiment)
     if existing is not None:  # before any change to it: it may be another process's to drive
