@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import V1, TestClient, ask_tell_dict
+from tests.helpers import V1, TestClient, ask_tell_dict, run_tuner
 from tests.servers import start_server, stop_server
 from tuner.client import Client
 from tuner.errors import SpecError
@@ -81,6 +81,18 @@ def test_client_enqueue_against_a_real_server(tmp_path: Path) -> None:
     try:
         with Client(server.url) as client:
             _enqueue_and_ask(client)
+            # The CLI, through the server and on the database: the same points, the same output.
+            point = '{"x": 0.0, "n": 1}'
+            remote = run_tuner("enqueue", "nb", "--point", point, "--server", server.url)
+            assert remote.returncode == 0, remote.stderr
+            assert remote.stdout == "experiment default/nb: 1 enqueued, 1 pending\n"
+            local = run_tuner("enqueue", "nb", "--point", point, "--db", server.db_url)
+            assert local.stdout == "experiment default/nb: 1 enqueued, 2 pending\n"
+            bad = run_tuner("enqueue", "nb", "--point", '{"x": "a"}', "--db", server.db_url)
+            assert bad.returncode == 2 and "points[0].x" in bad.stderr, bad.stderr
+            for trial in client.open_trials("nb"):  # a free slot for each point
+                client.tell("nb", trial, {"loss": 1.0})
+            assert [t.parameters for t in client.ask("nb", 2)] == [{"x": 0.0, "n": 1}] * 2
     finally:
         stop_server(server)
 

@@ -15,6 +15,7 @@ from tuner.cli.commands import (
     trials_command,
     validate_command,
 )
+from tuner.cli.enqueue import add_enqueue_command
 from tuner.cli.manage import (
     budget_command,
     delete_command,
@@ -353,4 +354,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=logs_command)
 
     add_optuna_commands(sub, db_option)  # import-optuna, export-optuna
+    add_enqueue_command(sub, source_options)
     return parser
