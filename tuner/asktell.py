@@ -110,7 +110,7 @@ class AskTell:
                 )
             suggester = self._suggesters.get(record.id)
             if suggester is None:
-                suggester = await self.db.run(warmstart.build_suggester, record.experiment)
+                suggester = await warmstart.open_suggester(self.db, record.experiment)
                 self._suggesters[record.id] = suggester
             suggest = warmstart.suggest  # enqueued points first
             suggestions = await asyncio.to_thread(suggest, suggester, spec, history, room)

@@ -147,7 +147,7 @@ class ExperimentController:
                 raise TunerError(
                     f"experiment {record.name} has no trialTemplate: drive it with ask/tell"
                 )
-            self._suggester = await self.db.run(warmstart.build_suggester, record.experiment)
+            self._suggester = await warmstart.open_suggester(self.db, record.experiment)
             self._rule = early_stopping.create_rule(spec)
             await self.db.set_phase(record.id, ExperimentPhase.RUNNING)
             self._emit("experiment", state=ExperimentPhase.RUNNING.value)

@@ -19,6 +19,7 @@ parameter names and types and every fed value lies inside the new space
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ from tuner.algorithms.registry import create_suggester
 from tuner.errors import FieldError, InvalidRequest, SpecError
 from tuner.space import SearchSpace
 from tuner.spec import Experiment, ExperimentSpec
-from tuner.spec.warm import REFUSED_BY, describe, point_errors
+from tuner.spec.warm import MAX_POINTS, REFUSED_BY, describe, point_errors
 from tuner.storage import ExperimentRecord, Repository
+from tuner.storage.aio import AsyncRepository
 from tuner.trials import Trial
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "check_warm_start",
     "compatibility_errors",
     "enqueued",
+    "open_suggester",
     "pending_points",
     "prior_trials",
     "suggest",
@@ -168,6 +171,14 @@ def build_suggester(repo: Repository, experiment: Experiment) -> Suggester:
     return WarmSuggester(inner, prior) if prior else inner
 
 
+async def open_suggester(db: AsyncRepository, experiment: Experiment) -> Suggester:
+    """:func:`build_suggester` for async callers: the database read on the database thread,
+    the (import-heavy) suggester built on a worker thread."""
+    prior = await db.run(prior_trials, experiment) if experiment.spec.warm_start_from else ()
+    inner = await asyncio.to_thread(create_suggester, experiment.spec)
+    return WarmSuggester(inner, prior) if prior else inner
+
+
 def enqueued(
     repo: Repository, record: ExperimentRecord, points: Sequence[Mapping[str, Any]]
 ) -> ExperimentRecord:
@@ -187,6 +198,8 @@ def enqueued(
         )
     if not points:
         raise SpecError([FieldError("points", "must hold at least one point")])
+    if len(spec.initial_points or []) + len(points) > MAX_POINTS:
+        raise InvalidRequest(f"experiment {record.name} would hold more than {MAX_POINTS} points")
     errors = [e for i, p in enumerate(points) for e in point_errors(spec.space, p, f"points[{i}]")]
     if errors:
         raise SpecError(errors)

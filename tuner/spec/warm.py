@@ -20,7 +20,10 @@ from tuner.errors import FieldError
 from tuner.space import Parameter, ParameterKind, SearchSpace
 from tuner.spec.models import Experiment
 
-__all__ = ["REFUSED_BY", "describe", "point_errors", "warm_errors"]
+__all__ = ["MAX_POINTS", "REFUSED_BY", "describe", "point_errors", "warm_errors"]
+
+MAX_POINTS = 10_000
+"""The most enqueued points an experiment keeps (they live in its stored spec)."""
 
 REFUSED_BY: dict[str, str] = {
     "hyperband": "its trials are the rungs of brackets it plans itself",
@@ -94,6 +97,8 @@ def warm_errors(experiment: Experiment) -> list[FieldError]:
             errors.append(FieldError("spec.warmStartFrom", "must name an experiment"))
         elif source == experiment.name:
             errors.append(FieldError("spec.warmStartFrom", "cannot be the experiment itself"))
+    if spec.initial_points is not None and len(spec.initial_points) > MAX_POINTS:
+        errors.append(FieldError("spec.initialPoints", f"at most {MAX_POINTS} points"))
     study = spec.partial_study()
     if spec.initial_points and study.complete:
         for i, point in enumerate(spec.initial_points):
