@@ -165,6 +165,8 @@ def test_an_incompatible_space_is_refused_naming_the_parameter(
     assert "parameter 'n' of experiment source is not here" in message
     assert "parameter 'm' is not in experiment source" in message
     assert "experiment default/missing not found" in refused(warmStartFrom="missing")
+    other = ask_tell_dict()["spec"]["objective"] | {"type": "maximize"}
+    assert "has objective minimize 'loss', this one maximize 'loss'" in refused(objective=other)
 
 
 def test_tuner_run_warm_starts_and_enqueues(tmp_path: Path) -> None:

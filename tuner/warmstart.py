@@ -12,9 +12,10 @@ learns from their results as from any other.
 built and put before the experiment's own history in every call of the algorithm
 (:class:`WarmSuggester`): Optuna samplers receive them as finished trials, grid search skips
 their points. They are never run again and are not trials of the new experiment (its counts,
-budget and leaderboard do not see them). The two spaces are compatible when they have the same
-parameter names and types and every fed value lies inside the new space
-(:func:`compatibility_errors`).
+budget and leaderboard do not see them). The two experiments are compatible when they have the
+same parameter names and types, every fed value lies inside the new space
+(:func:`compatibility_errors`), and they optimise the same objective metric in the same
+direction.
 """
 
 from __future__ import annotations
@@ -109,6 +110,16 @@ def prior_trials(repo: Repository, experiment: Experiment) -> tuple[Trial, ...]:
     problems = compatibility_errors(
         experiment.spec.space, source.experiment.spec.space, trials, source_name
     )
+    ours, theirs = experiment.spec.objective, source.experiment.spec.objective
+    if (ours.objective_metric_name, ours.type) != (theirs.objective_metric_name, theirs.type):
+        problems.append(
+            FieldError(
+                "spec.warmStartFrom",
+                f"experiment {source_name} has objective {theirs.type} "
+                f"{theirs.objective_metric_name!r}, this one {ours.type} "
+                f"{ours.objective_metric_name!r}: its values would mislead the algorithm",
+            )
+        )
     if problems:
         raise SpecError(problems)
     return tuple(t for t in trials)
@@ -120,7 +131,8 @@ def compatibility_errors(
     """Why the trials of experiment ``source_name`` cannot feed an algorithm over ``target``.
 
     Compatible means: the same parameter names, each of the same type, and every value of the
-    trials inside the target space. Each problem names the parameter.
+    trials inside the target space. Each problem names the parameter. (The objective, the same
+    metric and direction, is checked by :func:`prior_trials`.)
     """
     path = "spec.warmStartFrom"
     errors = []
