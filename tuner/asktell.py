@@ -13,9 +13,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tuner import early_stopping, lifecycle
+from tuner import early_stopping, lifecycle, warmstart
 from tuner.algorithms.base import Suggester
-from tuner.algorithms.registry import create_suggester
 from tuner.errors import Conflict, FieldError, InvalidRequest, SpecError
 from tuner.events import Event, EventHub
 from tuner.lifecycle import Verdict
@@ -111,9 +110,10 @@ class AskTell:
                 )
             suggester = self._suggesters.get(record.id)
             if suggester is None:
-                suggester = await asyncio.to_thread(create_suggester, spec)
+                suggester = await warmstart.open_suggester(self.db, record.experiment)
                 self._suggesters[record.id] = suggester
-            suggestions = await asyncio.to_thread(suggester.suggest, history, room)
+            suggest = warmstart.suggest  # enqueued points first
+            suggestions = await asyncio.to_thread(suggest, suggester, spec, history, room)
             if not suggestions:
                 exhausted = lifecycle.suggestions_exhausted(0, active)
                 if exhausted is not None:

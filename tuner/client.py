@@ -253,6 +253,17 @@ class Client:
         body = {k: v for k, v in changes.items() if v is not None}
         return self._json("PATCH", f"/experiments/{name}", json=body)
 
+    def enqueue(
+        self, name: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Enqueue one parameter set (or several) to try before the algorithm's suggestions.
+
+        Returns ``{"enqueued": ..., "pending": ...}``; a point outside the space raises
+        :class:`SpecError` with paths ``points[i].<parameter>``.
+        """
+        points = [dict(params)] if isinstance(params, Mapping) else [dict(p) for p in params]
+        return self._json("POST", f"/experiments/{name}/enqueue", json={"points": points})
+
     # -- trials and results --------------------------------------------------------------
 
     def leaderboard_rows(

@@ -26,9 +26,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TypedDict, Unpack
 
-from tuner import collectors, early_stopping, lifecycle, names
+from tuner import collectors, early_stopping, lifecycle, names, warmstart
 from tuner.algorithms.base import Suggester
-from tuner.algorithms.registry import create_suggester
 from tuner.collectors.polling import Polling
 from tuner.errors import RunnerError, TunerError
 from tuner.events import Event, EventKind, Listener
@@ -149,7 +148,7 @@ class ExperimentController:
                 raise TunerError(
                     f"experiment {record.name} has no trialTemplate: drive it with ask/tell"
                 )
-            self._suggester = create_suggester(spec)
+            self._suggester = await warmstart.open_suggester(self.db, record.experiment)
             self._rule = early_stopping.create_rule(spec)
             await self.db.set_phase(record.id, ExperimentPhase.RUNNING)
             self._emit("experiment", state=ExperimentPhase.RUNNING.value)
@@ -246,7 +245,8 @@ class ExperimentController:
             return None
         assert self._suggester is not None
         started = time.perf_counter()
-        suggestions = await asyncio.to_thread(self._suggester.suggest, history, room)
+        suggest = partial(warmstart.suggest, self._suggester, spec)  # enqueued points first
+        suggestions = await asyncio.to_thread(suggest, history, room)
         if self._suggest_timer is not None:
             self._suggest_timer(time.perf_counter() - started)
         if not suggestions:

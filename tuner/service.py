@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tuner import lifecycle, names
+from tuner import lifecycle, names, warmstart
 from tuner.asktell import AskTell, is_ask_tell
 from tuner.controller import ExperimentController, base_trial_env
 from tuner.errors import Conflict, NotFound, RunnerError
@@ -185,6 +185,8 @@ class Service:
         experiment = await asyncio.to_thread(validate_remotely, experiment)  # external algorithm
         for warning in spec_warnings(experiment):
             log.warning("experiment %s/%s: %s", experiment.namespace, experiment.name, warning)
+        if experiment.spec.warm_start_from is not None:  # SpecError: missing or incompatible
+            await self.db.run(warmstart.check_warm_start, experiment)
         hooks = self.settings.resource_hooks
         if hooks is not None:
             experiment = await hooks.before_store(experiment)

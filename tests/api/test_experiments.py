@@ -404,6 +404,7 @@ def test_openapi_describes_every_endpoint_with_typed_models(client: TestClient) 
         ("GET", "/api/v1/experiments/{name}/trials/{trial}/logs"),
         ("POST", "/api/v1/experiments/{name}/suggestions"),
         ("GET", "/api/v1/experiments/{name}/suggestions"),
+        ("POST", "/api/v1/experiments/{name}/enqueue"),
         ("GET", "/api/v1/experiments/{name}/leaderboard"),
         ("GET", "/api/v1/experiments/{name}/events"),
         # the dashboard's aggregates (tuner/api/routes/plots.py)

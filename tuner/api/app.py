@@ -27,6 +27,7 @@ from tuner.api.docs import install_docs
 from tuner.api.guards import Guards
 from tuner.api.request_id import install_request_id, request_id
 from tuner.api.routes import (
+    enqueue,
     events,
     experiments,
     health,
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         experiments.router,
         trials.router,
         suggestions.router,
+        enqueue.router,
         leaderboard.router,
         events.router,
         plots.router,

@@ -15,6 +15,7 @@ from tuner.cli.commands import (
     trials_command,
     validate_command,
 )
+from tuner.cli.enqueue import add_enqueue_command
 from tuner.cli.katib_grpc import add_serve_options, add_suggestion_service_command
 from tuner.cli.manage import (
     budget_command,
@@ -25,6 +26,7 @@ from tuner.cli.manage import (
     stop_command,
 )
 from tuner.cli.options import API_URL_ENV, EXIT_USAGE, SERVER_ENV, TOKEN_ENV
+from tuner.cli.optuna_cmd import add_optuna_commands
 from tuner.cli.run import run_command
 from tuner.cli.serve import serve_command
 from tuner.collectors.sidecar import DEFAULT_COLLECTOR_IMAGE, RELAY_COMMAND
@@ -354,4 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir", default=".tuner", help="where `tuner run` wrote trial logs (default .tuner)"
     )
     p.set_defaults(func=logs_command)
+
+    add_optuna_commands(sub, db_option)  # import-optuna, export-optuna
+    add_enqueue_command(sub, source_options)
     return parser

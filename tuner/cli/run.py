@@ -39,6 +39,7 @@ def run_command(args: argparse.Namespace) -> int:
     from tuner.spec import load_spec
     from tuner.storage.aio import AsyncRepository
     from tuner.trials import ExperimentPhase
+    from tuner.warmstart import check_warm_start
 
     configure_logging(args.log_format, "warning")
     experiment = load_spec(Path(args.spec))
@@ -51,6 +52,7 @@ def run_command(args: argparse.Namespace) -> int:
     runner.check(experiment)  # SpecError for what a local process cannot run, before storing
     experiment = validate_remotely(experiment)  # an algorithm served by a Katib Suggestion service
     repo = open_repository(args)
+    check_warm_start(repo, experiment)  # SpecError: a missing or incompatible source
     owner = identity("run")
     existing = stored(repo, experiment)
     if existing is not None:  # before any change to it: it may be another process's to drive

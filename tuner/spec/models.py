@@ -377,6 +377,10 @@ class ExperimentSpec(_Model):
     metrics_collector_spec: MetricsCollectorSpec = Field(default_factory=MetricsCollectorSpec)
     nas_config: dict[str, Any] | None = None
     resume_policy: ResumePolicy = ResumePolicy.NEVER
+    # Warm starts (tuner's extension; see tuner.spec.warm): points tried first, in order, and an
+    # experiment of the same namespace whose finished trials feed the algorithm.
+    initial_points: list[dict[str, Any]] | None = None
+    warm_start_from: str | None = None
 
     def parameter(self, name: str) -> ParameterSpec:
         for p in self.parameters:

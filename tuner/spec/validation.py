@@ -24,6 +24,7 @@ from tuner.spec.models import (
     Objective,
 )
 from tuner.spec.trial_rules import template_errors
+from tuner.spec.warm import warm_errors
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
@@ -67,6 +68,7 @@ def validate(experiment: Experiment) -> list[FieldError]:
     errors += _settings_errors(spec)
     errors += template_errors(spec)
     errors += collector_errors(spec)
+    errors += warm_errors(experiment)
     return errors
 
 
