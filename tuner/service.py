@@ -20,22 +20,22 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tuner import lifecycle, names, warmstart
+from tuner import lifecycle, names
 from tuner.asktell import AskTell, is_ask_tell
 from tuner.controller import ExperimentController, base_trial_env
 from tuner.errors import Conflict, NotFound, RunnerError
 from tuner.event_log import EventLog
 from tuner.events import DELETED, Event, EventHub, Listener
 from tuner.intake import ExperimentCache
-from tuner.katib_grpc.remote import validate_remotely
 from tuner.leases import Leases
 from tuner.pushes import objective_metrics
 from tuner.runners.base import Runner
 from tuner.settings import Settings
-from tuner.spec import Experiment, spec_warnings
+from tuner.spec import Experiment
 from tuner.storage import ExperimentRecord, Repository, make_engine
 from tuner.storage.aio import AsyncRepository
 from tuner.storage.writer import ObservationWriter
+from tuner.submission import vet
 from tuner.telemetry import Telemetry
 from tuner.tokens import default_secret_path, derive_trial_token, load_or_create_secret
 from tuner.trials import ExperimentPhase, Trial
@@ -179,14 +179,8 @@ class Service:
             self._hub.add_listener(listener)
 
     async def submit(self, experiment: Experiment) -> ExperimentRecord:
-        """Store and start an experiment; a runner with ``check(experiment)`` vets it first."""
-        if experiment.spec.trial_template is not None:
-            self.runner.check(experiment)  # SpecError (422) for what this runner cannot run
-        experiment = await asyncio.to_thread(validate_remotely, experiment)  # external algorithm
-        for warning in spec_warnings(experiment):
-            log.warning("experiment %s/%s: %s", experiment.namespace, experiment.name, warning)
-        if experiment.spec.warm_start_from is not None:  # SpecError: missing or incompatible
-            await self.db.run(warmstart.check_warm_start, experiment)
+        """Store and start an experiment, once it passes `tuner.submission.vet`."""
+        experiment = await vet(experiment, self.runner, self.db)
         hooks = self.settings.resource_hooks
         if hooks is not None:
             experiment = await hooks.before_store(experiment)
