@@ -28,7 +28,7 @@ from typing import Any
 
 from tuner.algorithms.base import Suggester, Suggestion
 from tuner.algorithms.registry import create_suggester
-from tuner.errors import FieldError, InvalidRequest, SpecError
+from tuner.errors import FieldError, InvalidRequest, NotFound, SpecError
 from tuner.space import SearchSpace
 from tuner.spec import Experiment, ExperimentSpec
 from tuner.spec.warm import MAX_POINTS, REFUSED_BY, describe, point_errors
@@ -100,7 +100,7 @@ def prior_trials(repo: Repository, experiment: Experiment) -> tuple[Trial, ...]:
         return ()
     try:
         source = repo.get_experiment(experiment.namespace, source_name)
-    except Exception as e:  # NotFound: reported as a problem of the field
+    except NotFound as e:  # reported as a problem of the field
         raise SpecError([FieldError("spec.warmStartFrom", str(e))]) from e
     trials = [
         t
@@ -122,7 +122,7 @@ def prior_trials(repo: Repository, experiment: Experiment) -> tuple[Trial, ...]:
         )
     if problems:
         raise SpecError(problems)
-    return tuple(t for t in trials)
+    return tuple(trials)
 
 
 def compatibility_errors(
