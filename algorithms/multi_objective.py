@@ -1,0 +1,119 @@
+"""Several objectives and constraints in the Optuna-backed algorithms.
+
+Algorithms for several objectives (``spec.objectives``), through Optuna:
+
+* ``nsga2`` → ``NSGAIISampler``: ``random_state``, ``population_size`` (default 50),
+  ``crossover_prob`` (default 0.9), ``swapping_prob`` (default 0.5);
+* ``nsga3`` → ``NSGAIIISampler``: as ``nsga2``;
+* ``motpe`` → ``TPESampler`` on the multi-objective study (as ``tpe``'s settings); ``tpe`` and
+  ``multivariate-tpe`` work on several objectives too;
+* ``random``.
+
+Every other algorithm models one objective and is refused for two or more. NSGA-II/III keep their
+generations on the Optuna trials of the in-memory study: after a restart they start a new first
+generation (from random draws), as CMA-ES starts a new search distribution.
+
+Constraints (``spec.constraints``) reach the samplers that support them (:data:`CONSTRAINED`)
+as Optuna expects: each finished trial's violations are stored in its ``constraints`` system
+attribute (``<= 0`` when a constraint holds), and the sampler is given a ``constraints_func``
+that reads them back. Other samplers ignore constraints; the ranking still puts infeasible trials
+last.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from optuna.samplers import BaseSampler, NSGAIIISampler, NSGAIISampler
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState as OptunaState
+
+from tuner.algorithms.settings import Schema, Setting, at_least, open_interval
+from tuner.constraints import violations
+from tuner.space import Study
+from tuner.trials import Trial
+
+if TYPE_CHECKING:
+    from tuner.algorithms.sampler_settings import SamplerSettings
+
+__all__ = [
+    "CONSTRAINED",
+    "CONSTRAINTS_KEY",
+    "SCHEMAS",
+    "constraints_func",
+    "directions",
+    "make_genetic_sampler",
+    "outcome",
+]
+
+CONSTRAINED = ("tpe", "multivariate-tpe", "motpe", "nsga2", "nsga3", "gp")
+"""The algorithms whose Optuna sampler takes a ``constraints_func``."""
+
+CONSTRAINTS_KEY = "constraints"
+"""The system attribute in which Optuna's samplers read a trial's constraint values."""
+
+_PROBABILITY = open_interval(0.0, 1.0, "a number in the open interval (0, 1)")
+_GENETIC = (
+    Setting("random_state", at_least(0), description="seed of every draw"),
+    Setting("population_size", at_least(2), 50, description="trials per generation"),
+    Setting("crossover_prob", _PROBABILITY, 0.9, description="chance of a crossover"),
+    Setting("swapping_prob", _PROBABILITY, 0.5, description="uniform crossover's swap chance"),
+)
+SCHEMAS = {"nsga2": Schema("nsga2", _GENETIC), "nsga3": Schema("nsga3", _GENETIC)}
+
+
+def directions(study: Study) -> list[StudyDirection]:
+    """The Optuna study's directions: one per objective."""
+    objectives = study.objectives or (study.objective,)
+    return [StudyDirection.MINIMIZE if o.minimize else StudyDirection.MAXIMIZE for o in objectives]
+
+
+def outcome(trial: Trial, study: Study) -> tuple[OptunaState, list[float] | None, list[float]]:
+    """How Optuna sees a history trial: its state, its values (one per objective), and its
+    constraint values (empty without constraints or unless complete)."""
+    if not trial.state.finished:
+        return OptunaState.RUNNING, None, []
+    if study.multi_objective:
+        raw = [trial.metrics.get(o.metric) for o in study.objectives]
+    else:
+        raw = [trial.objective]
+    if not trial.state.completed or any(v is None or not math.isfinite(v) for v in raw):
+        return OptunaState.FAIL, None, []
+    values = [float(v) for v in raw if v is not None]
+    return OptunaState.COMPLETE, values, list(violations(trial, study.constraints))
+
+
+def _stored(trial: FrozenTrial) -> Sequence[float]:
+    stored: Sequence[float] = trial.system_attrs.get(CONSTRAINTS_KEY, ())
+    return stored
+
+
+def constraints_func(
+    study: Study, algorithm: str
+) -> Callable[[FrozenTrial], Sequence[float]] | None:
+    """The ``constraints_func`` for ``algorithm``'s sampler, or ``None`` (no constraints, or a
+    sampler without support). The values are the ones stored by :func:`outcome`'s caller."""
+    if not study.constraints or algorithm not in CONSTRAINED:
+        return None
+    return _stored
+
+
+def make_genetic_sampler(
+    config: SamplerSettings,
+    sampler_seed: int | None,
+    constraints: Callable[[FrozenTrial], Sequence[float]] | None,
+) -> BaseSampler:
+    """``nsga2``'s or ``nsga3``'s sampler."""
+    kwargs: dict[str, Any] = {
+        "population_size": config.population_size,
+        "crossover_prob": config.crossover_prob,
+        "swapping_prob": config.swapping_prob,
+        "seed": sampler_seed,
+        "constraints_func": constraints,
+    }
+    if config.algorithm == "nsga2":
+        return NSGAIISampler(**kwargs)
+    return NSGAIIISampler(**kwargs)
