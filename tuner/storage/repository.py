@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tuner.constraints import feasible_first
 from tuner.errors import Conflict, NotFound
 from tuner.spec import Experiment, MetricStrategyType, ObjectiveType
 from tuner.storage.tables import ExperimentRow, ObservationRow, TrialMetricRow, TrialRow
@@ -854,7 +855,24 @@ class Repository:
         a trial that printed a good value and then crashed is not ranked. ``states=None``
         ranks every trial. Ties go in creation order; trials without a finite value (none,
         NaN, +-Infinity) come last, in creation order: a non-finite value is never the best.
+        With ``spec.constraints``, infeasible trials follow every feasible one (each group in
+        that order; :mod:`tuner.constraints`).
         """
+        constraints = experiment.experiment.spec.study.constraints
+        if constraints:
+            every = self._ranked(experiment, metric, states, None, 0)
+            ordered = feasible_first(every, constraints)[offset:]
+            return ordered if limit is None else ordered[:limit]
+        return self._ranked(experiment, metric, states, limit, offset)
+
+    def _ranked(
+        self,
+        experiment: ExperimentRecord,
+        metric: str | None,
+        states: Iterable[TrialState] | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[Trial]:
         objective = experiment.experiment.spec.objective
         metric = metric or objective.objective_metric_name
         strategy = objective.strategy(metric)
