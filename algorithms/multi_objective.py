@@ -13,22 +13,21 @@ Every other algorithm models one objective and is refused for two or more. NSGA-
 generations on the Optuna trials of the in-memory study: after a restart they start a new first
 generation (from random draws), as CMA-ES starts a new search distribution.
 
-Constraints (``spec.constraints``) reach the samplers that support them (:data:`CONSTRAINED`)
-as Optuna expects: each finished trial's violations are stored in its ``constraints`` system
-attribute (``<= 0`` when a constraint holds), and the sampler is given a ``constraints_func``
-that reads them back. Other samplers ignore constraints; the ranking still puts infeasible trials
-last.
+Constraints (``spec.constraints``) reach the samplers as Optuna 5 expects them: each complete
+trial's violations (``<= 0`` when a constraint holds) are stored in its system attributes under
+``constraints:<metric>:<max|min>``, the keys ``Trial.set_constraint`` writes, and Optuna's TPE,
+NSGA-II/III, GP and CMA-ES samplers read them from there (Optuna 5 deprecated
+``constraints_func``, which only computed and stored these values after each trial). Other
+samplers ignore constraints; the ranking still puts infeasible trials last.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from optuna.samplers import BaseSampler, NSGAIIISampler, NSGAIISampler
 from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
 
 from tuner.algorithms.settings import Schema, Setting, at_least, open_interval
@@ -40,20 +39,16 @@ if TYPE_CHECKING:
     from tuner.algorithms.sampler_settings import SamplerSettings
 
 __all__ = [
-    "CONSTRAINED",
     "CONSTRAINTS_KEY",
     "SCHEMAS",
-    "constraints_func",
+    "constraint_attrs",
     "directions",
     "make_genetic_sampler",
     "outcome",
 ]
 
-CONSTRAINED = ("tpe", "multivariate-tpe", "motpe", "nsga2", "nsga3", "gp")
-"""The algorithms whose Optuna sampler takes a ``constraints_func``."""
-
 CONSTRAINTS_KEY = "constraints"
-"""The system attribute in which Optuna's samplers read a trial's constraint values."""
+"""The prefix of the system attributes in which Optuna's samplers read constraint values."""
 
 _PROBABILITY = open_interval(0.0, 1.0, "a number in the open interval (0, 1)")
 _GENETIC = (
@@ -71,48 +66,36 @@ def directions(study: Study) -> list[StudyDirection]:
     return [StudyDirection.MINIMIZE if o.minimize else StudyDirection.MAXIMIZE for o in objectives]
 
 
-def outcome(trial: Trial, study: Study) -> tuple[OptunaState, list[float] | None, list[float]]:
+def constraint_attrs(study: Study, trial: Trial) -> dict[str, float]:
+    """The system attributes that tell Optuna ``trial``'s constraint values."""
+    return {
+        f"{CONSTRAINTS_KEY}:{c.metric}:{'max' if c.max is not None else 'min'}": v
+        for c, v in zip(study.constraints, violations(trial, study.constraints), strict=True)
+    }
+
+
+def outcome(trial: Trial, study: Study) -> tuple[OptunaState, list[float] | None, dict[str, float]]:
     """How Optuna sees a history trial: its state, its values (one per objective), and its
-    constraint values (empty without constraints or unless complete)."""
+    constraint attributes (empty without constraints or unless complete)."""
     if not trial.state.finished:
-        return OptunaState.RUNNING, None, []
+        return OptunaState.RUNNING, None, {}
     if study.multi_objective:
         raw = [trial.metrics.get(o.metric) for o in study.objectives]
     else:
         raw = [trial.objective]
     if not trial.state.completed or any(v is None or not math.isfinite(v) for v in raw):
-        return OptunaState.FAIL, None, []
+        return OptunaState.FAIL, None, {}
     values = [float(v) for v in raw if v is not None]
-    return OptunaState.COMPLETE, values, list(violations(trial, study.constraints))
+    return OptunaState.COMPLETE, values, constraint_attrs(study, trial)
 
 
-def _stored(trial: FrozenTrial) -> Sequence[float]:
-    stored: Sequence[float] = trial.system_attrs.get(CONSTRAINTS_KEY, ())
-    return stored
-
-
-def constraints_func(
-    study: Study, algorithm: str
-) -> Callable[[FrozenTrial], Sequence[float]] | None:
-    """The ``constraints_func`` for ``algorithm``'s sampler, or ``None`` (no constraints, or a
-    sampler without support). The values are the ones stored by :func:`outcome`'s caller."""
-    if not study.constraints or algorithm not in CONSTRAINED:
-        return None
-    return _stored
-
-
-def make_genetic_sampler(
-    config: SamplerSettings,
-    sampler_seed: int | None,
-    constraints: Callable[[FrozenTrial], Sequence[float]] | None,
-) -> BaseSampler:
+def make_genetic_sampler(config: SamplerSettings, sampler_seed: int | None) -> BaseSampler:
     """``nsga2``'s or ``nsga3``'s sampler."""
     kwargs: dict[str, Any] = {
         "population_size": config.population_size,
         "crossover_prob": config.crossover_prob,
         "swapping_prob": config.swapping_prob,
         "seed": sampler_seed,
-        "constraints_func": constraints,
     }
     if config.algorithm == "nsga2":
         return NSGAIISampler(**kwargs)

@@ -14,7 +14,7 @@ from optuna.trial import TrialState as OptunaState
 
 from tuner.algorithms import space
 from tuner.algorithms.base import Suggestion
-from tuner.algorithms.multi_objective import CONSTRAINTS_KEY, constraints_func, directions, outcome
+from tuner.algorithms.multi_objective import directions, outcome
 from tuner.algorithms.sampler_factory import make_sampler, seed
 from tuner.algorithms.sampler_settings import SamplerSettings
 from tuner.space import Study
@@ -90,7 +90,6 @@ class OptunaSuggester:
         self._space = space.distributions(study.space)
         self._study_spec = study
         self._directions = directions(study)
-        self._constraints_func = constraints_func(study, config.algorithm)
         self._config = config
         self._gp_capped = False
         self._lock = threading.Lock()
@@ -189,7 +188,7 @@ class OptunaSuggester:
                 values=values,
                 params=params,
                 distributions=self._space,
-                system_attrs={CONSTRAINTS_KEY: constraints} if constraints else None,
+                system_attrs=constraints or None,
             )
         except ValueError as e:
             logger.warning("trial %s: not usable by %s: %s", trial.name, self.algorithm, e)
@@ -202,10 +201,10 @@ class OptunaSuggester:
         trial_id: int,
         state: OptunaState,
         values: list[float] | None,
-        constraints: list[float],
+        constraints: dict[str, float],
     ) -> None:
-        if constraints:  # before the state: a finished trial's attributes are read-only
-            self._storage.set_trial_system_attr(trial_id, CONSTRAINTS_KEY, constraints)
+        for key, value in constraints.items():  # first: a finished trial's are read-only
+            self._storage.set_trial_system_attr(trial_id, key, value)
         self._storage.set_trial_state_values(trial_id, state, values)
 
     # -- asking
@@ -227,9 +226,7 @@ class OptunaSuggester:
                 self._gp_capped = True
             config = SamplerSettings("multivariate-tpe", random_state=rs)
             attrs = {"sampler": f"multivariate-tpe (GP capped at {GP_MAX_TRIALS} trials)"}
-        study.sampler = make_sampler(
-            config, self._space, sampler_seed, position, self._constraints_func
-        )
+        study.sampler = make_sampler(config, self._space, sampler_seed, position)
         try:
             trial = study.ask(fixed_distributions=self._space)
         except Exception:

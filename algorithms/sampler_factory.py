@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -105,7 +105,6 @@ def make_sampler(
     search_space: Mapping[str, BaseDistribution],
     sampler_seed: int | None,
     position: int,
-    constraints_func: Callable[[optuna.trial.FrozenTrial], Sequence[float]] | None = None,
 ) -> BaseSampler:
     """The sampler of ``config.algorithm`` for the suggestion at ``position`` of the history.
 
@@ -114,7 +113,6 @@ def make_sampler(
         search_space: the Optuna distributions (Sobol needs the space up front).
         sampler_seed: this suggestion's seed, or ``None`` for fresh entropy.
         position: the suggestion's index in the experiment (Sobol's point index).
-        constraints_func: Optuna's ``constraints_func``, for the samplers that take one.
     """
     with _quiet_construction():
         if config.algorithm == "random":
@@ -130,7 +128,6 @@ def make_sampler(
                 multivariate=config.algorithm == "multivariate-tpe",
                 n_startup_trials=config.n_startup_trials,
                 n_ei_candidates=config.n_ei_candidates,
-                constraints_func=constraints_func,
                 **kwargs,
             )
         if config.algorithm == "cmaes":
@@ -153,8 +150,7 @@ def make_sampler(
                 seed=sampler_seed,
                 n_startup_trials=max(1, config.n_initial_points),
                 warn_independent_sampling=False,
-                constraints_func=constraints_func,
             )
         if config.algorithm in ("nsga2", "nsga3"):
-            return make_genetic_sampler(config, sampler_seed, constraints_func)
+            return make_genetic_sampler(config, sampler_seed)
     raise AssertionError(config.algorithm)

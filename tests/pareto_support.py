@@ -24,9 +24,9 @@ def two_objective_dict(
     **extra: Any,
 ) -> dict[str, Any]:
     """Trials run tests/data/two_objectives.py on a 5 x 3 grid of points (so some repeat)."""
+    extra = {"objectives": OBJECTIVES, **extra}
     data = experiment_dict(
         name,
-        objectives=OBJECTIVES,
         algorithm={
             "algorithmName": algorithm,
             "algorithmSettings": [
