@@ -24,7 +24,7 @@ samplers ignore constraints; the ranking still puts infeasible trials last.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from optuna.samplers import BaseSampler, NSGAIIISampler, NSGAIISampler
 from optuna.study import StudyDirection
@@ -34,9 +34,6 @@ from tuner.algorithms.settings import Schema, Setting, at_least, open_interval
 from tuner.constraints import violations
 from tuner.space import Study
 from tuner.trials import Trial
-
-if TYPE_CHECKING:
-    from tuner.algorithms.sampler_settings import SamplerSettings
 
 __all__ = [
     "CONSTRAINTS_KEY",
@@ -89,14 +86,21 @@ def outcome(trial: Trial, study: Study) -> tuple[OptunaState, list[float] | None
     return OptunaState.COMPLETE, values, constraint_attrs(study, trial)
 
 
-def make_genetic_sampler(config: SamplerSettings, sampler_seed: int | None) -> BaseSampler:
+def make_genetic_sampler(
+    algorithm: str,
+    sampler_seed: int | None,
+    *,
+    population_size: int,
+    crossover_prob: float,
+    swapping_prob: float,
+) -> BaseSampler:
     """``nsga2``'s or ``nsga3``'s sampler."""
     kwargs: dict[str, Any] = {
-        "population_size": config.population_size,
-        "crossover_prob": config.crossover_prob,
-        "swapping_prob": config.swapping_prob,
+        "population_size": population_size,
+        "crossover_prob": crossover_prob,
+        "swapping_prob": swapping_prob,
         "seed": sampler_seed,
     }
-    if config.algorithm == "nsga2":
+    if algorithm == "nsga2":
         return NSGAIISampler(**kwargs)
     return NSGAIIISampler(**kwargs)

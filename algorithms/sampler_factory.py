@@ -152,5 +152,11 @@ def make_sampler(
                 warn_independent_sampling=False,
             )
         if config.algorithm in ("nsga2", "nsga3"):
-            return make_genetic_sampler(config, sampler_seed)
+            return make_genetic_sampler(
+                config.algorithm,
+                sampler_seed,
+                population_size=config.population_size,
+                crossover_prob=config.crossover_prob,
+                swapping_prob=config.swapping_prob,
+            )
     raise AssertionError(config.algorithm)
