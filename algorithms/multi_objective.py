@@ -9,9 +9,10 @@ Algorithms for several objectives (``spec.objectives``), through Optuna:
   ``multivariate-tpe`` work on several objectives too;
 * ``random``.
 
-Every other algorithm models one objective and is refused for two or more. NSGA-II/III keep their
-generations on the Optuna trials of the in-memory study: after a restart they start a new first
-generation (from random draws), as CMA-ES starts a new search distribution.
+Every other algorithm models one objective and is refused for two or more. NSGA-II/III keep each
+trial's generation on its Optuna trial; it is also recorded in the trial's attrs
+(``nsga.generation``), so a study rebuilt after a restart gives the stored trials their
+generations back and the evolution goes on where it was.
 
 Constraints (``spec.constraints``) reach the samplers as Optuna 5 expects them: each complete
 trial's violations (``<= 0`` when a constraint holds) are stored in its system attributes under
@@ -37,15 +38,26 @@ from tuner.trials import Trial
 
 __all__ = [
     "CONSTRAINTS_KEY",
+    "GENERATION_ATTR",
     "SCHEMAS",
     "constraint_attrs",
     "directions",
+    "generation_attrs",
     "make_genetic_sampler",
     "outcome",
+    "restored_generation",
 ]
 
 CONSTRAINTS_KEY = "constraints"
 """The prefix of the system attributes in which Optuna's samplers read constraint values."""
+
+GENERATION_ATTR = "nsga.generation"
+"""The trial attr that records an NSGA-II/III trial's generation."""
+
+_GENETIC_SAMPLERS: dict[str, type[NSGAIISampler] | type[NSGAIIISampler]] = {
+    "nsga2": NSGAIISampler,
+    "nsga3": NSGAIIISampler,
+}
 
 _PROBABILITY = open_interval(0.0, 1.0, "a number in the open interval (0, 1)")
 _GENETIC = (
@@ -86,6 +98,24 @@ def outcome(trial: Trial, study: Study) -> tuple[OptunaState, list[float] | None
     return OptunaState.COMPLETE, values, constraint_attrs(study, trial)
 
 
+def generation_attrs(algorithm: str, system_attrs: dict[str, Any]) -> dict[str, Any]:
+    """The trial attrs recording the generation a genetic sampler gave an asked trial."""
+    sampler = _GENETIC_SAMPLERS.get(algorithm)
+    if sampler is None:
+        return {}
+    generation = system_attrs.get(sampler._get_generation_key())
+    return {} if generation is None else {GENERATION_ATTR: generation}
+
+
+def restored_generation(algorithm: str, trial: Trial) -> dict[str, Any]:
+    """The system attribute giving a re-added trial its recorded generation back."""
+    sampler = _GENETIC_SAMPLERS.get(algorithm)
+    generation = trial.attrs.get(GENERATION_ATTR)
+    if sampler is None or not isinstance(generation, int):
+        return {}
+    return {sampler._get_generation_key(): generation}
+
+
 def make_genetic_sampler(
     algorithm: str,
     sampler_seed: int | None,
@@ -101,6 +131,4 @@ def make_genetic_sampler(
         "swapping_prob": swapping_prob,
         "seed": sampler_seed,
     }
-    if algorithm == "nsga2":
-        return NSGAIISampler(**kwargs)
-    return NSGAIIISampler(**kwargs)
+    return _GENETIC_SAMPLERS[algorithm](**kwargs)

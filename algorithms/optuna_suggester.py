@@ -14,7 +14,12 @@ from optuna.trial import TrialState as OptunaState
 
 from tuner.algorithms import space
 from tuner.algorithms.base import Suggestion
-from tuner.algorithms.multi_objective import directions, outcome
+from tuner.algorithms.multi_objective import (
+    directions,
+    generation_attrs,
+    outcome,
+    restored_generation,
+)
 from tuner.algorithms.sampler_factory import make_sampler, seed
 from tuner.algorithms.sampler_settings import SamplerSettings
 from tuner.space import Study
@@ -188,7 +193,7 @@ class OptunaSuggester:
                 values=values,
                 params=params,
                 distributions=self._space,
-                system_attrs=constraints or None,
+                system_attrs={**constraints, **restored_generation(self.algorithm, trial)} or None,
             )
         except ValueError as e:
             logger.warning("trial %s: not usable by %s: %s", trial.name, self.algorithm, e)
@@ -238,6 +243,9 @@ class OptunaSuggester:
         )
         self._unclaimed.setdefault(space.point_key(self._parameters, parameters), []).append(
             trial_id
+        )
+        attrs.update(
+            generation_attrs(self.algorithm, self._storage.get_trial_system_attrs(trial_id))
         )
         return Suggestion(parameters=parameters, attrs=attrs)
 

@@ -113,3 +113,29 @@ def test_nsga2_with_a_constraint_ends_with_feasible_offspring() -> None:
     early = history[:8]
     assert len(feasible) / len(late) > sum(t.metrics["size"] <= SIZE_MAX for t in early) / 8
     assert optuna.__version__  # the real package
+
+
+def test_nsga2_generations_survive_a_rebuilt_study() -> None:
+    """Each suggestion records its generation; a suggester rebuilt from the stored history (a
+    restart) gives the trials their generations back and breeds the next one, not generation 0."""
+    settings = {"population_size": "4", "random_state": "9"}
+    first = create_suggester(spec("nsga2", settings))
+    history: list[Trial] = []  # the attrs kept, as the controller stores them
+    for _ in range(6):
+        for suggestion in first.suggest(history, 2):
+            n = len(history)
+            m = metrics(suggestion.parameters)
+            history.append(
+                Trial(f"t{n}", n, suggestion.parameters, TrialState.SUCCEEDED, m["f1"], m,
+                      attrs=suggestion.attrs)
+            )  # fmt: skip
+    generations = [t.attrs["nsga.generation"] for t in history]
+    assert generations[0] == 0 and max(generations) >= 2
+
+    again = create_suggester(spec("nsga2", settings))
+    assert isinstance(again, OptunaSuggester)
+    [next_one] = again.suggest(history, 1)
+    assert next_one.attrs["nsga.generation"] >= max(generations)
+    fed = again._study.get_trials(states=(OptunaState.COMPLETE,))
+    key = optuna.samplers.NSGAIISampler._get_generation_key()
+    assert [t.system_attrs[key] for t in fed] == generations
