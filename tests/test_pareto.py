@@ -99,3 +99,22 @@ def test_hypervolume_history_grows_and_matches_optuna_on_the_final_front() -> No
     # by hand: the staircase 1,3 / 2,2 / 3,1 under (5.4, 5.4)
     assert values[-1] == pytest.approx(4.4 * 2.4 + 3.4 * 1.0 + 2.4 * 1.0)
     assert hypervolume_history([], MIN_MIN) == ([], None)
+
+
+@pytest.mark.parametrize("objectives", [2, 3])
+def test_hypervolume_history_equals_the_hypervolume_of_every_prefix(objectives: int) -> None:
+    rng = np.random.default_rng(4)
+    values = rng.integers(0, 6, size=(60, objectives)).astype(float)  # ties and duplicates
+    goals_names = [f"m{i}" for i in range(objectives)]
+    goals = tuple(Objective(name) for name in goals_names)
+    trials = [
+        Trial(
+            f"t{n}", n, {}, TrialState.SUCCEEDED, metrics=dict(zip(goals_names, row, strict=True))
+        )
+        for n, row in enumerate(values)
+    ]
+    history, reference = hypervolume_history(trials, goals)
+    assert reference is not None
+    for n, volume in history:
+        expected = compute_hypervolume(values[: n + 1], np.array(reference))
+        assert volume == pytest.approx(expected)

@@ -99,8 +99,15 @@ def hypervolume_history(
     worst, best = values.max(axis=0), values.min(axis=0)
     span = worst - best
     reference = worst + np.where(span > 0, span / 10, 1.0)
-    history = []
-    for i, (trial, _) in enumerate(points):
-        seen = values[: i + 1]
-        history.append((trial.number, float(compute_hypervolume(seen, reference))))
+    # The hypervolume changes only when a trial joins the front: one computation per such
+    # trial, over the front alone.
+    history: list[tuple[int, float]] = []
+    front = np.empty((0, values.shape[1]))
+    volume = 0.0
+    for (trial, _), point in zip(points, values, strict=True):
+        if not np.any(np.all(front <= point, axis=1)):  # neither dominated nor a duplicate
+            beaten = np.all(point <= front, axis=1)
+            front = np.vstack([front[~beaten], point])
+            volume = float(compute_hypervolume(front, reference, assume_pareto=True))
+        history.append((trial.number, volume))
     return history, [float(r) for r in reference]
