@@ -21,17 +21,21 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from tuner.constraints import Constraint
 from tuner.errors import FieldError
-from tuner.limits import MAX_METRIC_NAME_LENGTH
+from tuner.limits import MAX_METRIC_NAME_LENGTH, nul_free
 from tuner.space import Direction, Objective
 
 __all__ = ["ConstraintSpec", "ObjectiveEntry", "derive_objective", "multi_errors"]
 
-_Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_METRIC_NAME_LENGTH)]
+_Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_METRIC_NAME_LENGTH),
+    AfterValidator(nul_free),
+]
 
 
 class _Entry(BaseModel):
