@@ -118,3 +118,28 @@ def test_hypervolume_history_equals_the_hypervolume_of_every_prefix(objectives: 
     for n, volume in history:
         expected = compute_hypervolume(values[: n + 1], np.array(reference))
         assert volume == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("objectives", "seed"), [(2, 0), (3, 1), (4, 2)])
+def test_front_matches_the_definition_on_random_ties(objectives: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 5, size=(200, objectives)).astype(float)
+    names = [f"m{i}" for i in range(objectives)]
+    goals = tuple(Objective(n, Direction.MAXIMIZE if i % 2 else Direction.MINIMIZE)
+                  for i, n in enumerate(names))  # fmt: skip
+    trials = [
+        Trial(f"t{n}", n, {}, TrialState.SUCCEEDED, metrics=dict(zip(names, row, strict=True)))
+        for n, row in enumerate(values)
+    ]
+    signs = np.array([-1.0 if g.direction is Direction.MAXIMIZE else 1.0 for g in goals])
+    losses = values * signs
+    expected = [
+        f"t{i}"
+        for i, a in enumerate(losses)
+        if not any(np.all(b <= a) and np.any(b < a) for b in losses)
+    ]
+    assert names_of(pareto_front(trials, goals)) == expected
+
+
+def names_of(trials: list[Trial]) -> list[str]:
+    return [t.name for t in trials]
