@@ -64,21 +64,31 @@ def _front(points: Sequence[tuple[Trial, tuple[float, ...]]]) -> list[Trial]:
 
     Taken in lexicographic order of their losses, a point can only be dominated by one before
     it, and if by any, then by one already on the front (dominance is transitive); so each point
-    is compared with the front found so far, which never loses a member.
+    is compared with the front found so far, which never loses a member. The comparisons run in
+    plain Python while the front is small, then on a numpy array.
     """
     if not points:
         return []
-    values = np.array([p for _, p in points])
-    order = np.lexsort(values.T[::-1])
-    front = np.empty((0, values.shape[1]))
-    keep = np.zeros(len(points), dtype=bool)
+    order = sorted(range(len(points)), key=lambda i: points[i][1])
+    front: list[tuple[float, ...]] = []
+    array = np.empty((len(points), len(points[0][1])))
+    keep = [False] * len(points)
     for i in order:
-        point = values[i]
-        if np.any(np.all(front <= point, axis=1) & np.any(front < point, axis=1)):
-            continue
-        front = np.vstack([front, point])
-        keep[i] = True
+        point = points[i][1]
+        if len(front) < _SMALL_FRONT:
+            beaten = any(f != point and all(a <= b for a, b in zip(f, point, strict=True))
+                         for f in front)  # fmt: skip
+        else:
+            known = array[: len(front)]
+            beaten = bool(np.any(np.all(known <= point, axis=1) & np.any(known < point, axis=1)))
+        if not beaten:
+            array[len(front)] = point
+            front.append(point)
+            keep[i] = True
     return [trial for (trial, _), kept in zip(points, keep, strict=True) if kept]
+
+
+_SMALL_FRONT = 32
 
 
 def pareto_front(
