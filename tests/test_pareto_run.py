@@ -45,3 +45,5 @@ def test_tuner_run_then_pareto_is_the_non_dominated_set(tmp_path: Path, algorith
 
     text = run_tuner("status", "multi", "--db", db).stdout
     assert f"Pareto front: {len(expected)} trial(s)" in text
+    listed = run_tuner("list", "--db", db).stdout
+    assert f"{len(expected)} on the Pareto front" in listed
