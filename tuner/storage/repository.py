@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tuner.constraints import feasible_first
+from tuner.constraints import feasible as is_feasible
 from tuner.errors import Conflict, NotFound
 from tuner.spec import Experiment, MetricStrategyType, ObjectiveType
 from tuner.storage.tables import ExperimentRow, ObservationRow, TrialMetricRow, TrialRow
@@ -859,11 +859,26 @@ class Repository:
         that order; :mod:`tuner.constraints`).
         """
         constraints = experiment.experiment.spec.study.constraints
-        if constraints:
-            every = self._ranked(experiment, metric, states, None, 0)
-            ordered = feasible_first(every, constraints)[offset:]
-            return ordered if limit is None else ordered[:limit]
-        return self._ranked(experiment, metric, states, limit, offset)
+        if not constraints:
+            return self._ranked(experiment, metric, states, limit, offset)
+        # Read in ranked pages until enough feasible trials are found (the usual top-k case),
+        # else to the end, where the infeasible ones follow.
+        wanted = None if limit is None else offset + limit
+        page = 1000 if wanted is None else max(64, 4 * wanted)
+        feasible: list[Trial] = []
+        infeasible: list[Trial] = []
+        start = 0
+        while True:
+            rows = self._ranked(experiment, metric, states, page, start)
+            for t in rows:
+                (feasible if is_feasible(t, constraints) else infeasible).append(t)
+            start += len(rows)
+            if len(rows) < page or (wanted is not None and len(feasible) >= wanted):
+                break
+        if wanted is not None and len(feasible) >= wanted:
+            return feasible[offset:wanted]
+        ordered = [*feasible, *infeasible][offset:]
+        return ordered if limit is None else ordered[:limit]
 
     def _ranked(
         self,
