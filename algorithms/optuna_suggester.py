@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,11 +10,16 @@ from typing import Any
 
 import optuna
 from optuna.samplers import RandomSampler
-from optuna.study import StudyDirection
 from optuna.trial import TrialState as OptunaState
 
 from tuner.algorithms import space
 from tuner.algorithms.base import Suggestion
+from tuner.algorithms.multi_objective import (
+    directions,
+    generation_attrs,
+    outcome,
+    restored_generation,
+)
 from tuner.algorithms.sampler_factory import make_sampler, seed
 from tuner.algorithms.sampler_settings import SamplerSettings
 from tuner.space import Study
@@ -39,15 +43,6 @@ class _Fed:
 
     trial_id: int | None  # None: left out (parameters outside the space)
     finished: bool
-
-
-def _outcome(trial: Trial) -> tuple[OptunaState, float | None]:
-    if not trial.state.finished:
-        return OptunaState.RUNNING, None
-    value = trial.objective
-    if trial.state.completed and value is not None and math.isfinite(value):
-        return OptunaState.COMPLETE, float(value)
-    return OptunaState.FAIL, None
 
 
 class OptunaSuggester:
@@ -98,9 +93,8 @@ class OptunaSuggester:
     def __init__(self, study: Study, config: SamplerSettings) -> None:
         self._parameters = list(study.space)
         self._space = space.distributions(study.space)
-        self._direction = (
-            StudyDirection.MINIMIZE if study.objective.minimize else StudyDirection.MAXIMIZE
-        )
+        self._study_spec = study
+        self._directions = directions(study)
         self._config = config
         self._gp_capped = False
         self._lock = threading.Lock()
@@ -112,7 +106,7 @@ class OptunaSuggester:
 
     def _reset(self) -> None:
         self._storage = optuna.storages.InMemoryStorage()
-        self._study_id: int = self._storage.create_new_study([self._direction], "tuner")
+        self._study_id: int = self._storage.create_new_study(self._directions, "tuner")
         self._study: optuna.Study = optuna.load_study(
             study_name="tuner", storage=self._storage, sampler=RandomSampler()
         )
@@ -144,8 +138,7 @@ class OptunaSuggester:
             if trial.state.finished:
                 fed = self._known[name]
                 assert fed.trial_id is not None
-                state, value = _outcome(trial)
-                self._set_state(fed.trial_id, state, value)
+                self._set_state(fed.trial_id, *outcome(trial, self._study_spec))
                 fed.finished = True
                 del self._open[position]
         for position in range(self._fed_count, len(history)):
@@ -184,7 +177,7 @@ class OptunaSuggester:
                 self.algorithm,
             )
             return _Fed(None, True)
-        state, value = _outcome(trial)
+        state, values, constraints = outcome(trial, self._study_spec)
         key = space.point_key(self._parameters, trial.parameters)
         pending = self._unclaimed.get(key)
         if pending:
@@ -192,11 +185,15 @@ class OptunaSuggester:
             if not pending:
                 del self._unclaimed[key]
             if state is not OptunaState.RUNNING:
-                self._set_state(trial_id, state, value)
+                self._set_state(trial_id, state, values, constraints)
             return _Fed(trial_id, state is not OptunaState.RUNNING)
         try:
             frozen = optuna.trial.create_trial(
-                state=state, value=value, params=params, distributions=self._space
+                state=state,
+                values=values,
+                params=params,
+                distributions=self._space,
+                system_attrs={**constraints, **restored_generation(self.algorithm, trial)} or None,
             )
         except ValueError as e:
             logger.warning("trial %s: not usable by %s: %s", trial.name, self.algorithm, e)
@@ -204,8 +201,16 @@ class OptunaSuggester:
         trial_id = self._storage.create_new_trial(self._study_id, template_trial=frozen)
         return _Fed(trial_id, state is not OptunaState.RUNNING)
 
-    def _set_state(self, trial_id: int, state: OptunaState, value: float | None) -> None:
-        self._storage.set_trial_state_values(trial_id, state, None if value is None else [value])
+    def _set_state(
+        self,
+        trial_id: int,
+        state: OptunaState,
+        values: list[float] | None,
+        constraints: dict[str, float],
+    ) -> None:
+        for key, value in constraints.items():  # first: a finished trial's are read-only
+            self._storage.set_trial_system_attr(trial_id, key, value)
+        self._storage.set_trial_state_values(trial_id, state, values)
 
     # -- asking
 
@@ -238,6 +243,9 @@ class OptunaSuggester:
         )
         self._unclaimed.setdefault(space.point_key(self._parameters, parameters), []).append(
             trial_id
+        )
+        attrs.update(
+            generation_attrs(self.algorithm, self._storage.get_trial_system_attrs(trial_id))
         )
         return Suggestion(parameters=parameters, attrs=attrs)
 

@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from tuner.algorithms.multi_choice import multi_objective_problems
 from tuner.space import HasStudy, Study, study_of
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ _ALGORITHMS: dict[str, str] = {
     "grid": "tuner.algorithms.grid",
     "hyperband": "tuner.algorithms.hyperband",
     "pbt": "tuner.algorithms.pbt",
+    "nsga2": "tuner.algorithms.optuna_samplers",
+    "nsga3": "tuner.algorithms.optuna_samplers",
+    "motpe": "tuner.algorithms.optuna_samplers",
 }
 
 
@@ -94,7 +98,8 @@ def validate_algorithm(
         ]
     if name not in _ALGORITHMS:
         return [("", f"unknown algorithm {name!r}; known: {', '.join(algorithm_names())}")]
-    return _module(name, settings).validate_settings(name, settings, study_of(study))
+    problems = multi_objective_problems(name, study_of(study))
+    return problems or _module(name, settings).validate_settings(name, settings, study_of(study))
 
 
 def create_suggester(source: Study | HasStudy) -> Suggester:

@@ -26,6 +26,7 @@ from optuna.samplers import (
     TPESampler,
 )
 
+from tuner.algorithms.multi_objective import make_genetic_sampler
 from tuner.algorithms.sampler_settings import SamplerSettings
 from tuner.algorithms.skopt_sampler import SkoptSampler
 
@@ -116,7 +117,7 @@ def make_sampler(
     with _quiet_construction():
         if config.algorithm == "random":
             return RandomSampler(seed=sampler_seed)
-        if config.algorithm in ("tpe", "multivariate-tpe"):
+        if config.algorithm in ("tpe", "multivariate-tpe", "motpe"):
             kwargs: dict[str, Any] = {}
             if config.gamma is not None:
                 kwargs["gamma"] = _HyperoptGamma(config.gamma)
@@ -149,5 +150,13 @@ def make_sampler(
                 seed=sampler_seed,
                 n_startup_trials=max(1, config.n_initial_points),
                 warn_independent_sampling=False,
+            )
+        if config.algorithm in ("nsga2", "nsga3"):
+            return make_genetic_sampler(
+                config.algorithm,
+                sampler_seed,
+                population_size=config.population_size,
+                crossover_prob=config.crossover_prob,
+                swapping_prob=config.swapping_prob,
             )
     raise AssertionError(config.algorithm)

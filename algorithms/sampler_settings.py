@@ -11,6 +11,7 @@ import optuna
 from optuna.samplers import BaseSampler, CmaEsSampler, TPESampler
 
 from tuner.algorithms import space
+from tuner.algorithms.multi_objective import SCHEMAS as _MULTI_SCHEMAS
 from tuner.algorithms.settings import Problems, Schema, Setting, at_least, one_of, open_interval
 from tuner.space import Study
 
@@ -24,6 +25,9 @@ ALGORITHMS = (
     "sobol",
     "bayesianoptimization",
     "gp",
+    "nsga2",
+    "nsga3",
+    "motpe",
 )
 
 _GBRT = (
@@ -58,6 +62,8 @@ SCHEMAS: dict[str, Schema] = {
     "random": Schema("random", (_RANDOM_STATE,)),
     "tpe": Schema("tpe", _TPE),
     "multivariate-tpe": Schema("multivariate-tpe", _TPE),
+    "motpe": Schema("motpe", _TPE),
+    **_MULTI_SCHEMAS,
     "cmaes": Schema(
         "cmaes",
         (
@@ -166,6 +172,9 @@ class SamplerSettings:
       are told with the best value so far (scikit-optimize's ``cl_min`` lie).
     * ``gp``: ``n_initial_points`` is the number of completed trials before the GP is used, at
       least 1.
+    * ``nsga2``, ``nsga3``, ``motpe``: several objectives, see
+      :mod:`tuner.algorithms.multi_objective` (``population_size``, ``crossover_prob``,
+      ``swapping_prob`` are the genetic algorithms' settings).
     * ``sobol`` takes ``random_state`` (Katib's Sobol takes no settings).
     * A random or model-based sampler may repeat a point of a small discrete space; only ``grid``
       guarantees distinct points.
@@ -202,6 +211,9 @@ class SamplerSettings:
     base_estimator: str = "GP"
     acq_func: str = "gp_hedge"
     acq_optimizer: str = "auto"
+    population_size: int = 50
+    crossover_prob: float = 0.9
+    swapping_prob: float = 0.5
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:

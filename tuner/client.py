@@ -306,6 +306,18 @@ class Client:
         columns, records = flatten_rows(rows, parameters, metrics)
         return _numeric(pd.DataFrame.from_records(records, columns=columns), parameters, metrics)
 
+    def pareto_rows(self, name: str) -> list[dict[str, Any]]:
+        """The Pareto front's rows (leaderboard-shaped), as ``tuner pareto --json`` prints them."""
+        return self._json_list("GET", f"/experiments/{name}/pareto")
+
+    def pareto(self, name: str) -> pd.DataFrame:
+        """The Pareto front as a DataFrame, in creation order, with the leaderboard's columns."""
+        import pandas as pd
+
+        parameters, metrics = self._names(name)
+        columns, records = flatten_rows(self.pareto_rows(name), parameters, metrics)
+        return _numeric(pd.DataFrame.from_records(records, columns=columns), parameters, metrics)
+
     def trial_rows(
         self, name: str, *, state: str | Iterable[str] | None = None, page: int = 1000
     ) -> list[dict[str, Any]]:
@@ -526,6 +538,8 @@ def _update_bar(bar: Any, experiment: dict[str, Any]) -> None:
     done = sum(n for state, n in counts.items() if state in TRIAL_FINISHED)
     bar.update(done - bar.n)
     optimal = status.get("currentOptimalTrial")
+    if isinstance(optimal, list):  # several objectives: the front has no single best
+        optimal = None
     postfix: dict[str, Any] = {
         "phase": status["phase"],
         "running": counts.get("Running", 0) + counts.get("Created", 0),

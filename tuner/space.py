@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from tuner.constraints import Constraint
 from tuner.limits import MAX_RANGE_POINTS
 from tuner.trials import ParamValue
 
@@ -372,6 +373,9 @@ class Study:
         algorithm: the suggestion algorithm chosen.
         early_stopping: the stopping rule chosen, if any.
         parallel_trial_count: how many trials may run at once.
+        objectives: with several objectives (``spec.objectives``), all of them, ``objective``
+            being the first; empty for a single-objective experiment.
+        constraints: the constraints on metrics (``spec.constraints``).
         complete: ``False`` only while a spec is being validated and some of its parameters
             did not parse; ``space`` then holds the others, and checks that need every
             parameter are skipped (the parameter errors are reported first).
@@ -383,6 +387,13 @@ class Study:
     early_stopping: AlgorithmChoice | None = None
     parallel_trial_count: int = 1
     complete: bool = True
+    objectives: tuple[Objective, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether the experiment has two or more objectives."""
+        return len(self.objectives) >= 2
 
 
 class HasStudy(Protocol):

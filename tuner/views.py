@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from tuner.errors import InvalidRequest
+from tuner.pareto_view import front_trials
 from tuner.spec import Objective
 from tuner.storage import ExperimentRecord, Repository
 from tuner.trials import RANKED_STATES, Trial, TrialState
@@ -84,22 +85,30 @@ def leaderboard_row(trial: Trial) -> dict[str, Any]:
     }
 
 
+def optimal_trial(trial: Trial) -> dict[str, Any]:
+    """One trial in Katib's ``currentOptimalTrial`` shape."""
+    return {
+        "bestTrialName": trial.name,
+        "parameterAssignments": [{"name": k, "value": v} for k, v in trial.parameters.items()],
+        "observation": {
+            "metrics": [
+                {"name": k, "value": metric_value(v)} for k, v in sorted(trial.metrics.items())
+            ]
+        },
+    }
+
+
 def experiment_summary(repo: Repository, record: ExperimentRecord) -> dict[str, Any]:
     """A Katib-shaped status: phase, reason, trial counts and the current optimal trial."""
     counts = repo.counts(record.id)
-    best = repo.leaderboard(record, states=RANKED_STATES, limit=1)
-    optimal = None
-    if best and best[0].objective is not None and math.isfinite(best[0].objective):
-        trial = best[0]
-        optimal = {
-            "bestTrialName": trial.name,
-            "parameterAssignments": [{"name": k, "value": v} for k, v in trial.parameters.items()],
-            "observation": {
-                "metrics": [
-                    {"name": k, "value": metric_value(v)} for k, v in sorted(trial.metrics.items())
-                ]
-            },
-        }
+    optimal: dict[str, Any] | list[dict[str, Any]] | None = None
+    if record.experiment.spec.study.multi_objective:
+        # Several objectives: the Pareto front, a list of entries of Katib's shape.
+        optimal = [optimal_trial(t) for t in front_trials(repo, record)]
+    else:
+        best = repo.leaderboard(record, states=RANKED_STATES, limit=1)
+        if best and best[0].objective is not None and math.isfinite(best[0].objective):
+            optimal = optimal_trial(best[0])
     return {
         "phase": record.phase.value,
         "reason": record.reason,

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tuner.algorithms.base import Suggester
+from tuner.algorithms.multi_choice import MULTI_OBJECTIVE_ONLY
 from tuner.algorithms.registry import algorithm_names, create_suggester
 from tuner.spec import ExperimentSpec, load_spec
 from tuner.trials import ParamValue, Trial, TrialState
@@ -78,8 +79,12 @@ def experiment(
     objective: str = "minimize",
     parallel: int = 3,
 ) -> dict[str, Any]:
-    """A minimal Katib Experiment (no trial template: an ask/tell experiment)."""
-    return {
+    """A minimal Katib Experiment (no trial template: an ask/tell experiment).
+
+    For the algorithms that need several objectives, ``loss`` comes with a second objective,
+    ``loss2`` (see :func:`make_trial`).
+    """
+    data: dict[str, Any] = {
         "apiVersion": "kubeflow.org/v1beta1",
         "kind": "Experiment",
         "metadata": {"name": "algorithm-test"},
@@ -94,6 +99,13 @@ def experiment(
             "parallelTrialCount": parallel,
         },
     }
+    if algorithm in MULTI_OBJECTIVE_ONLY:
+        del data["spec"]["objective"]
+        data["spec"]["objectives"] = [
+            {"type": objective, "objectiveMetricName": "loss"},
+            {"type": "minimize", "objectiveMetricName": "loss2"},
+        ]
+    return data
 
 
 # PBT's settings Katib requires (n_population at its minimum, 5).
@@ -145,6 +157,8 @@ def make_trial(
         parameters=parameters,
         state=state,
         objective=objective,
+        # A second objective for multi-objective studies, in conflict with the first.
+        metrics={} if objective is None else {"loss": objective, "loss2": 1 / (1 + objective)},
         attrs=dict(attrs or {}),
     )
 

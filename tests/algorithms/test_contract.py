@@ -277,6 +277,10 @@ KATIB_DOC_SETTINGS = {
         "acq_optimizer": "auto",
         "random_state": "10",
     },
+    # tuner's own, for several objectives (algorithms/multi_objective.py)
+    "motpe": {"n_startup_trials": "3", "random_state": "10"},
+    "nsga2": {"population_size": "4", "crossover_prob": "0.8", "random_state": "10"},
+    "nsga3": {"population_size": "4", "swapping_prob": "0.4", "random_state": "10"},
 }
 
 

@@ -414,6 +414,9 @@ def test_openapi_describes_every_endpoint_with_typed_models(client: TestClient) 
         ("GET", "/api/v1/experiments/{name}/plots/curves"),
         ("GET", "/api/v1/experiments/{name}/plots/importance"),
         ("GET", "/api/v1/experiments/{name}/trials/{trial}/tail"),
+        # several objectives (tuner/api/routes/pareto.py)
+        ("GET", "/api/v1/experiments/{name}/pareto"),
+        ("GET", "/api/v1/experiments/{name}/pareto/plot"),
     }
     components = schema["components"]["schemas"]
 

@@ -30,6 +30,7 @@ from tests.helpers import DATA
 from tests.k8s.conftest import new_namespace
 from tests.k8s.controlplane import ControlPlane, free_port, tail
 from tests.k8s.fault_proxy import FaultProxy
+from tests.pareto_support import non_dominated, two_objective_dict
 
 pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[kubernetes]'")
 from kubernetes import client
@@ -659,3 +660,26 @@ def test_experiments_complete_through_apiserver_faults(
     assert status["currentOptimalTrial"]["bestTrialName"] == applied_rows[0]["trial"]
     assert len(jobs(api, namespace, "posted")) == 4 and len(jobs(api, namespace, "applied")) == 4
     assert all(proxy.counts[k] > 0 for k in ("error", "conflict", "gone", "cut")), proxy.counts
+
+
+def test_applied_multi_objective_resource_mirrors_the_pareto_front(
+    server: Server, api: client.ApiClient, cr_namespace: str
+) -> None:
+    """spec.objectives through the CRD: the status's currentOptimalTrial is the front's list,
+    the non-dominated set of the stored trials."""
+    data = two_objective_dict("multi-cr", "nsga2", {"population_size": "2"}, trials=4)
+    data["metadata"]["namespace"] = cr_namespace
+    container(data)["image"] = "python:3.11-slim"
+    create_cr(api, data)
+    status = wait_for(
+        lambda: (s := cr_status(api, cr_namespace, "multi-cr")).get("phase") == "Succeeded" and s,
+        "the multi-objective resource to succeed",
+    )
+    with server.client(cr_namespace) as c:
+        trials = c.trial_rows("multi-cr")
+        front = {r["trial"] for r in c.pareto_rows("multi-cr")}
+    assert len(trials) == 4
+    assert front == non_dominated(trials)
+    optimal = status["currentOptimalTrial"]
+    assert isinstance(optimal, list)
+    assert {o["bestTrialName"] for o in optimal} == front

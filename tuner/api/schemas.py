@@ -138,7 +138,10 @@ class ExperimentStatusRead(_Read):
     conditions: list[ConditionRead]
     trials: int = Field(description="number of trials in any state")
     trial_counts: dict[str, int] = Field(description="trials by state")
-    current_optimal_trial: OptimalTrialRead | None = None
+    current_optimal_trial: OptimalTrialRead | list[OptimalTrialRead] | None = Field(
+        default=None,
+        description="the best trial; with several objectives (spec.objectives) the Pareto front",
+    )
     total_steps: int
     steps_without_stopping: int | None = Field(
         default=None, description="estimated steps a run without early stopping would have used"

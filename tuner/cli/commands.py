@@ -48,6 +48,18 @@ def leaderboard_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def pareto_command(args: argparse.Namespace) -> int:
+    """The Pareto front of an experiment with several objectives (any experiment works)."""
+    with closing(open_source(args)) as source:
+        info = source.experiment(args.name)
+        rows = source.pareto(args.name)
+    if args.json:
+        print_json([r.to_json() for r in rows])
+    else:
+        leaderboard_table(info, rows)
+    return EXIT_OK
+
+
 def trials_command(args: argparse.Namespace) -> int:
     with closing(open_source(args)) as source:
         rows = source.trials(args.name, state=args.state)

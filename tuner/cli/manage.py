@@ -102,7 +102,12 @@ def experiments_table(namespace: str, items: Sequence[ExperimentItem]) -> None:
             item.name,
             item.status.phase,
             str(item.status.trials),
-            optimal.name if optimal else "",
+            optimal.name if optimal else _front(item.status.front),
             metrics,
         )
     console().print(table)
+
+
+def _front(front: Sequence[object]) -> str:
+    """Several objectives: how many trials are on the Pareto front (see `tuner pareto`)."""
+    return f"{len(front)} on the Pareto front" if front else ""

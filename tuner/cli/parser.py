@@ -10,6 +10,7 @@ from typing import NoReturn
 from tuner.cli.commands import (
     db_command,
     leaderboard_command,
+    pareto_command,
     status_command,
     submit_command,
     trials_command,
@@ -147,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="JSON array output")
     p.set_defaults(func=leaderboard_command)
+
+    p = sub.add_parser("pareto", help="the Pareto front: trials no other trial beats everywhere")
+    ref_options(p)
+    p.add_argument("--json", action="store_true", help="JSON array output")
+    p.set_defaults(func=pareto_command)
 
     p = sub.add_parser("trials", help="list the trials of an experiment")
     ref_options(p)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tuner.cli.source import ExperimentInfo, ExperimentStatus, TrialRow
+from tuner.cli.source import ExperimentInfo, ExperimentStatus, OptimalTrial, TrialRow
 from tuner.errors import SpecError
 
 if TYPE_CHECKING:
@@ -74,9 +74,17 @@ def status_text(title: str, status: ExperimentStatus) -> None:
     print(f", stepsWithoutStopping {without}" if without is not None else "")
     optimal = status.optimal
     if optimal:
-        params = ", ".join(f"{name}={number(value)}" for name, value in optimal.parameters)
-        values = ", ".join(f"{name}={number(value)}" for name, value in optimal.metrics)
-        print(f"optimal trial: {optimal.name} ({params}) -> {values}")
+        print(f"optimal trial: {_trial_line(optimal)}")
+    if status.front:
+        print(f"Pareto front: {len(status.front)} trial(s)")
+        for trial in status.front:
+            print(f"  {_trial_line(trial)}")
+
+
+def _trial_line(trial: OptimalTrial) -> str:
+    params = ", ".join(f"{name}={number(value)}" for name, value in trial.parameters)
+    values = ", ".join(f"{name}={number(value)}" for name, value in trial.metrics)
+    return f"{trial.name} ({params}) -> {values}"
 
 
 def print_spec_errors(error: SpecError) -> None:

@@ -89,6 +89,15 @@ class OptimalTrial:
     parameters: list[tuple[str, Any]]
     metrics: list[tuple[str, float | None]]
 
+    @classmethod
+    def from_json(cls, found: dict[str, Any]) -> OptimalTrial:
+        """From one ``currentOptimalTrial`` entry."""
+        return cls(
+            name=found["bestTrialName"],
+            parameters=[(a["name"], a["value"]) for a in found["parameterAssignments"]],
+            metrics=[(m["name"], m["value"]) for m in found["observation"]["metrics"]],
+        )
+
 
 @dataclass(frozen=True)
 class ExperimentStatus:
@@ -111,18 +120,19 @@ class ExperimentStatus:
     document: dict[str, Any]
     total_steps: int = 0
     steps_without_stopping: int | None = None
+    front: tuple[OptimalTrial, ...] = ()
+    """With several objectives: the Pareto front (``optimal`` is then ``None``)."""
 
     @classmethod
     def from_json(cls, status: dict[str, Any]) -> ExperimentStatus:
         """From the status of :func:`tuner.views.experiment_summary` or of the REST API."""
         found = status["currentOptimalTrial"]
         optimal = None
-        if found:
-            optimal = OptimalTrial(
-                name=found["bestTrialName"],
-                parameters=[(a["name"], a["value"]) for a in found["parameterAssignments"]],
-                metrics=[(m["name"], m["value"]) for m in found["observation"]["metrics"]],
-            )
+        front: tuple[OptimalTrial, ...] = ()
+        if isinstance(found, list):  # several objectives: the Pareto front
+            front = tuple(OptimalTrial.from_json(f) for f in found)
+        elif found:
+            optimal = OptimalTrial.from_json(found)
         return cls(
             phase=status["phase"],
             reason=status["reason"],
@@ -133,6 +143,7 @@ class ExperimentStatus:
             document=status,
             total_steps=status.get("totalSteps") or 0,
             steps_without_stopping=status.get("stepsWithoutStopping"),
+            front=front,
         )
 
 
@@ -197,6 +208,10 @@ class ExperimentSource(Protocol):
 
     def trials(self, name: str, *, state: str | None) -> list[TrialRow]:
         """Every trial (only those in ``state``, if given) in creation order, with messages."""
+        ...
+
+    def pareto(self, name: str) -> list[TrialRow]:
+        """The Pareto front (:mod:`tuner.pareto`), in creation order."""
         ...
 
     def status(self, name: str) -> ExperimentStatus:
@@ -318,6 +333,11 @@ class LocalSource:
         trials = self.repo.leaderboard(record, metric=metric, states=chosen, limit=limit)
         return [_row(t) for t in trials]
 
+    def pareto(self, name: str) -> list[TrialRow]:
+        from tuner.pareto_view import front_trials
+
+        return [_row(t) for t in front_trials(self.repo, self._record(name))]
+
     def trials(self, name: str, *, state: str | None) -> list[TrialRow]:
         from tuner.trials import TrialState
 
@@ -359,6 +379,9 @@ class RemoteSource:
     ) -> list[TrialRow]:
         rows = self.client.leaderboard_rows(name, limit=limit, metric=metric, status=states or None)
         return [TrialRow.from_json(r) for r in rows]
+
+    def pareto(self, name: str) -> list[TrialRow]:
+        return [TrialRow.from_json(r) for r in self.client.pareto_rows(name)]
 
     def trials(self, name: str, *, state: str | None) -> list[TrialRow]:
         rows = self.client.trial_rows(name, state=state)

@@ -381,7 +381,7 @@ class Operator:
         summary = experiment_summary(repo, record)
         ranges: dict[str, tuple[float, float, float]] = {}
         optimal = summary.get("currentOptimalTrial")
-        if optimal:
+        if isinstance(optimal, dict):  # one objective (a list: the Pareto front)
             by_metric: dict[str, list[float]] = {}
             for o in repo.observations(record.id, optimal["bestTrialName"]):
                 by_metric.setdefault(o.metric, []).append(o.value)  # ordered by step

@@ -141,27 +141,11 @@ def resource_status(
     """
     counts = summary.get("trialCounts") or {}
     optimal = summary.get("currentOptimalTrial")
-    best: dict[str, Any] | None = None
-    if optimal:
-        ranges = metric_ranges or {}
-        metrics = []
-        value = None
-        for m in optimal["observation"]["metrics"]:
-            if m["name"] == objective:
-                value = m["value"]
-            lo, hi, latest = ranges.get(m["name"], (m["value"], m["value"], m["value"]))
-            metrics.append(
-                {"name": m["name"], "min": _text(lo), "max": _text(hi), "latest": _text(latest)}
-            )
-        best = {
-            "bestTrialName": optimal["bestTrialName"],
-            "objectiveValue": value,
-            "parameterAssignments": [
-                {"name": p["name"], "value": _text(p["value"])}
-                for p in optimal["parameterAssignments"]
-            ],
-            "observation": {"metrics": metrics},
-        }
+    best: dict[str, Any] | list[dict[str, Any]] | None = None
+    if isinstance(optimal, list):  # several objectives: the Pareto front
+        best = [_optimal(o, objective, {}) for o in optimal]
+    elif optimal:
+        best = _optimal(optimal, objective, metric_ranges or {})
     status = {
         "observedGeneration": generation,
         "phase": summary["phase"],
@@ -182,6 +166,31 @@ def resource_status(
     }
     result: dict[str, Any] = _drop_none(status)
     return result
+
+
+def _optimal(
+    optimal: Mapping[str, Any],
+    objective: str,
+    ranges: Mapping[str, tuple[float, float, float]],
+) -> dict[str, Any]:
+    """One ``currentOptimalTrial`` entry in the CRD's shape."""
+    metrics = []
+    value = None
+    for m in optimal["observation"]["metrics"]:
+        if m["name"] == objective:
+            value = m["value"]
+        lo, hi, latest = ranges.get(m["name"], (m["value"], m["value"], m["value"]))
+        metrics.append(
+            {"name": m["name"], "min": _text(lo), "max": _text(hi), "latest": _text(latest)}
+        )
+    return {
+        "bestTrialName": optimal["bestTrialName"],
+        "objectiveValue": value,
+        "parameterAssignments": [
+            {"name": p["name"], "value": _text(p["value"])} for p in optimal["parameterAssignments"]
+        ],
+        "observation": {"metrics": metrics},
+    }
 
 
 def failed_status(reason: str, message: str, generation: int | None) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from tuner.space import (
     parse_parameter,
 )
 from tuner.spec.defaults import apply_defaults
+from tuner.spec.multi import ConstraintSpec, ObjectiveEntry, derive_objective
 from tuner.trials import ParamValue
 
 # ---------------------------------------------------------------------------------------------
@@ -381,6 +382,15 @@ class ExperimentSpec(_Model):
     # experiment of the same namespace whose finished trials feed the algorithm.
     initial_points: list[dict[str, Any]] | None = None
     warm_start_from: str | None = None
+    # Extensions (tuner.spec.multi): several objectives, and constraints on metrics.
+    objectives: list[ObjectiveEntry] | None = None
+    additional_metric_names: list[Annotated[MetricName, Field(min_length=1)]] | None = None
+    constraints: list[ConstraintSpec] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _objective_from_objectives(cls, data: Any) -> Any:
+        return derive_objective(data)
 
     def parameter(self, name: str) -> ParameterSpec:
         for p in self.parameters:
@@ -413,6 +423,10 @@ class ExperimentSpec(_Model):
             early_stopping=None if self.early_stopping is None else self.early_stopping.choice,
             parallel_trial_count=self.parallel_trial_count,
             complete=complete,
+            objectives=tuple(o.domain for o in self.objectives or ()),
+            constraints=tuple(
+                c.domain for c in self.constraints or () if c.max is not None or c.min is not None
+            ),
         )
 
     @cached_property

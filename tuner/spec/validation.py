@@ -23,6 +23,7 @@ from tuner.spec.models import (
     ExperimentSpec,
     Objective,
 )
+from tuner.spec.multi import multi_errors
 from tuner.spec.trial_rules import template_errors
 from tuner.spec.warm import warm_errors
 
@@ -64,6 +65,7 @@ def validate(experiment: Experiment) -> list[FieldError]:
             add("spec.parallelTrialCount", "should be less than or equal to spec.maxTrialCount")
 
     errors += _objective_errors(spec.objective)
+    errors += multi_errors(spec)
     errors += _parameter_errors(spec)
     errors += _settings_errors(spec)
     errors += template_errors(spec)

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tuner.constraints import feasible as is_feasible
 from tuner.errors import Conflict, NotFound
 from tuner.spec import Experiment, MetricStrategyType, ObjectiveType
 from tuner.storage.tables import ExperimentRow, ObservationRow, TrialMetricRow, TrialRow
@@ -866,7 +867,39 @@ class Repository:
         a trial that printed a good value and then crashed is not ranked. ``states=None``
         ranks every trial. Ties go in creation order; trials without a finite value (none,
         NaN, +-Infinity) come last, in creation order: a non-finite value is never the best.
+        With ``spec.constraints``, infeasible trials follow every feasible one (each group in
+        that order; :mod:`tuner.constraints`).
         """
+        constraints = experiment.experiment.spec.study.constraints
+        if not constraints:
+            return self._ranked(experiment, metric, states, limit, offset)
+        # Read in ranked pages until enough feasible trials are found (the usual top-k case),
+        # else to the end, where the infeasible ones follow.
+        wanted = None if limit is None else offset + limit
+        page = 1000 if wanted is None else max(64, 4 * wanted)
+        feasible: list[Trial] = []
+        infeasible: list[Trial] = []
+        start = 0
+        while True:
+            rows = self._ranked(experiment, metric, states, page, start)
+            for t in rows:
+                (feasible if is_feasible(t, constraints) else infeasible).append(t)
+            start += len(rows)
+            if len(rows) < page or (wanted is not None and len(feasible) >= wanted):
+                break
+        if wanted is not None and len(feasible) >= wanted:
+            return feasible[offset:wanted]
+        ordered = [*feasible, *infeasible][offset:]
+        return ordered if limit is None else ordered[:limit]
+
+    def _ranked(
+        self,
+        experiment: ExperimentRecord,
+        metric: str | None,
+        states: Iterable[TrialState] | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[Trial]:
         objective = experiment.experiment.spec.objective
         metric = metric or objective.objective_metric_name
         strategy = objective.strategy(metric)

@@ -41,7 +41,11 @@ Tuner.start(async () => {
       ? status.totalSteps + ' steps run; about ' + status.stepsWithoutStopping + ' without early stopping'
       : (status.totalSteps ? status.totalSteps + ' steps run' : '');
     const best = status.currentOptimalTrial;
-    if (best) {
+    if (Array.isArray(best)) {  // several objectives: the Pareto front
+      $('optimal').replaceChildren(
+        el('p', {}, 'Pareto front: ' + best.length + ' trial' + (best.length === 1 ? '' : 's')),
+        el('p', { class: 'front' }, ...best.map((b) => el('a', { href: Tuner.trialUrl(ns, name, b.bestTrialName) }, b.bestTrialName + ' '))));
+    } else if (best) {
       $('optimal').replaceChildren(
         el('p', {}, el('a', { href: Tuner.trialUrl(ns, name, best.bestTrialName) }, best.bestTrialName)),
         el('table', { class: 'grid kv' }, el('tbody', {},
