@@ -372,6 +372,7 @@ class Study:
         algorithm: the suggestion algorithm chosen.
         early_stopping: the stopping rule chosen, if any.
         parallel_trial_count: how many trials may run at once.
+        max_trial_count: the experiment's budget of trials (``maxTrialCount``), if any.
         complete: ``False`` only while a spec is being validated and some of its parameters
             did not parse; ``space`` then holds the others, and checks that need every
             parameter are skipped (the parameter errors are reported first).
@@ -383,6 +384,7 @@ class Study:
     early_stopping: AlgorithmChoice | None = None
     parallel_trial_count: int = 1
     complete: bool = True
+    max_trial_count: int | None = None
 
 
 class HasStudy(Protocol):

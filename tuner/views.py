@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from tuner.algorithms import auto
 from tuner.errors import InvalidRequest
 from tuner.spec import Objective
 from tuner.storage import ExperimentRecord, Repository
@@ -111,7 +112,14 @@ def experiment_summary(repo: Repository, record: ExperimentRecord) -> dict[str, 
         **_step_totals(repo, record, counts),
         "startTime": record.started_at.isoformat() if record.started_at else None,
         "completionTime": record.completed_at.isoformat() if record.completed_at else None,
+        **_algorithm(record),
     }
+
+
+def _algorithm(record: ExperimentRecord) -> dict[str, Any]:
+    """``{"algorithm": ...}``: what ``auto`` chose and why (nothing for other algorithms)."""
+    chosen = auto.status(record.experiment.spec.study)
+    return {"algorithm": chosen} if chosen else {}
 
 
 def _step_totals(

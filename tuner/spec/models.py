@@ -409,6 +409,7 @@ class ExperimentSpec(_Model):
             early_stopping=None if self.early_stopping is None else self.early_stopping.choice,
             parallel_trial_count=self.parallel_trial_count,
             complete=complete,
+            max_trial_count=self.max_trial_count,
         )
 
     @cached_property
