@@ -9,11 +9,21 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ask_tell_dict, experiment_dict, run_tuner
+from tests.helpers import (
+    AUTH,
+    V1,
+    TestClient,
+    ask_tell_dict,
+    experiment_dict,
+    make_settings,
+    run_tuner,
+)
 from tuner.algorithms import auto
 from tuner.algorithms.registry import create_suggester
+from tuner.api.app import create_app
 from tuner.errors import SpecError
 from tuner.spec import load_spec
+from tuner.storage import Repository, make_engine
 from tuner.trials import Trial, TrialState
 
 DOUBLE = {"parameterType": "double", "feasibleSpace": {"min": "-2", "max": "2"}}
@@ -126,3 +136,19 @@ def test_tuner_run_with_auto_shows_the_choice(tmp_path: Path) -> None:
     assert json.loads(status.stdout)["algorithm"]["chosen"] == "multivariate-tpe"
     text = run_tuner("status", "auto", "--db", db).stdout
     assert "algorithm: auto chose multivariate-tpe (" in text
+
+    repo = Repository(make_engine(db))
+    trials = repo.trials(repo.get_experiment("default", "auto").id)
+    assert [t.attrs["algorithm"] for t in trials] == ["multivariate-tpe"] * 4
+
+
+def test_the_rest_status_shows_the_choice(tmp_path: Path) -> None:
+    with TestClient(create_app(make_settings(tmp_path)), headers=AUTH) as client:
+        data = spec_dict([DOUBLE, CATEGORICAL], 10)
+        assert client.post(f"{V1}/experiments", json=data).status_code == 201
+        asked = client.post(f"{V1}/experiments/auto/suggestions", json={"count": 2})
+        assert asked.status_code == 200 and len(asked.json()["trials"]) == 2
+        status = client.get(f"{V1}/experiments/auto").json()["status"]
+    assert status["algorithm"]["algorithmName"] == "auto"
+    assert status["algorithm"]["chosen"] == "tpe"
+    assert "categorical" in status["algorithm"]["reason"]
