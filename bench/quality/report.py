@@ -18,6 +18,7 @@ import statistics
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 from scipy.stats import binomtest
 
@@ -29,11 +30,16 @@ FLOOR = 1e-8
 Cell = tuple[int, int, int]  # function, dimension, k
 
 
-def load(path: Path) -> tuple[dict[str, dict[Cell, dict[int, float]]], dict[str, list[float]]]:
+def rows_of(paths: list[Path]) -> list[dict[str, Any]]:
+    return [json.loads(line) for path in paths for line in path.read_text().splitlines()]
+
+
+def load(
+    rows: list[dict[str, Any]],
+) -> tuple[dict[str, dict[Cell, dict[int, float]]], dict[str, list[float]]]:
     """Final regret per (algorithm, cell, instance), and seconds per trial per algorithm."""
     regrets: dict[str, dict[Cell, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     cost: dict[str, list[float]] = defaultdict(list)
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
     for row in rows:
         alg, f, d, i = row["algorithm"], row["function"], row["dimension"], row["instance"]
         run = row["regrets"]
@@ -85,9 +91,10 @@ def p_value(wins: int, losses: int) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    p.add_argument("--results", type=Path, nargs="+", default=[DEFAULT_RESULTS])
     args = p.parse_args()
-    regrets, cost = load(args.results)
+    rows = rows_of(args.results)
+    regrets, cost = load(rows)
     algorithms = [a for a in regrets if a not in ("random", "optuna-tpe")]
     print("| algorithm | budget | baseline | cells | wins | ties | losses | wins % | sign test p |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
@@ -102,6 +109,21 @@ def main() -> None:
                     f"| {alg} | {k}·d | {base} | {len(cells)} | {w} | {t} | {lo} "
                     f"| {100 * w / len(cells):.0f}% | {p_value(w, lo)} |"
                 )
+    print()
+    print("Per dimension, wins/ties/losses over the 24 functions:")
+    print()
+    print("| algorithm | d | budget | vs random | vs optuna-tpe |")
+    print("|---|---:|---|---|---|")
+    for alg in algorithms:
+        for d in sorted({c[1] for c in regrets[alg]}):
+            for k in (20, 100):
+                out = []
+                for base in ("random", "optuna-tpe"):
+                    cells = [c for c in common_cells(regrets, alg, base) if c[1:] == (d, k)]
+                    wtl = compare(regrets, alg, base, cells)
+                    out.append("/".join(map(str, wtl)) if cells else "-")
+                if out != ["-", "-"]:
+                    print(f"| {alg} | {d} | {k}·d | {out[0]} | {out[1]} |")
     print()
     print("Median over functions of the cell score (median log10 regret), per dimension:")
     print()
@@ -121,8 +143,7 @@ def main() -> None:
         ms = [1000 * s for s in cost[alg]]
         print(f"| {alg} | {len(ms)} | {statistics.median(ms):.1f} | {max(ms):.1f} |")
     chosen: Counter[tuple[int, int, str]] = Counter()
-    for line in args.results.read_text().splitlines():
-        row = json.loads(line)
+    for row in rows:
         if row["algorithm"] == "auto":
             chosen[(row["dimension"], row["budget"], row["chosen"])] += 1
     if chosen:
