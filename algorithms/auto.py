@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tuner.algorithms.base import Suggester, Suggestion
 from tuner.space import AlgorithmChoice, Study
@@ -57,10 +57,12 @@ def objective_count(study: Study) -> int:
 
 @dataclass(frozen=True)
 class Choice:
-    """What ``auto`` runs, and why (one sentence, for the log and the status)."""
+    """What ``auto`` runs, with which settings, and why (one sentence, for the log and the
+    status). ``auto``'s own ``random_state`` is added to ``settings``."""
 
     algorithm: str
     reason: str
+    settings: Mapping[str, str] = field(default_factory=dict)
 
 
 def choose(study: Study) -> Choice:
@@ -92,8 +94,9 @@ def choose(study: Study) -> Choice:
 
 
 def _chosen_study(study: Study, settings: Mapping[str, str]) -> Study:
-    passed = {k: v for k, v in settings.items() if k in SETTINGS}
-    return dataclasses.replace(study, algorithm=AlgorithmChoice(choose(study).algorithm, passed))
+    choice = choose(study)
+    passed = {**choice.settings, **{k: v for k, v in settings.items() if k in SETTINGS}}
+    return dataclasses.replace(study, algorithm=AlgorithmChoice(choice.algorithm, passed))
 
 
 def validate_settings(
