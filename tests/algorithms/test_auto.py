@@ -63,8 +63,8 @@ def spec_dict(
     ("kinds", "budget", "chosen"),
     [
         ([DOUBLE, DOUBLE], 20, "multivariate-tpe"),
-        ([DOUBLE, DOUBLE], 2 * auto.SMALL_BUDGET, "multivariate-tpe"),
-        ([DOUBLE, DOUBLE], 2 * auto.SMALL_BUDGET + 1, "cmaes"),
+        ([DOUBLE, DOUBLE], auto.CMAES_BUDGET - 1, "multivariate-tpe"),
+        ([DOUBLE, DOUBLE], auto.CMAES_BUDGET, "cmaes"),
         ([DOUBLE, INT, DOUBLE], 500, "cmaes"),
         ([DOUBLE, DOUBLE], None, "tpe"),
         ([DOUBLE, CATEGORICAL], 20, "tpe"),
