@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/tuner run examples/digits-random.yaml --db sqlite:///.tuner-demo.db --replace
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/tuner run examples/digits-auto.yaml --db sqlite:///.tuner-demo.db --replace
 
 $(KATIB_SDK_STAMP):
 	$(PYTHON) -m venv $(KATIB_SDK_VENV)

@@ -6,7 +6,7 @@ from tuner.space import Study
 
 __all__ = ["MULTI_OBJECTIVE", "MULTI_OBJECTIVE_ONLY", "multi_objective_problems"]
 
-MULTI_OBJECTIVE = ("nsga2", "nsga3", "motpe", "random", "tpe", "multivariate-tpe")
+MULTI_OBJECTIVE = ("auto", "nsga2", "nsga3", "motpe", "random", "tpe", "multivariate-tpe")
 """The algorithms that accept two or more objectives (see :mod:`.multi_objective`)."""
 
 MULTI_OBJECTIVE_ONLY = ("nsga2", "nsga3", "motpe")

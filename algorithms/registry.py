@@ -27,6 +27,7 @@ class AlgorithmModule(Protocol):
 
 # algorithmName -> module implementing validate_settings() and create()
 _ALGORITHMS: dict[str, str] = {
+    "auto": "tuner.algorithms.auto",
     "random": "tuner.algorithms.optuna_samplers",
     "tpe": "tuner.algorithms.optuna_samplers",
     "multivariate-tpe": "tuner.algorithms.optuna_samplers",

@@ -164,7 +164,8 @@ def test_crd_names_and_status_subresource() -> None:
 
 def example_crs() -> list[tuple[str, dict[str, Any]]]:
     out = []
-    for path in [*TEMPLATE_FILES, DATA / "katib-random.yaml", ROOT / "examples/digits-random.yaml"]:
+    examples = [ROOT / "examples/digits-random.yaml", ROOT / "examples/digits-auto.yaml"]
+    for path in [*TEMPLATE_FILES, DATA / "katib-random.yaml", *examples]:
         doc = documents(path)[0]
         doc["apiVersion"] = "tuner.dev/v1beta1"
         out.append((path.name, doc))

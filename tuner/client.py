@@ -5,9 +5,9 @@ Example::
     from tuner.client import Client
 
     client = Client("http://127.0.0.1:8000")  # token: $TUNER_API_TOKEN or the user's token file
-    client.submit("examples/digits-random.yaml")
-    client.wait("digits-random")              # a progress bar, until the experiment ends
-    client.leaderboard("digits-random")       # a pandas DataFrame, best first
+    client.submit("examples/digits-auto.yaml")
+    client.wait("digits-auto")              # a progress bar, until the experiment ends
+    client.leaderboard("digits-auto")       # a pandas DataFrame, best first
 
 Ask/tell, for training in the notebook itself (a spec without ``trialTemplate``)::
 

@@ -376,6 +376,7 @@ class Study:
         objectives: with several objectives (``spec.objectives``), all of them, ``objective``
             being the first; empty for a single-objective experiment.
         constraints: the constraints on metrics (``spec.constraints``).
+        max_trial_count: the experiment's budget of trials (``maxTrialCount``), if any.
         complete: ``False`` only while a spec is being validated and some of its parameters
             did not parse; ``space`` then holds the others, and checks that need every
             parameter are skipped (the parameter errors are reported first).
@@ -387,6 +388,7 @@ class Study:
     early_stopping: AlgorithmChoice | None = None
     parallel_trial_count: int = 1
     complete: bool = True
+    max_trial_count: int | None = None
     objectives: tuple[Objective, ...] = ()
     constraints: tuple[Constraint, ...] = ()
 

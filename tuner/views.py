@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from tuner.algorithms import auto
 from tuner.errors import InvalidRequest
 from tuner.pareto_view import front_trials
 from tuner.spec import Objective
@@ -120,7 +121,14 @@ def experiment_summary(repo: Repository, record: ExperimentRecord) -> dict[str, 
         **_step_totals(repo, record, counts),
         "startTime": record.started_at.isoformat() if record.started_at else None,
         "completionTime": record.completed_at.isoformat() if record.completed_at else None,
+        **_algorithm(record),
     }
+
+
+def _algorithm(record: ExperimentRecord) -> dict[str, Any]:
+    """``{"algorithm": ...}``: what ``auto`` chose and why (nothing for other algorithms)."""
+    chosen = auto.status(record.experiment.spec.study)
+    return {"algorithm": chosen} if chosen else {}
 
 
 def _step_totals(

@@ -263,6 +263,7 @@ KATIB_DOC_SETTINGS = {
     "multivariate-tpe": {"n_ei_candidates": "25", "random_state": "10", "n_startup_trials": "5"},
     "cmaes": {"random_state": "10", "sigma": "0.001", "restart_strategy": "none"},
     "sobol": {},
+    "auto": {"random_state": "10"},  # tuner's own: it takes random_state only
     "hyperband": {"resource_name": "budget", "eta": "3", "r_l": "9"},
     "gp": {"n_initial_points": "2", "random_state": "10"},
     "pbt": {

@@ -72,6 +72,9 @@ def status_text(title: str, status: ExperimentStatus) -> None:
     without = status.steps_without_stopping
     print(f"steps: totalSteps {status.total_steps}", end="")
     print(f", stepsWithoutStopping {without}" if without is not None else "")
+    chosen = status.document.get("algorithm")
+    if chosen:
+        print(f"algorithm: {chosen['algorithmName']} chose {chosen['chosen']} ({chosen['reason']})")
     optimal = status.optimal
     if optimal:
         print(f"optimal trial: {_trial_line(optimal)}")

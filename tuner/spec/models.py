@@ -427,6 +427,7 @@ class ExperimentSpec(_Model):
             constraints=tuple(
                 c.domain for c in self.constraints or () if c.max is not None or c.min is not None
             ),
+            max_trial_count=self.max_trial_count,
         )
 
     @cached_property
