@@ -15,7 +15,7 @@ from tuner.trials import Trial, TrialState
 
 pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[kubernetes]'")
 
-from tuner.operator.status import (  # noqa: E402  (the package imports kubernetes)
+from tuner.operator.status import (
     GROUP_ANNOTATION,
     experiment_from_resource,
     katib_conditions,
@@ -24,7 +24,7 @@ from tuner.operator.status import (  # noqa: E402  (the package imports kubernet
     resource_status,
     trial_lists,
 )
-from tuner.operator.trial_objects import fingerprint, trial_spec  # noqa: E402
+from tuner.operator.trial_objects import fingerprint, trial_spec
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -105,7 +105,11 @@ def test_katib_status_has_katibs_counts_lists_and_conditions() -> None:
     assert status["runningTrialList"] == ["exp-3"]
     assert status["pendingTrialList"] == ["exp-4"]
     assert "failedTrialList" not in status  # empty lists are left out, as Katib does
-    assert (status["trialsPending"], status["trialsRunning"], status["trialsSucceeded"]) == (1, 1, 2)
+    assert (status["trialsPending"], status["trialsRunning"], status["trialsSucceeded"]) == (
+        1,
+        1,
+        2,
+    )
     assert "trialsCreated" not in status
     running = next(c for c in status["conditions"] if c["type"] == "Running")
     assert (running["status"], running["reason"]) == ("False", "ExperimentRunning")
@@ -129,7 +133,9 @@ def test_trial_spec_is_small_and_changes_are_fingerprinted() -> None:
     trial = Trial(name="exp-abc", number=1, parameters={"lr": 0.01}, state=TrialState.RUNNING)
     spec = trial_spec(experiment, trial)
     assert spec["parameterAssignments"] == [{"name": "lr", "value": "0.01"}]
-    assert spec["objective"]["objectiveMetricName"] == experiment.spec.objective.objective_metric_name
+    assert (
+        spec["objective"]["objectiveMetricName"] == experiment.spec.objective.objective_metric_name
+    )
     assert "runSpec" not in spec and "trialTemplate" not in spec
     before = fingerprint(trial)
     trial.metrics["loss"] = 0.2
