@@ -68,7 +68,8 @@ def test_kustomization_applies_to_a_real_apiserver(
                 "auth",
                 "can-i",
                 "patch",
-                "trials.kubeflow.org/status",
+                "trials.kubeflow.org",
+                "--subresource=status",
                 f"--as=system:serviceaccount:{NAMESPACE}:tuner",
             )
             assert can.strip() == "yes"
