@@ -233,7 +233,7 @@ def katib_conditions(conditions: Sequence[Mapping[str, Any]]) -> list[dict[str, 
     experiment (Katib cannot stop one) is ``Failed``, so that Katib's clients see it ended."""
     shaped = []
     for c in conditions:
-        c = dict(c)
+        c = {k: v for k, v in c.items() if v is not None}
         kind = str(c.get("reason") or "").removesuffix("NotRunning")
         if c["type"] == "Running" and c["status"] == "False" and kind in ("Experiment", "Trial"):
             c["reason"], c["message"] = f"{kind}Running", f"{kind} is running"
