@@ -238,7 +238,9 @@ def test_sdk_creates_waits_reads_edits_and_deletes_an_experiment(
         types = {c["type"]: c["status"] for c in t["status"]["conditions"]}
         assert types["Succeeded"] == "True" and types["Running"] == "False"
         assert metrics_of(t)["loss"]["latest"] == pytest.approx(row["objective"])
-        assert metrics_of(t)["accuracy"]["latest"] == pytest.approx(row["metrics"]["accuracy"])
+        # accuracy rises each step; its strategy (the objective's type, minimize) takes the min
+        assert metrics_of(t)["accuracy"]["min"] == pytest.approx(row["metrics"]["accuracy"])
+        assert metrics_of(t)["accuracy"]["latest"] > metrics_of(t)["accuracy"]["min"]
 
     details = {d["name"]: d for d in got["succeeded"]}  # get_success_trial_details
     assert set(details) == set(by_name)
