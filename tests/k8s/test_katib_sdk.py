@@ -26,7 +26,7 @@ from tests import waiting
 from tests.helpers import DATA
 from tests.k8s.conftest import new_namespace
 from tests.k8s.controlplane import ControlPlane
-from tests.k8s.test_e2e import Server, exists
+from tests.k8s.test_e2e import CRD, Server, exists, quadratic
 from tests.katib_sdk import run_sdk
 
 pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[kubernetes]'")
@@ -42,11 +42,12 @@ TIMEOUT = 120.0
 wait_for = partial(waiting.wait_for, timeout=TIMEOUT, interval=0.2)
 
 
-def install_katib_crds(api: client.ApiClient) -> None:
-    """Apply the overlay's CRDs (as ``kubectl apply`` would) and wait until they are served."""
+def install_katib_crds(api: client.ApiClient, *more: Path) -> None:
+    """Apply the overlay's CRDs and ``more`` CRD files (as ``kubectl apply`` would) and wait
+    until they are served."""
     ext = client.ApiextensionsV1Api(api)
     custom = client.CustomObjectsApi(api)
-    crds = [d for d in yaml.safe_load_all(CRDS.read_text()) if d]
+    crds = [d for f in (CRDS, *more) for d in yaml.safe_load_all(f.read_text()) if d]
     for crd in crds:
         try:
             ext.create_custom_resource_definition(crd)
@@ -57,7 +58,8 @@ def install_katib_crds(api: client.ApiClient) -> None:
     def served() -> bool:
         try:
             for crd in crds:
-                custom.list_cluster_custom_object(*KATIB, crd["spec"]["names"]["plural"], limit=1)
+                group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
+                custom.list_cluster_custom_object(group, "v1beta1", plural, limit=1)
         except client.ApiException:
             return False
         return True
@@ -67,7 +69,7 @@ def install_katib_crds(api: client.ApiClient) -> None:
 
 @pytest.fixture(scope="module")
 def katib_namespace(api: client.ApiClient) -> Iterator[str]:
-    install_katib_crds(api)
+    install_katib_crds(api, CRD)  # tuner's own group as well: both are reconciled
     yield from new_namespace(api, "katib-sdk")
 
 
@@ -334,3 +336,48 @@ def test_sdk_tune_runs_a_python_objective_function(
     assert status["trialsSucceeded"] == 3
     assert got["optimal"]["bestTrialName"] == rows[0]["trial"]
     assert sorted(t["metadata"]["name"] for t in got["trials"]) == sorted(r["trial"] for r in rows)
+
+
+def test_both_groups_run_side_by_side_and_a_name_is_taken_once(
+    katib_server: Server, api: client.ApiClient, katib_namespace: str
+) -> None:
+    """``tuner.dev`` and ``kubeflow.org`` resources in one namespace, reconciled by one service:
+    both run; a name taken by one group's resource marks the other's Failed (NameTaken), and
+    deleting that one leaves the first one's experiment alone."""
+    ns = katib_namespace
+    custom = client.CustomObjectsApi(api)
+
+    def create(group: str, name: str) -> None:
+        body = quadratic(ns, name, steps=1, sleep=0, maxTrialCount=2)
+        body["apiVersion"] = f"{group}/v1beta1"
+        custom.create_namespaced_custom_object(group, "v1beta1", ns, "experiments", body)
+
+    def status(group: str, name: str) -> dict[str, Any]:
+        obj = custom.get_namespaced_custom_object(group, "v1beta1", ns, "experiments", name)
+        found: dict[str, Any] = obj.get("status") or {}
+        return found
+
+    create("tuner.dev", "twin")
+    wait_for(lambda: status("tuner.dev", "twin").get("phase"), "the tuner.dev resource to run")
+    create("kubeflow.org", "twin")
+    create("kubeflow.org", "solo")
+    taken = wait_for(
+        lambda: (s := status("kubeflow.org", "twin")).get("reason") == "NameTaken" and s,
+        "the kubeflow.org twin to be marked NameTaken",
+    )
+    assert taken["conditions"][-1]["type"] == "Failed"
+    for group, name in [("tuner.dev", "twin"), ("kubeflow.org", "solo")]:
+        wait_for(
+            lambda g=group, n=name: status(g, n).get("phase") == "Succeeded",
+            f"{group} {name} to succeed",
+        )
+    assert "succeededTrialList" in status("kubeflow.org", "solo")  # Katib's shape...
+    assert "succeededTrialList" not in status("tuner.dev", "twin")  # ...only for Katib's group
+    with katib_server.client(ns) as c:
+        twin = c.get("twin")
+        assert len(c.leaderboard_rows("twin", limit=10)) == 2
+        custom.delete_namespaced_custom_object("kubeflow.org", "v1beta1", ns, "experiments", "twin")
+        custom.delete_namespaced_custom_object("kubeflow.org", "v1beta1", ns, "experiments", "solo")
+        wait_for(lambda: not exists(c, "solo"), "tuner to delete the kubeflow.org experiment")
+        assert c.get("twin")["metadata"] == twin["metadata"]  # the tuner.dev one stays
+    custom.delete_namespaced_custom_object("tuner.dev", "v1beta1", ns, "experiments", "twin")

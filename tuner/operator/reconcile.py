@@ -330,6 +330,9 @@ class Operator:
             record = await self._submit(key, obj)
             if record is None:
                 return
+            if not self._mine(record):  # the other group's resource got the name first
+                self._kick(key)  # the next pass marks this one NameTaken
+                return
         if self._handled.get(key) != (uid, generation):
             await self._apply_edits(key, obj, record)
             self._handled[key] = (uid, generation)
