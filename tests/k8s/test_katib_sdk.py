@@ -347,8 +347,8 @@ def test_both_groups_run_side_by_side_and_a_name_is_taken_once(
     ns = katib_namespace
     custom = client.CustomObjectsApi(api)
 
-    def create(group: str, name: str) -> None:
-        body = quadratic(ns, name, steps=1, sleep=0, maxTrialCount=2)
+    def create(group: str, name: str, sleep: float = 0) -> None:
+        body = quadratic(ns, name, steps=3, sleep=sleep, maxTrialCount=2)
         body["apiVersion"] = f"{group}/v1beta1"
         custom.create_namespaced_custom_object(group, "v1beta1", ns, "experiments", body)
 
@@ -360,7 +360,21 @@ def test_both_groups_run_side_by_side_and_a_name_is_taken_once(
     create("tuner.dev", "twin")
     wait_for(lambda: status("tuner.dev", "twin").get("phase"), "the tuner.dev resource to run")
     create("kubeflow.org", "twin")
-    create("kubeflow.org", "solo")
+    create("kubeflow.org", "solo", sleep=0.7)
+
+    def running_trial() -> dict[str, Any] | None:
+        trials = custom.list_namespaced_custom_object(
+            *KATIB, ns, "trials", label_selector="katib.kubeflow.org/experiment=solo"
+        )["items"]
+        for t in trials:
+            conditions = {c["type"]: c["status"] for c in t.get("status", {}).get("conditions", [])}
+            if conditions.get("Running") == "True" and "startTime" in t["status"]:
+                return dict(t)
+        return None
+
+    # The Trial objects follow their trials: one is seen Running before any finished.
+    running = wait_for(running_trial, "a Trial object of solo to say Running")
+    assert "completionTime" not in running["status"]
     taken = wait_for(
         lambda: (s := status("kubeflow.org", "twin")).get("reason") == "NameTaken" and s,
         "the kubeflow.org twin to be marked NameTaken",
