@@ -3,8 +3,8 @@ per API group of Experiment resources, on the elected leader of the replicas.
 
 ``experiments.tuner.dev`` is always reconciled; Katib's ``experiments.kubeflow.org`` as well
 whenever its CRD is installed (``deploy/overlays/katib-compat``, or Katib's own manifests on a
-cluster without Katib's controllers), found through the API discovery each time this replica
-starts leading.
+cluster without Katib's controllers), found through the API discovery when this replica starts
+leading and again every ``resync_interval`` seconds (a CRD installed later is picked up).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ async def served_groups(runner: KubernetesRunner) -> list[str]:
         return groups
     names = {r.get("name") for r in (found or {}).get("resources") or []}
     if PLURAL in names:
-        log.info("the %s.%s CRD is installed: reconciling it too", PLURAL, KATIB_GROUP)
         groups.append(KATIB_GROUP)
     return groups
 
@@ -65,28 +64,34 @@ async def run_operator(
             operator.on_service_event(event)
 
     async def lead() -> None:
-        operators = [
-            Operator(
-                service,
-                runner,
-                namespace=namespace,
-                resync_interval=resync_interval,
-                listen=False,
-                group=group,
-            )
-            for group in await served_groups(runner)
-        ]
-        current[:] = operators
-        tasks = [asyncio.create_task(o.run(), name=f"operator {o.group}") for o in operators]
+        tasks: dict[str, asyncio.Task[None]] = {}
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # an operator that failed fails the term
+            while True:  # discovery again every resync: a CRD installed later is served too
+                for group in await served_groups(runner):
+                    if group not in tasks:
+                        log.info("reconciling %s.%s", PLURAL, group)
+                        operator = Operator(
+                            service,
+                            runner,
+                            namespace=namespace,
+                            resync_interval=resync_interval,
+                            listen=False,
+                            group=group,
+                        )
+                        current.append(operator)
+                        tasks[group] = asyncio.create_task(operator.run(), name=f"operator {group}")
+                done, _ = await asyncio.wait(
+                    tasks.values(), timeout=resync_interval, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    task.result()  # an operator that failed fails the term
+                if done:
+                    return
         finally:
             current.clear()
-            for task in tasks:
+            for task in tasks.values():
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
 
     service.add_listener(forward)
 
