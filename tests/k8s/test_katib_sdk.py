@@ -67,6 +67,50 @@ def install_katib_crds(api: client.ApiClient, *more: Path) -> None:
     wait_for(served, "Katib's CRDs to be served", timeout=30)
 
 
+def uninstall_katib_crds(api: client.ApiClient) -> None:
+    """Delete the overlay's CRDs (and with them every object of theirs) and wait until gone."""
+    ext = client.ApiextensionsV1Api(api)
+    names = [d["metadata"]["name"] for d in yaml.safe_load_all(CRDS.read_text()) if d]
+    for name in names:
+        try:
+            ext.delete_custom_resource_definition(name)
+        except client.ApiException as e:
+            if e.status != 404:
+                raise
+
+    def gone() -> bool:
+        listed = {c.metadata.name for c in ext.list_custom_resource_definition().items}
+        return not listed & set(names)
+
+    wait_for(gone, "Katib's CRDs to be deleted", timeout=60)
+
+
+def test_a_katib_crd_installed_after_the_service_started_is_reconciled(
+    k8s_cluster: ControlPlane,
+    api: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """First in this module: runs before the module's server (which starts with the CRDs)."""
+    uninstall_katib_crds(api)
+    server = Server(k8s_cluster, tmp_path / "serve", ["--namespace-scope", namespace]).start()
+    try:
+        install_katib_crds(api)
+        body = quadratic(namespace, "late", steps=1, sleep=0, maxTrialCount=2)
+        custom = client.CustomObjectsApi(api)
+        custom.create_namespaced_custom_object(*KATIB, namespace, "experiments", body)
+
+        def succeeded() -> bool:
+            obj = custom.get_namespaced_custom_object(*KATIB, namespace, "experiments", "late")
+            return bool((obj.get("status") or {}).get("phase") == "Succeeded")
+
+        wait_for(succeeded, "the experiment of the CRD installed later to succeed")
+        with server.client(namespace) as c:
+            assert len(c.leaderboard_rows("late", limit=10)) == 2
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def katib_namespace(api: client.ApiClient) -> Iterator[str]:
     install_katib_crds(api, CRD)  # tuner's own group as well: both are reconciled
