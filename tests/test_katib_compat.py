@@ -4,14 +4,16 @@ tests/k8s/test_katib_sdk.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from tests.helpers import experiment_dict
+from tuner.storage import ExperimentRecord
 from tuner.templates import RESOURCE_UID_ANNOTATION
-from tuner.trials import Trial, TrialState
+from tuner.trials import ExperimentPhase, Trial, TrialState
 
 pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[kubernetes]'")
 
@@ -24,6 +26,7 @@ from tuner.operator.status import (
     resource_status,
     trial_lists,
 )
+from tuner.operator.suggestion_object import suggestion_spec, suggestion_status
 from tuner.operator.trial_objects import fingerprint, trial_spec
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -140,3 +143,40 @@ def test_trial_spec_is_small_and_changes_are_fingerprinted() -> None:
     before = fingerprint(trial)
     trial.metrics["loss"] = 0.2
     assert fingerprint(trial) != before
+
+
+def test_the_suggestion_summarizes_the_experiment() -> None:
+    running = ExperimentRecord(
+        id=1,
+        namespace="default",
+        name="exp",
+        uid="u",
+        experiment=experiment_from_resource(katib_resource()),
+        phase=ExperimentPhase.RUNNING,
+        reason=None,
+        message=None,
+        created_at=T0,
+        started_at=T0,
+        completed_at=None,
+    )
+    spec = suggestion_spec(running, 3)
+    assert spec["requests"] == 3 and spec["algorithm"]["algorithmName"]
+    status = suggestion_status(running, 3)
+    assert status["suggestionCount"] == 3
+    assert [(c["type"], c["status"]) for c in status["conditions"]] == [
+        ("Created", "True"),
+        ("Running", "True"),
+    ]
+    ended = replace(
+        running,
+        phase=ExperimentPhase.SUCCEEDED,
+        reason="ExperimentMaxTrialsReached",
+        completed_at=T0,
+    )
+    status = suggestion_status(ended, 3)
+    assert [(c["type"], c["status"]) for c in status["conditions"]][1:] == [
+        ("Running", "False"),
+        ("Succeeded", "True"),
+    ]
+    assert status["conditions"][-1]["reason"] == "ExperimentMaxTrialsReached"
+    assert status["completionTime"] == T0.isoformat()

@@ -193,6 +193,7 @@ result = {
     "optimal": plain(kc.get_optimal_hyperparameters(name)),
     "trials": plain(kc.list_trials(name)),
     "succeeded": plain(kc.get_success_trial_details(name)),
+    "suggestion": plain(kc.get_suggestion(name)),
 }
 print(json.dumps(result))
 """
@@ -297,6 +298,11 @@ def test_sdk_creates_waits_reads_edits_and_deletes_an_experiment(
             by_name[trial_name]["parameters"]["x"]
         )
 
+    suggestion = got["suggestion"]  # get_suggestion: a summary (the algorithms run in tuner)
+    assert suggestion["spec"]["algorithm"]["algorithmName"] == "random"
+    assert suggestion["spec"]["requests"] == suggestion["status"]["suggestionCount"] == 4
+    assert suggestion["status"]["conditions"][-1]["type"] == "Succeeded"
+
     # The Jobs are owned by the kubeflow.org resource (garbage-collected with it).
     jobs = client.BatchV1Api(api).list_namespaced_job(ns).items
     assert len(jobs) == 4
@@ -313,7 +319,8 @@ def test_sdk_creates_waits_reads_edits_and_deletes_an_experiment(
     )
     assert len(edited["trials"]) == 6
 
-    # delete_experiment: tuner deletes the experiment; the collector removes Trials and Jobs.
+    # delete_experiment: tuner deletes the experiment; the collector removes Trials, the
+    # Suggestion and the Jobs.
     sdk(DELETE, k8s_cluster, ns, **env)
     with katib_server.client(ns) as c:
         wait_for(lambda: not exists(c, name), "tuner to delete the experiment")
@@ -321,9 +328,10 @@ def test_sdk_creates_waits_reads_edits_and_deletes_an_experiment(
     wait_for(
         lambda: (
             not custom.list_namespaced_custom_object(*KATIB, ns, "trials")["items"]
+            and not custom.list_namespaced_custom_object(*KATIB, ns, "suggestions")["items"]
             and not client.BatchV1Api(api).list_namespaced_job(ns).items
         ),
-        "the garbage collector to remove the Trials and Jobs",
+        "the garbage collector to remove the Trials, the Suggestion and the Jobs",
     )
 
 

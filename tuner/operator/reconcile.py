@@ -337,12 +337,12 @@ class Operator:
             await self._apply_edits(key, obj, record)
             self._handled[key] = (uid, generation)
             record = await self._record(key) or record
+        if self.trial_objects is not None:  # first: a client that sees the experiment end
+            await self.trial_objects.sync(self.service.db, key, obj, record)  # sees its trials'
         status = await self.service.db.run(
             self._status, record, generation, self._notes.get(key), self.katib
         )
         await self._write_status(key, obj, status)
-        if self.trial_objects is not None:
-            await self.trial_objects.sync(self.service.db, key, obj, record)
 
     async def _submit(self, key: Key, obj: dict[str, Any]) -> ExperimentRecord | None:
         status = obj.get("status") or {}

@@ -11,6 +11,7 @@ conditions and the metrics collector (never the ``runSpec``: the trial's Job has
 with Katib's conditions, ``startTime``, ``completionTime`` and ``observation.metrics`` (``min``,
 ``max``, ``latest`` of each metric). The status is written (``/status``, a merge patch) only when
 the trial changed since it was last written, and the observations of a trial are read only then.
+The experiment's Suggestion object (:mod:`tuner.operator.suggestion_object`) is kept here too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tuner.operator.status import (
     object_uid,
     resource_owner_reference,
 )
+from tuner.operator.suggestion_object import SUGGESTIONS, suggestion_spec, suggestion_status
 from tuner.runners.kubernetes import KubernetesRunner
 from tuner.spec import Experiment
 from tuner.storage import ExperimentRecord, Repository
@@ -147,10 +149,12 @@ class TrialObjects:
         self.runner = runner
         self.custom = client.CustomObjectsApi(runner.api)
         self._written: dict[Key, tuple[str, dict[str, Fingerprint]]] = {}  # uid, per trial
+        self._suggestions: dict[Key, tuple[dict[str, Any], dict[str, Any]]] = {}  # last written
 
     def forget(self, key: Key) -> None:
         """Drop what is known of an experiment's Trial objects (its resource is gone)."""
         self._written.pop(key, None)
+        self._suggestions.pop(key, None)
 
     async def sync(
         self, db: AsyncRepository, key: Key, obj: Mapping[str, Any], record: ExperimentRecord
@@ -160,11 +164,13 @@ class TrialObjects:
         known = self._written.get(key)
         if known is None or known[0] != uid:
             known = (uid, await self._existing(key, uid))
+            self._suggestions.pop(key, None)
             self._written[key] = known
         written = known[1]
-        for t in await db.run(changed_trials, record, dict(written)):
+        changed = await db.run(changed_trials, record, dict(written))
+        for t in changed:
             if t.name not in written:
-                await self._create(key, record, t)
+                await self._create(key, record, TRIALS, "Trial", t.name, t.spec)
             await self.runner.client.json(
                 self.custom.patch_namespaced_custom_object_status,
                 KATIB_GROUP,
@@ -175,6 +181,22 @@ class TrialObjects:
                 {"status": t.status},
             )
             written[t.name] = t.fingerprint
+        await self._sync_suggestion(key, record, len(written))
+
+    async def _sync_suggestion(self, key: Key, record: ExperimentRecord, trials: int) -> None:
+        """Create or update the experiment's Suggestion object when its summary changed."""
+        spec, status = suggestion_spec(record, trials), suggestion_status(record, trials)
+        if self._suggestions.get(key) == (spec, status):
+            return
+        await self._create(key, record, SUGGESTIONS, "Suggestion", key[1], spec)
+        for call, body in (
+            (self.custom.patch_namespaced_custom_object, {"spec": spec}),
+            (self.custom.patch_namespaced_custom_object_status, {"status": status}),
+        ):
+            await self.runner.client.json(
+                call, KATIB_GROUP, VERSION, key[0], SUGGESTIONS, key[1], body
+            )
+        self._suggestions[key] = (spec, status)
 
     async def _existing(self, key: Key, uid: str) -> dict[str, Fingerprint]:
         """The Trial objects of the experiment that exist already (their status is rewritten
@@ -194,13 +216,22 @@ class TrialObjects:
                 names[str(item["metadata"]["name"])] = ()
         return names
 
-    async def _create(self, key: Key, record: ExperimentRecord, t: TrialObject) -> None:
+    async def _create(
+        self,
+        key: Key,
+        record: ExperimentRecord,
+        plural: str,
+        kind: str,
+        name: str,
+        spec: dict[str, Any],
+    ) -> None:
+        """Create a Trial or Suggestion object of the experiment, unless it exists."""
         owner = resource_owner_reference(record.experiment)
         body = {
             "apiVersion": f"{KATIB_GROUP}/{VERSION}",
-            "kind": "Trial",
+            "kind": kind,
             "metadata": {
-                "name": t.name,
+                "name": name,
                 "namespace": key[0],
                 "labels": {
                     KATIB_EXPERIMENT_LABEL: key[1],
@@ -208,7 +239,7 @@ class TrialObjects:
                 },
                 "ownerReferences": [owner] if owner else [],
             },
-            "spec": t.spec,
+            "spec": spec,
         }
         try:
             await self.runner.client.json(
@@ -216,9 +247,9 @@ class TrialObjects:
                 KATIB_GROUP,
                 VERSION,
                 key[0],
-                TRIALS,
+                plural,
                 body,
             )
         except ApiException as e:
-            if e.status != 409:  # made by an earlier leader: its status is patched next
+            if e.status != 409:  # made by an earlier leader: it is patched next
                 raise
