@@ -47,7 +47,9 @@ def rendered(cluster: ControlPlane, directory: str) -> list[dict[str, Any]]:
     return objects
 
 
-@pytest.mark.parametrize("directory", ["deploy/base", "deploy/postgres"])
+@pytest.mark.parametrize(
+    "directory", ["deploy/base", "deploy/postgres", "deploy/overlays/katib-compat"]
+)
 def test_kustomization_applies_to_a_real_apiserver(
     k8s_cluster: ControlPlane, api: client.ApiClient, directory: str
 ) -> None:
@@ -58,6 +60,19 @@ def test_kustomization_applies_to_a_real_apiserver(
         deployment = apps.read_namespaced_deployment("tuner", NAMESPACE)
         (container,) = deployment.spec.template.spec.containers
         assert container.name == "tuner"
+        if directory.endswith("katib-compat"):  # Katib's CRDs, and the RBAC to serve them
+            kinds = {o["spec"]["names"]["kind"] for o in objects if o["kind"].startswith("Custom")}
+            assert kinds >= {"Experiment", "Trial", "Suggestion"}
+            can = kubectl(
+                k8s_cluster,
+                "auth",
+                "can-i",
+                "patch",
+                "trials.kubeflow.org",
+                "--subresource=status",
+                f"--as=system:serviceaccount:{NAMESPACE}:tuner",
+            )
+            assert can.strip() == "yes"
         for obj in objects:  # every rendered object now exists on the server
             ns = ["-n", obj["metadata"].get("namespace", NAMESPACE)]
             kubectl(k8s_cluster, "get", obj["kind"], obj["metadata"]["name"], *ns, "-o", "name")

@@ -120,10 +120,12 @@ def job_labels(
     }
 
 
-def experiment_owner_reference(name: str, uid: str) -> dict[str, Any]:
-    """An ownerReference to an Experiment custom resource (``tuner.dev/v1beta1``)."""
+def experiment_owner_reference(
+    name: str, uid: str, api_version: str = "tuner.dev/v1beta1"
+) -> dict[str, Any]:
+    """An ownerReference to an Experiment custom resource (``tuner.dev/v1beta1`` unless said)."""
     return {
-        "apiVersion": "tuner.dev/v1beta1",
+        "apiVersion": api_version,
         "kind": "Experiment",
         "name": name,
         "uid": uid,

@@ -19,11 +19,11 @@ from tuner.events import Event as ServiceEvent
 from tuner.k8s.client import API_ERRORS, backoff_delay
 from tuner.k8s.jobs import installation_selector, is_ours
 from tuner.k8s.watching import Changed, Listed, watch_objects
-from tuner.operator.election import LeaderElection, lease_name
 from tuner.operator.mirror import ADOPT_AFTER, ResourceMirror, resource_age, stored_over_rest
 from tuner.operator.status import (
     GROUP,
     INVALID_SPEC,
+    KATIB_GROUP,
     PLURAL,
     VERSION,
     Key,
@@ -31,14 +31,18 @@ from tuner.operator.status import (
     edits_ignored_condition,
     experiment_from_resource,
     failed_status,
+    katib_status,
     object_generation,
     object_key,
     object_uid,
+    resource_group,
     resource_status,
     resource_uid,
     spec_changes,
     spec_error_text,
+    trial_lists,
 )
+from tuner.operator.trial_objects import TrialObjects
 from tuner.runners.kubernetes import KubernetesRunner
 from tuner.service import Service
 from tuner.storage import ExperimentRecord, Repository
@@ -107,6 +111,12 @@ class Operator:
         min_interval: seconds between two passes over the same resource (coalesces bursts).
         listen: subscribe to the service's events in :meth:`run` (else the caller forwards
             them to :meth:`on_service_event`: listeners cannot be removed, operators can end).
+        group: the API group of the Experiment resources: ``tuner.dev``, or Katib's
+            ``kubeflow.org``, whose resources get Katib's status shape
+            (:func:`~tuner.operator.status.katib_status`) and a ``Trial`` object per trial
+            (:class:`~tuner.operator.trial_objects.TrialObjects`). An experiment belongs to the
+            group of the resource it came from; a resource of the other group with its name is
+            marked Failed (``NameTaken``).
     """
 
     def __init__(
@@ -119,7 +129,11 @@ class Operator:
         watch_window: float = 60.0,
         min_interval: float = 0.5,
         listen: bool = True,
+        group: str = GROUP,
     ) -> None:
+        self.group = group
+        self.katib = group == KATIB_GROUP
+        self.trial_objects = TrialObjects(runner) if self.katib else None
         self.service = service
         self.runner = runner
         self.custom = client.CustomObjectsApi(runner.api)
@@ -157,9 +171,9 @@ class Operator:
 
     def _list_call(self, **kwargs: Any) -> Any:
         if self.namespace is None:
-            return self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+            return self.custom.list_cluster_custom_object(self.group, VERSION, PLURAL, **kwargs)
         return self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, **kwargs
+            self.group, VERSION, self.namespace, PLURAL, **kwargs
         )
 
     async def _watch_forever(self) -> None:
@@ -170,10 +184,10 @@ class Operator:
             self.runner.client,
             self._list_call,
             window=self.watch_window,
-            what="Experiment resources",
+            what=f"Experiment resources ({self.group})",
             missing=(
-                f"the Experiment CRD ({PLURAL}.{GROUP}) is not installed: "
-                "kubectl apply -f deploy/crd/experiments.tuner.dev.yaml"
+                f"the Experiment CRD ({PLURAL}.{self.group}) is not installed: "
+                "kubectl apply -k deploy/base (or deploy/overlays/katib-compat)"
             ),
             label_selector=ours or "",  # "": every resource (the default installation filters)
         )
@@ -207,7 +221,7 @@ class Operator:
         repo = self.service.repo
         while batch := repo.list_experiments(namespace=self.namespace, limit=500, offset=offset):
             offset += len(batch)
-            records.extend(r for r in batch if resource_uid(r))
+            records.extend(r for r in batch if resource_uid(r) and self._mine(r))
         return records
 
     def _changed(self, kind: str, obj: dict[str, Any]) -> None:
@@ -219,6 +233,10 @@ class Operator:
         else:
             self._objects[key] = obj
         self._kick(key)
+
+    def _mine(self, record: ExperimentRecord) -> bool:
+        """Whether an experiment came from a resource of this operator's group."""
+        return resource_group(record) == self.group
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -278,9 +296,20 @@ class Operator:
     async def _reconcile(self, key: Key) -> None:
         obj = self._objects.get(key)
         record = await self._record(key)
+        if record is not None and resource_uid(record) and not self._mine(record):
+            if obj is not None:  # the other group's resource of that name has the experiment
+                message = (
+                    f"an Experiment {key[0]}/{key[1]} of {resource_group(record)} exists; "
+                    "delete it or rename this resource"
+                )
+                status = failed_status("NameTaken", message, object_generation(obj))
+                await self._write_status(key, obj, status)
+            return
         if obj is None:
             self._handled.pop(key, None)
             self._notes.pop(key, None)
+            if self.trial_objects is not None:
+                self.trial_objects.forget(key)
             if record is not None and resource_uid(record) and self._listed:
                 log.info("Experiment %s/%s deleted: deleting the experiment", *key)
                 await self.service.delete(record)
@@ -301,11 +330,18 @@ class Operator:
             record = await self._submit(key, obj)
             if record is None:
                 return
+            if not self._mine(record):  # the other group's resource got the name first
+                self._kick(key)  # the next pass marks this one NameTaken
+                return
         if self._handled.get(key) != (uid, generation):
             await self._apply_edits(key, obj, record)
             self._handled[key] = (uid, generation)
             record = await self._record(key) or record
-        status = await self.service.db.run(self._status, record, generation, self._notes.get(key))
+        if self.trial_objects is not None:  # first: a client that sees the experiment end
+            await self.trial_objects.sync(self.service.db, key, obj, record)  # sees its trials'
+        status = await self.service.db.run(
+            self._status, record, generation, self._notes.get(key), self.katib
+        )
         await self._write_status(key, obj, status)
 
     async def _submit(self, key: Key, obj: dict[str, Any]) -> ExperimentRecord | None:
@@ -376,8 +412,10 @@ class Operator:
         record: ExperimentRecord,
         generation: int | None,
         notes: list[dict[str, Any]] | None,
+        katib: bool = False,
     ) -> dict[str, Any]:
-        """The resource's status, read on the database thread (``service.db.run``)."""
+        """The resource's status, read on the database thread (``service.db.run``); in Katib's
+        shape, with its trial name lists, for a ``kubeflow.org`` resource (``katib``)."""
         summary = experiment_summary(repo, record)
         ranges: dict[str, tuple[float, float, float]] = {}
         optimal = summary.get("currentOptimalTrial")
@@ -386,13 +424,16 @@ class Operator:
             for o in repo.observations(record.id, optimal["bestTrialName"]):
                 by_metric.setdefault(o.metric, []).append(o.value)  # ordered by step
             ranges = {m: (min(v), max(v), v[-1]) for m, v in by_metric.items() if v}
-        return resource_status(
+        status = resource_status(
             summary,
             generation=generation,
             objective=record.experiment.spec.objective.objective_metric_name,
             metric_ranges=ranges,
             conditions=notes,
         )
+        if not katib:
+            return status
+        return katib_status(status, trial_lists((t.name, t.state) for t in repo.trials(record.id)))
 
     async def _write_status(self, key: Key, obj: dict[str, Any], status: dict[str, Any]) -> None:
         """Replace the resource's status when it differs; re-read and compare again on 409."""
@@ -404,7 +445,7 @@ class Operator:
             try:
                 updated = await self.runner.client.get_json(
                     self.custom.replace_namespaced_custom_object_status,
-                    GROUP,
+                    self.group,
                     VERSION,
                     key[0],
                     PLURAL,
@@ -416,7 +457,12 @@ class Operator:
                     raise
                 await asyncio.sleep(backoff_delay(attempt, 0.05))
                 updated = await self.runner.client.get_json(
-                    self.custom.get_namespaced_custom_object, GROUP, VERSION, key[0], PLURAL, key[1]
+                    self.custom.get_namespaced_custom_object,
+                    self.group,
+                    VERSION,
+                    key[0],
+                    PLURAL,
+                    key[1],
                 )
                 if updated is None or object_uid(updated) != uid:
                     return
@@ -433,50 +479,3 @@ class Operator:
         known = self._objects.get(key)
         if known is not None and object_uid(known) == object_uid(obj):
             self._objects[key] = obj  # a stale cache only costs a 409 and a re-read
-
-
-async def run_operator(
-    service: Service,
-    *,
-    runner: KubernetesRunner,
-    namespace: str | None = None,
-    resync_interval: float = 30.0,
-    lease_namespace: str | None = None,
-    lease_duration: float = 15.0,
-) -> None:
-    """A :attr:`Settings.companions <tuner.service.Settings.companions>` entry for the operator.
-
-    With ``lease_namespace``, only the elected leader of the replicas runs the operator
-    (:class:`~tuner.operator.election.LeaderElection`, a Lease in that namespace named after
-    the installation); without it, this replica runs it unconditionally.
-    """
-
-    current: list[Operator] = []  # the operator of this leadership term, if any
-
-    def forward(event: ServiceEvent) -> None:
-        if current:
-            current[0].on_service_event(event)
-
-    async def lead() -> None:
-        operator = Operator(
-            service, runner, namespace=namespace, resync_interval=resync_interval, listen=False
-        )
-        current[:] = [operator]
-        try:
-            await operator.run()
-        finally:
-            current.clear()
-
-    service.add_listener(forward)
-
-    if lease_namespace is None:
-        await lead()
-        return
-    election = LeaderElection(
-        runner.client,
-        namespace=lease_namespace,
-        name=lease_name(runner.installation, namespace),
-        identity=service.settings.replica_id,
-        lease_duration=lease_duration,
-    )
-    await election.run(lead)

@@ -12,7 +12,7 @@ a list of trials, so its size stays flat; :func:`failed_status` for a resource t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tuner.errors import SpecError
@@ -20,10 +20,15 @@ from tuner.k8s.jobs import experiment_owner_reference
 from tuner.spec import Experiment, load_spec
 from tuner.storage import ExperimentRecord
 from tuner.templates import RESOURCE_UID_ANNOTATION
+from tuner.trials import TrialState
 
 GROUP, VERSION, PLURAL = "tuner.dev", "v1beta1", "experiments"
 API_VERSION = f"{GROUP}/{VERSION}"
+KATIB_GROUP = "kubeflow.org"
+"""Katib's own API group, reconciled as well when its Experiment CRD is installed."""
 UID_ANNOTATION = RESOURCE_UID_ANNOTATION
+GROUP_ANNOTATION = "tuner.dev/resource-group"
+"""The API group of the resource an experiment came from (absent: :data:`GROUP`)."""
 BUDGET_FIELDS = ("maxTrialCount", "parallelTrialCount", "maxFailedTrialCount")
 INVALID_SPEC = "InvalidSpec"
 _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/",)  # last-applied-configuration: a spec copy
@@ -35,7 +40,21 @@ Key = tuple[str, str]
 def resource_owner_reference(experiment: Experiment) -> Mapping[str, Any] | None:
     """The ownerReference of an experiment's Jobs: its Experiment resource, if it has one."""
     uid = experiment.metadata.annotations.get(UID_ANNOTATION)
-    return experiment_owner_reference(experiment.name, uid) if uid else None
+    if not uid:
+        return None
+    return experiment_owner_reference(
+        experiment.name, uid, f"{experiment_group(experiment)}/{VERSION}"
+    )
+
+
+def experiment_group(experiment: Experiment) -> str:
+    """The API group of the resource an experiment came from (:data:`GROUP_ANNOTATION`)."""
+    return experiment.metadata.annotations.get(GROUP_ANNOTATION) or GROUP
+
+
+def resource_group(record: ExperimentRecord) -> str:
+    """The API group of the resource a stored experiment came from."""
+    return experiment_group(record.experiment)
 
 
 def resource_uid(record: ExperimentRecord) -> str | None:
@@ -56,6 +75,10 @@ def experiment_from_resource(obj: Mapping[str, Any]) -> Experiment:
         if not k.startswith(_DROPPED_ANNOTATIONS)
     }
     annotations[UID_ANNOTATION] = str(meta.get("uid", ""))
+    annotations.pop(GROUP_ANNOTATION, None)  # said by the resource's apiVersion only
+    group = str(obj.get("apiVersion") or API_VERSION).partition("/")[0]
+    if group != GROUP:
+        annotations[GROUP_ANNOTATION] = group
     metadata: dict[str, Any] = {
         "name": meta.get("name"),
         "namespace": meta.get("namespace") or "default",
@@ -191,6 +214,55 @@ def _optimal(
         ],
         "observation": {"metrics": metrics},
     }
+
+
+TRIAL_LIST_KEYS = {
+    TrialState.CREATED: "pendingTrialList",
+    TrialState.RUNNING: "runningTrialList",
+    TrialState.SUCCEEDED: "succeededTrialList",
+    TrialState.FAILED: "failedTrialList",
+    TrialState.KILLED: "killedTrialList",
+    TrialState.EARLY_STOPPED: "earlyStoppedTrialList",
+    TrialState.METRICS_UNAVAILABLE: "metricsUnavailableTrialList",
+}
+"""The trial name lists of Katib's ExperimentStatus, by trial state."""
+
+
+def trial_lists(trials: Iterable[tuple[str, TrialState]]) -> dict[str, list[str]]:
+    """Katib's trial name lists of ``(name, state)`` pairs (empty lists left out, as Katib)."""
+    lists: dict[str, list[str]] = {}
+    for name, state in trials:
+        lists.setdefault(TRIAL_LIST_KEYS[state], []).append(name)
+    return lists
+
+
+def katib_conditions(conditions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Conditions as Katib writes them: ``lastUpdateTime`` beside ``lastTransitionTime``, and a
+    ``Running`` condition that turned ``False`` keeps its running reason and message; a stopped
+    experiment (Katib cannot stop one) is ``Failed``, so that Katib's clients see it ended."""
+    shaped = []
+    for c in conditions:
+        c = {k: v for k, v in c.items() if v is not None}
+        kind = str(c.get("reason") or "").removesuffix("NotRunning")
+        if c["type"] == "Running" and c["status"] == "False" and kind in ("Experiment", "Trial"):
+            c["reason"], c["message"] = f"{kind}Running", f"{kind} is running"
+        if c["type"] == "Stopped":
+            c["type"] = "Failed"
+        if c.get("lastTransitionTime"):
+            c.setdefault("lastUpdateTime", c["lastTransitionTime"])
+        shaped.append(c)
+    return shaped
+
+
+def katib_status(status: Mapping[str, Any], lists: Mapping[str, list[str]]) -> dict[str, Any]:
+    """A :func:`resource_status` in the shape of Katib's ExperimentStatus (for ``kubeflow.org``
+    resources): Katib's conditions, ``trialsPending`` for the created trials that have not
+    started, and the trial name lists (``runningTrialList``, ``succeededTrialList``...)."""
+    shaped = {k: v for k, v in status.items() if k != "trialsCreated"}
+    shaped["trialsPending"] = status.get("trialsCreated", 0)
+    shaped["conditions"] = katib_conditions(status.get("conditions") or [])
+    shaped.update({k: list(v) for k, v in lists.items() if v})
+    return shaped
 
 
 def failed_status(reason: str, message: str, generation: int | None) -> dict[str, Any]:
