@@ -20,6 +20,9 @@ This stand-in fills that role so that Jobs complete for real:
   private``) where that directory is bind-mounted at each ``mountPath``, so that the containers
   of one Pod share it and other Pods never see it (the mount points are created on the host).
 
+- the service account's ``namespace`` file in ``/var/run/secrets/kubernetes.io/serviceaccount``
+  (mounted as ``emptyDir`` volumes are), unless ``automountServiceAccountToken`` is false.
+
 Processes of all Pods share the host's process namespace (as if every Pod had
 ``shareProcessNamespace: true``, and saw more than its own).
 
@@ -51,6 +54,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 IP = "127.0.0.1"
+SECRETS_DIR = "/var/run/secrets"
 
 
 def log(msg: str) -> None:
@@ -214,15 +218,29 @@ class PodRun:
             if v.empty_dir is not None:
                 volumes[v.name] = workdir / "volumes" / v.name
                 volumes[v.name].mkdir(parents=True, exist_ok=True)
+        # As a kubelet mounts a Pod's service account (unless automounting is off); only the
+        # namespace file, which Katib's SDK reads in a trial (report_metrics). The whole
+        # /var/run/secrets is mounted, so that the host gets no kubernetes.io directory (the
+        # SDK would think the host is in a Pod).
+        account: list[tuple[Path, str]] = []
+        if pod.spec.automount_service_account_token is not False:
+            secrets = workdir / "secrets"
+            account_dir = secrets / "kubernetes.io" / "serviceaccount"
+            account_dir.mkdir(parents=True, exist_ok=True)
+            (account_dir / "namespace").write_text(self.ns)
+            account = [(secrets, SECRETS_DIR)]
         self.containers = {
             c.name: Container(
                 c,
                 workdir,
                 self._env(c),
                 [
-                    (volumes[m.name], m.mount_path)
-                    for m in c.volume_mounts or []
-                    if m.name in volumes
+                    *account,
+                    *(
+                        (volumes[m.name], m.mount_path)
+                        for m in c.volume_mounts or []
+                        if m.name in volumes
+                    ),
                 ],
             )
             for c in pod.spec.containers

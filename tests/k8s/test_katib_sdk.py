@@ -27,7 +27,8 @@ from tests.helpers import DATA
 from tests.k8s.conftest import new_namespace
 from tests.k8s.controlplane import ControlPlane
 from tests.k8s.test_e2e import CRD, Server, exists, quadratic
-from tests.katib_sdk import run_sdk
+from tests.katib_sdk import run_sdk, sdk_python
+from tests.servers import free_port
 
 pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[kubernetes]'")
 from kubernetes import client
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "deploy" / "overlays" / "katib-compat" / "crds.yaml"
 KATIB = ("kubeflow.org", "v1beta1")
 TIMEOUT = 120.0
+DB_MANAGER_PORT = free_port()  # Katib's DB-manager gRPC API, served by the module's server
 
 wait_for = partial(waiting.wait_for, timeout=TIMEOUT, interval=0.2)
 
@@ -123,7 +125,9 @@ def katib_server(
 ) -> Iterator[Server]:
     """tuner serve, started after the Katib CRDs are installed (it finds them through discovery)."""
     s = Server(
-        k8s_cluster, tmp_path_factory.mktemp("katib"), ["--namespace-scope", katib_namespace]
+        k8s_cluster,
+        tmp_path_factory.mktemp("katib"),
+        ["--namespace-scope", katib_namespace, "--katib-db-manager-port", str(DB_MANAGER_PORT)],
     )
     s.start()
     yield s
@@ -388,6 +392,66 @@ def test_sdk_tune_runs_a_python_objective_function(
     assert status["trialsSucceeded"] == 3
     assert got["optimal"]["bestTrialName"] == rows[0]["trial"]
     assert sorted(t["metadata"]["name"] for t in got["trials"]) == sorted(r["trial"] for r in rows)
+
+
+TUNE_PUSH = """
+def objective(parameters):
+    import os
+    from kubeflow.katib import report_metrics
+    x = float(parameters["x"])
+    report_metrics({"loss": (x - 0.5) ** 2}, db_manager_address=os.environ["DB_MANAGER"])
+
+
+name, address = os.environ["NAME"], os.environ["DB_MANAGER"]
+kc.tune(
+    name=name,
+    objective=objective,
+    parameters={"x": search.double(min=-1, max=2)},
+    objective_metric_name="loss",
+    objective_type="minimize",
+    max_trial_count=2,
+    parallel_trial_count=2,
+    metrics_collector_config={"kind": "Push"},
+    env_per_trial={"PATH": os.environ["TRIAL_PATH"], "DB_MANAGER": address},
+)
+kc.wait_for_experiment_condition(name, timeout=120, polling_interval=1)
+print(json.dumps({
+    t.metadata.name: [
+        [log.metric.name, log.metric.value]
+        for log in kc.get_trial_metrics(t.metadata.name, db_manager_address=address)
+    ]
+    for t in kc.list_trials(name)
+}))
+"""
+
+
+def test_sdk_report_metrics_in_trials_and_get_trial_metrics_over_the_db_manager(
+    k8s_cluster: ControlPlane,
+    katib_server: Server,
+    katib_namespace: str,
+    tmp_path: Path,
+) -> None:
+    """tune() with the Push collector: the objective calls the SDK's ``report_metrics`` in its
+    Pod, which reaches tuner's DB-manager; ``get_trial_metrics`` reads back what tuner stored."""
+    ns, name = katib_namespace, "sdk-push"
+    script = tmp_path / "tune_push.py"
+    script.write_text(TUNE_PUSH)
+    # The trial's `python3` is the SDK venv's: report_metrics is imported in the Pod.
+    trial_path = f"{sdk_python().parent}:/usr/local/bin:/usr/bin:/bin"
+    got = sdk(
+        f"exec(compile(open({str(script)!r}).read(), {str(script)!r}, 'exec'))",
+        k8s_cluster,
+        ns,
+        NAME=name,
+        TRIAL_PATH=trial_path,
+        DB_MANAGER=f"127.0.0.1:{DB_MANAGER_PORT}",
+    )
+    rows = leaderboard(katib_server, ns, name)
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"Succeeded"}
+    for row in rows:  # reported in the Pod with the sampled x; read back as tuner stored it
+        assert row["objective"] == pytest.approx((row["parameters"]["x"] - 0.5) ** 2)
+        [[metric, value]] = got[row["trial"]]
+        assert metric == "loss" and float(value) == pytest.approx(row["objective"])
 
 
 def test_both_groups_run_side_by_side_and_a_name_is_taken_once(
