@@ -180,6 +180,7 @@ class Service:
     async def submit(self, experiment: Experiment) -> ExperimentRecord:
         """Store and start an experiment; a runner with ``check(experiment)`` vets it first."""
         if experiment.spec.trial_template is not None:
+            experiment = await self.runner.prepare(experiment)  # e.g. a ConfigMap template
             self.runner.check(experiment)  # SpecError (422) for what this runner cannot run
         for warning in spec_warnings(experiment):
             log.warning("experiment %s/%s: %s", experiment.namespace, experiment.name, warning)
