@@ -40,6 +40,7 @@ from tuner.k8s.jobs import (
     job_labels,
     object_uid,
 )
+from tuner.k8s.object_calls import ObjectCalls
 from tuner.k8s.trial_objects import pod_keys, trial_manifest
 from tuner.runners.base import Runner
 from tuner.runners.kubernetes_handle import JOB_RESOURCE, KubernetesHandle
@@ -131,6 +132,7 @@ class KubernetesRunner(Runner):
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.objects = ObjectCalls(api)
         self.discovery = Discovery(self.client)
         self.informers = Informers(self.client, window=watch_window)
         self.owner_reference = owner_reference
@@ -150,13 +152,10 @@ class KubernetesRunner(Runner):
     def object_informer(self, namespace: str, resource: ApiResource) -> Informer:
         """The shared informer of ``resource`` objects in ``namespace`` (indexed by name)."""
         r = resource
+        fn, args = self.objects.list(r, namespace)
         return self.informers.get(
             ("objects", namespace, r.group, r.version, r.plural),
-            Resource(
-                self.custom.list_namespaced_custom_object,
-                (r.group, r.version, namespace, r.plural),
-                f"{r.name} in {namespace}",
-            ),
+            Resource(fn, args, f"{r.name} in {namespace}"),
         )
 
     def pod_informer(self, namespace: str) -> Informer:
@@ -267,20 +266,13 @@ class KubernetesRunner(Runner):
         what = f"{r.kind} {ns}/{name}"
         for attempt in range(self.client.retries):
             try:
-                created = await self.client.get_json(
-                    self.custom.create_namespaced_custom_object,
-                    r.group,
-                    r.version,
-                    ns,
-                    r.plural,
-                    obj,
-                )
+                fn, args = self.objects.create(r, ns, obj)
+                created = await self.client.get_json(fn, *args)
             except ApiException as e:
                 if e.status != 409:
                     raise RunnerError(f"cannot create {what}: {e.status} {api_message(e)}") from e
-                existing = await self.client.get_json(
-                    self.custom.get_namespaced_custom_object, r.group, r.version, ns, r.plural, name
-                )
+                fn, args = self.objects.get(r, ns, name)
+                existing = await self.client.get_json(fn, *args)
                 if existing is None:
                     continue  # deleted in between: create again
                 labels = (existing.get("metadata") or {}).get("labels") or {}
@@ -311,14 +303,8 @@ class KubernetesRunner(Runner):
             return None  # not served: there is nothing of this kind to find
 
     async def _listed(self, experiment: Experiment, r: ApiResource, selector: str) -> list[Any]:
-        listed = await self.client.get_json(
-            self.custom.list_namespaced_custom_object,
-            r.group,
-            r.version,
-            experiment.namespace,
-            r.plural,
-            label_selector=selector,
-        )
+        fn, args = self.objects.list(r, experiment.namespace)
+        listed = await self.client.get_json(fn, *args, label_selector=selector)
         return list((listed or {}).get("items") or [])
 
     async def attach(self, experiment: Experiment, trial: Trial) -> KubernetesHandle | None:
@@ -361,14 +347,11 @@ class KubernetesRunner(Runner):
                 meta = obj.get("metadata") or {}
                 if meta.get("deletionTimestamp") or not is_ours(obj, self.installation):
                     continue
+                fn, args = self.objects.delete(r, ns, meta["name"])
                 try:
                     await self.client.call(
-                        self.custom.delete_namespaced_custom_object,
-                        r.group,
-                        r.version,
-                        ns,
-                        r.plural,
-                        meta["name"],
+                        fn,
+                        *args,
                         propagation_policy="Background",
                         _preload_content=False,
                     )

@@ -26,6 +26,7 @@ from tuner.k8s.discovery import ApiResource
 from tuner.k8s.gjson import Condition
 from tuner.k8s.informer import Informer
 from tuner.k8s.jobs import container_status, image_pull_problem, job_outcome, object_uid
+from tuner.k8s.object_calls import ObjectCalls
 from tuner.k8s.streams import thread_lines
 from tuner.k8s.trial_objects import primary_pods, trial_pod_keys
 from tuner.runners.base import TrialHandle, TrialOutcome
@@ -43,7 +44,7 @@ class HandleRunner(Protocol):
     client: RetryingClient
     core: k8s.CoreV1Api
     batch: k8s.BatchV1Api
-    custom: k8s.CustomObjectsApi
+    objects: ObjectCalls
     image_pull_timeout: float
     log_read_timeout: float
 
@@ -150,17 +151,8 @@ class KubernetesHandle(TrialHandle):
         if self._seen:
             return None
         r = self.resource
-        obj = self._mine(
-            await self.runner.client.get_json(
-                self.runner.custom.get_namespaced_custom_object,
-                r.group,
-                r.version,
-                self.namespace,
-                r.plural,
-                self.name,
-            )
-        )
-        return obj
+        fn, args = self.runner.objects.get(r, self.namespace, self.name)
+        return self._mine(await self.runner.client.get_json(fn, *args))
 
     async def pods(self) -> list[dict[str, Any]]:
         """The trial's primary pods from the cache, oldest first."""
@@ -415,13 +407,10 @@ class KubernetesHandle(TrialHandle):
                     _preload_content=False,
                 )
             elif not self.retain:
+                fn, args = runner.objects.delete(r, self.namespace, self.name)
                 await runner.client.call(
-                    runner.custom.delete_namespaced_custom_object,
-                    r.group,
-                    r.version,
-                    self.namespace,
-                    r.plural,
-                    self.name,
+                    fn,
+                    *args,
                     propagation_policy="Background",
                     _preload_content=False,
                 )
