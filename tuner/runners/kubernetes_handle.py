@@ -28,8 +28,9 @@ from tuner.k8s.informer import Informer
 from tuner.k8s.jobs import container_status, image_pull_problem, job_outcome, object_uid
 from tuner.k8s.object_calls import ObjectCalls
 from tuner.k8s.streams import thread_lines
-from tuner.k8s.trial_objects import primary_pods, trial_pod_keys
+from tuner.k8s.trial_objects import NAME_LABELS, pod_keys, primary_pods, trial_pod_keys
 from tuner.runners.base import TrialHandle, TrialOutcome
+from tuner.templates import TRIAL_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,23 @@ class KubernetesHandle(TrialHandle):
                 seen[object_uid(pod)] = pod
         return primary_pods(list(seen.values()), self.primary_labels)
 
+    async def listed_pods(self) -> list[dict[str, Any]]:
+        """The trial's primary pods read from the API, not the cache: for a finished trial,
+        whose pods the pod informer may not have caught up with (a watch broken meanwhile)."""
+        name_labels = () if self.is_job else NAME_LABELS
+        selectors = [f"{TRIAL_LABEL}={self.trial_label}"] if self.trial_label else []
+        selectors += [f"{label}={self.name}" for label in name_labels]
+        keys = set(self._pod_keys())
+        seen: dict[str, dict[str, Any]] = {}
+        for selector in selectors:
+            listed = await self.runner.client.get_json(
+                self.runner.core.list_namespaced_pod, self.namespace, label_selector=selector
+            )
+            for pod in (listed or {}).get("items") or []:
+                if keys & set(pod_keys(pod)):
+                    seen[object_uid(pod)] = pod
+        return primary_pods(list(seen.values()), self.primary_labels)
+
     @contextlib.asynccontextmanager
     async def _interest(self) -> AsyncIterator[_Interest]:
         """Changes of the object and its pods, registered for the whole block: call
@@ -275,7 +293,7 @@ class KubernetesHandle(TrialHandle):
             await changes.wait(left)
             changes.reset()
             pods = await self.pods()
-        return pods
+        return pods or await self.listed_pods()
 
     async def lines(self) -> AsyncIterator[str]:
         read: dict[tuple[str, int], _PodLog] = {}
@@ -287,10 +305,13 @@ class KubernetesHandle(TrialHandle):
     async def _lines(
         self, read: dict[tuple[str, int], _PodLog], done: set[str], changes: _Interest
     ) -> AsyncIterator[str]:
+        final = False  # the trial has finished: read its pods from the API, not the cache
         while not self._killed.is_set():
             changes.reset()
             try:
                 obj, pods = await self._state()
+                if final:
+                    pods = await self.listed_pods()
             except API_ERRORS as e:
                 log.warning("%s/%s: cannot read status: %r", self.namespace, self.name, e)
                 await asyncio.sleep(backoff_delay(1))
@@ -310,7 +331,10 @@ class KubernetesHandle(TrialHandle):
                     done.add(object_uid(p))  # ended without its container ever starting
             if pod is None:
                 if self.verdict(obj) is not None and all(object_uid(p) in done for p in pods):
-                    return
+                    if final:
+                        return
+                    final = True  # check once more against the API: the cache may lag
+                    continue
                 await changes.wait()
                 continue
             async for line in self._follow(pod, read, done, changes):
