@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Coroutine, Iterator
 from functools import partial
 from pathlib import Path
@@ -25,13 +26,14 @@ import pytest
 import yaml
 
 from tests import waiting
-from tests.helpers import DATA, experiment_dict
+from tests.helpers import AUTH, DATA, V1, experiment_dict, make_settings
 from tests.k8s.controlplane import ControlPlane, _request
 
 pytest.importorskip("kubernetes", reason="needs the client: pip install -e '.[kubernetes]'")
 from kubernetes import client
 from kubernetes.client import ApiException
 
+from tuner.api.app import create_app
 from tuner.controller import ExperimentController
 from tuner.errors import SpecError
 from tuner.runners.kubernetes import KubernetesHandle, KubernetesRunner
@@ -289,6 +291,24 @@ def test_a_kind_without_its_crd_is_refused_at_submit(
     (error,) = raised.value.errors
     assert error.path == "spec.trialTemplate.trialSpec"
     assert kind in error.message and crd in error.message and "not installed" in error.message
+
+
+def test_rest_submit_of_a_kind_without_its_crd_gets_422(
+    runner: KubernetesRunner, namespace: str, tmp_path: Path
+) -> None:
+    with warnings.catch_warnings():  # Starlette warns at import when it finds httpx, not httpx2
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from fastapi.testclient import TestClient
+
+    data = experiment_dict("nocrd")
+    data["metadata"]["namespace"] = namespace
+    data["spec"]["trialTemplate"]["trialSpec"]["apiVersion"] = "kubeflow.org/v1"
+    data["spec"]["trialTemplate"]["trialSpec"]["kind"] = "XGBoostJob"
+    settings = make_settings(tmp_path, runner=runner)
+    with TestClient(create_app(settings), headers=AUTH) as c:
+        response = c.post(f"{V1}/experiments", json=data)
+    assert response.status_code == 422, response.text
+    assert "XGBoostJob" in response.text and "xgboostjobs.kubeflow.org" in response.text
 
 
 def test_trial_template_from_a_config_map(
