@@ -136,6 +136,16 @@ class Informer:
     # -- the watch -------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not leave every waiter waiting forever
+                log.exception("informer of %s failed; listing again", self.resource.what)
+                await asyncio.sleep(1.0)
+
+    async def _follow(self) -> None:
         r = self.resource
         items = watch_objects(
             self.client,

@@ -8,8 +8,9 @@ its labels on every replica's Pod template.
 
 Pods are found through :func:`pod_keys` / :func:`trial_pod_keys`, the index of the shared pod
 informer: a pod belongs to a trial when the trial object owns it, when it carries the trial's
-label, or when the training operator's (``training.kubeflow.org/job-name``) or JobSet's
-(``jobset.sigs.k8s.io/jobset-name``) label names the trial object. Among them, the primary
+label, or when a label of the controller in between names the trial object (the training
+operator's ``training.kubeflow.org/job-name``, JobSet's ``jobset.sigs.k8s.io/jobset-name``, Argo's
+and Tekton's: :data:`NAME_LABELS`). Among them, the primary
 pods are those with the template's ``primaryPodLabels`` (:func:`primary_pods`).
 """
 
@@ -33,8 +34,14 @@ from tuner.trials import Trial
 
 TRAINING_JOB_NAME_LABEL = "training.kubeflow.org/job-name"
 JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
-NAME_LABELS = (TRAINING_JOB_NAME_LABEL, JOBSET_NAME_LABEL)
-"""Labels by which the training operator and JobSet name the object their pods run for."""
+NAME_LABELS = (
+    TRAINING_JOB_NAME_LABEL,
+    JOBSET_NAME_LABEL,
+    "workflows.argoproj.io/workflow",
+    "tekton.dev/pipelineRun",
+)
+"""Labels by which the training operator, JobSet, Argo and Tekton name the object their pods run
+for (their pods may be owned by an object in between: a JobSet's Job, a TaskRun)."""
 
 
 def trial_manifest(
