@@ -268,6 +268,39 @@ def test_retained_trial_objects_stay(
     assert job["metadata"]["labels"]["tuner.dev/installation"] == "default"
 
 
+def test_killing_a_retained_pytorchjob_suspends_it(
+    runner: KubernetesRunner, api: client.ApiClient, namespace: str
+) -> None:
+    spec = pytorchjob([*QUADRATIC, "--sleep=30"], workers=1)
+    experiment = katib_experiment(
+        namespace, "stopped", spec, primaryContainerName="pytorch", retain=True
+    )
+    t = Trial(name="stopped-0000", number=0, parameters={"x": 0.1})
+    core = client.CoreV1Api(api)
+    selector = f"training.kubeflow.org/job-name={t.name}"
+
+    def running() -> bool:
+        pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+        return len(pods) == 2 and all(p.status.phase == "Running" for p in pods)
+
+    async def go() -> Any:
+        handle = await runner.start(experiment, t, render_trial(experiment, t), {})
+        await asyncio.to_thread(wait_for, running, "the PyTorchJob's pods to run")
+        await handle.kill()
+        return await handle.wait()
+
+    outcome = run(go())
+    assert not outcome.succeeded and outcome.reason == "Killed"
+    wait_for(
+        lambda: not core.list_namespaced_pod(namespace, label_selector=selector).items,
+        "the suspended PyTorchJob's pods to go",
+    )
+    job = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        "kubeflow.org", "v1", namespace, "pytorchjobs", t.name
+    )
+    assert job["spec"]["runPolicy"] == {"suspend": True}
+
+
 @pytest.mark.parametrize(
     ("api_version", "kind", "crd"),
     [

@@ -14,7 +14,9 @@ the kubelet, just enough for tuner to be tested against the real apiserver:
   ``batch.kubernetes.io/job-completion-index``);
 - status conditions from the Pods: ``Created``, ``Running``, then ``Succeeded`` (TrainJob:
   ``Complete``) when the primary Pod (TrainJob: every node) succeeded, or ``Failed`` when one
-  failed. Pods go with their job through the real garbage collector.
+  failed. Pods go with their job through the real garbage collector;
+- a suspended job (``spec.runPolicy.suspend``, a TrainJob's ``spec.suspend``) loses its Pods and
+  gets the condition ``Suspended``.
 
 It polls (every 0.2 s) instead of watching, so it adds no watch to the apiserver's count.
 
@@ -183,6 +185,16 @@ class Controller:
         meta = job["metadata"]
         ns, name = meta["namespace"], meta["name"]
         pods = owned.get(meta["uid"], [])
+        spec = job.get("spec") or {}
+        if (spec.get("runPolicy") or {}).get("suspend") or spec.get("suspend"):
+            for pod in pods:  # suspended: its pods go, the job stays
+                try:
+                    self.core.delete_namespaced_pod(pod["metadata"]["name"], ns)
+                except ApiException as e:
+                    if e.status != 404:
+                        raise
+            self.set_conditions(kind, plural, group, version, job, ["Created", "Suspended"])
+            return
         if not pods:
             if kind == "TrainJob":
                 wanted = train_job_pods(job)
@@ -197,7 +209,12 @@ class Controller:
                 except ApiException as e:
                     if e.status != 409:
                         log(f"{kind} {ns}/{name}: cannot create a pod: {e.status} {e.reason}")
-        held = conditions(kind, pods)
+        self.set_conditions(kind, plural, group, version, job, conditions(kind, pods))
+
+    def set_conditions(
+        self, kind: str, plural: str, group: str, version: str, job: dict[str, Any], held: list[str]
+    ) -> None:
+        ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
         status = job.get("status") or {}
         had = [c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"]
         if had == held:

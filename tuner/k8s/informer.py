@@ -220,6 +220,28 @@ class Informer:
                 event.set()
 
 
+class Changes:
+    """Events set when what a consumer follows changes (from :meth:`Informer.watching`), and
+    one set when the consumer is stopped."""
+
+    def __init__(self, events: tuple[asyncio.Event, ...], killed: asyncio.Event) -> None:
+        self.events = events
+        self.killed = killed
+
+    def reset(self) -> None:
+        for e in self.events:
+            e.clear()
+
+    async def wait(self, timeout: float | None = None) -> None:
+        """Until a change (or the informers' window end), ``timeout``, or the trial's kill."""
+        waits = [asyncio.ensure_future(e.wait()) for e in (*self.events, self.killed)]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+
 def _uid(obj: dict[str, Any]) -> str:
     meta = obj.get("metadata") or {}
     return str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")

@@ -66,3 +66,14 @@ class ObjectCalls:
             r.plural,
             name,
         )
+
+    def patch(self, r: ApiResource, namespace: str, name: str, body: dict[str, Any]) -> Call:
+        """A merge patch (``application/merge-patch+json``: pass ``_content_type`` so)."""
+        return self.custom.patch_namespaced_custom_object, (
+            r.group,
+            r.version,
+            namespace,
+            r.plural,
+            name,
+            body,
+        )

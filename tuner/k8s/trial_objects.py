@@ -118,6 +118,18 @@ def _set_env(container: dict[str, Any], env: Mapping[str, str], extra: Mapping[s
     ]
 
 
+def suspend_patch(group: str, kind: str) -> dict[str, Any] | None:
+    """The merge patch that stops a retained trial object's pods and keeps the object, or
+    ``None`` for a kind that has no such switch (a Job is stopped by ``parallelism: 0``)."""
+    if group == trial_kinds.KUBEFLOW_GROUP:
+        return {"spec": {"runPolicy": {"suspend": True}}}  # training-operator >= 1.7
+    if (group, kind) in {(trial_kinds.TRAINER_GROUP, "TrainJob"), ("argoproj.io", "Workflow")}:
+        return {"spec": {"suspend": True}}
+    if (group, kind) == ("tekton.dev", "PipelineRun"):
+        return {"spec": {"status": "Cancelled"}}
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Pods
 

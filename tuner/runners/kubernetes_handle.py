@@ -24,11 +24,17 @@ from tuner.errors import RunnerError
 from tuner.k8s.client import API_ERRORS, RetryingClient, api_message, backoff_delay
 from tuner.k8s.discovery import ApiResource
 from tuner.k8s.gjson import Condition
-from tuner.k8s.informer import Informer
+from tuner.k8s.informer import Changes, Informer
 from tuner.k8s.jobs import container_status, image_pull_problem, job_outcome, object_uid
 from tuner.k8s.object_calls import ObjectCalls
 from tuner.k8s.streams import thread_lines
-from tuner.k8s.trial_objects import NAME_LABELS, pod_keys, primary_pods, trial_pod_keys
+from tuner.k8s.trial_objects import (
+    NAME_LABELS,
+    pod_keys,
+    primary_pods,
+    suspend_patch,
+    trial_pod_keys,
+)
 from tuner.runners.base import TrialHandle, TrialOutcome
 from tuner.templates import TRIAL_LABEL
 
@@ -81,7 +87,10 @@ class KubernetesHandle(TrialHandle):
     observations by ``(trial, metric, step)``, so a replayed line stores nothing new.
 
     **Stopping.** :meth:`kill` deletes the object with Background propagation. With ``retain``,
-    a Job is kept but its pods are stopped (``spec.parallelism`` 0); another kind is kept as is.
+    the object is kept but its pods are stopped: a Job's by ``spec.parallelism`` 0, a Kubeflow
+    training job's by ``spec.runPolicy.suspend``, a TrainJob's or an Argo Workflow's by
+    ``spec.suspend``, a Tekton PipelineRun's by ``spec.status: Cancelled``
+    (:func:`tuner.k8s.trial_objects.suspend_patch`).
     """
 
     def __init__(
@@ -182,12 +191,12 @@ class KubernetesHandle(TrialHandle):
         return primary_pods(list(seen.values()), self.primary_labels)
 
     @contextlib.asynccontextmanager
-    async def _interest(self) -> AsyncIterator[_Interest]:
+    async def _interest(self) -> AsyncIterator[Changes]:
         """Changes of the object and its pods, registered for the whole block: call
-        :meth:`_Interest.reset` before reading the cache, then :meth:`_Interest.wait`."""
+        :meth:`Changes.reset` before reading the cache, then :meth:`Changes.wait`."""
         objects, pods = await self._objects(), await self._pods()
         async with objects.watching([self.name]) as a, pods.watching(self._pod_keys()) as b:
-            yield _Interest((a, b), self._killed)
+            yield Changes((a, b), self._killed)
 
     async def metrics_host(self) -> str | None:
         """The IP of the newest primary pod, where a PrometheusMetric collector scrapes it."""
@@ -281,9 +290,7 @@ class KubernetesHandle(TrialHandle):
     async def _state(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         return await self.current(), await self.pods()
 
-    async def _settled(
-        self, pods: list[dict[str, Any]], changes: _Interest
-    ) -> list[dict[str, Any]]:
+    async def _settled(self, pods: list[dict[str, Any]], changes: Changes) -> list[dict[str, Any]]:
         """The pods once every one's primary container has ended (or after a short while)."""
         deadline = time.monotonic() + SETTLE_SECONDS
         while pods and not all(_ended(p, self.container) for p in pods):
@@ -303,7 +310,7 @@ class KubernetesHandle(TrialHandle):
                 yield line
 
     async def _lines(
-        self, read: dict[tuple[str, int], _PodLog], done: set[str], changes: _Interest
+        self, read: dict[tuple[str, int], _PodLog], done: set[str], changes: Changes
     ) -> AsyncIterator[str]:
         final = False  # the trial has finished: read its pods from the API, not the cache
         while not self._killed.is_set():
@@ -345,7 +352,7 @@ class KubernetesHandle(TrialHandle):
         pod: dict[str, Any],
         read: dict[tuple[str, int], _PodLog],
         done: set[str],
-        changes: _Interest,
+        changes: Changes,
     ) -> AsyncIterator[str]:
         """Stream one container instance's log once; mark the pod done when it has ended."""
         pod_name = pod["metadata"]["name"]
@@ -430,7 +437,24 @@ class KubernetesHandle(TrialHandle):
                     {"spec": {"parallelism": 0}},
                     _preload_content=False,
                 )
-            elif not self.retain:
+            elif self.retain:
+                patch = suspend_patch(r.group, r.kind)
+                if patch is None:
+                    log.warning(
+                        "%s %s/%s is retained and cannot be suspended: it runs on",
+                        r.kind,
+                        self.namespace,
+                        self.name,
+                    )
+                    return
+                fn, args = runner.objects.patch(r, self.namespace, self.name, patch)
+                await runner.client.call(
+                    fn,
+                    *args,
+                    _content_type="application/merge-patch+json",
+                    _preload_content=False,
+                )
+            else:
                 fn, args = runner.objects.delete(r, self.namespace, self.name)
                 await runner.client.call(
                     fn,
@@ -444,27 +468,6 @@ class KubernetesHandle(TrialHandle):
                     f"cannot stop {r.kind} {self.namespace}/{self.name}: "
                     f"{e.status} {api_message(e)}"
                 ) from e
-
-
-class _Interest:
-    """Events set when what a handle follows changes (see :meth:`KubernetesHandle._interest`)."""
-
-    def __init__(self, events: tuple[asyncio.Event, ...], killed: asyncio.Event) -> None:
-        self.events = events
-        self.killed = killed
-
-    def reset(self) -> None:
-        for e in self.events:
-            e.clear()
-
-    async def wait(self, timeout: float | None = None) -> None:
-        """Until a change (or the informers' window end), ``timeout``, or the trial's kill."""
-        waits = [asyncio.ensure_future(e.wait()) for e in (*self.events, self.killed)]
-        try:
-            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
 
 
 def _ended(pod: Mapping[str, Any], container: str | None) -> bool:
