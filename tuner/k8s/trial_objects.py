@@ -118,6 +118,15 @@ def _set_env(container: dict[str, Any], env: Mapping[str, str], extra: Mapping[s
     ]
 
 
+def name_label(group: str, kind: str) -> str | None:
+    """The label by which the controller of ``kind`` names its object on the pods it makes."""
+    return {
+        (trial_kinds.TRAINER_GROUP, "TrainJob"): JOBSET_NAME_LABEL,
+        ("argoproj.io", "Workflow"): "workflows.argoproj.io/workflow",
+        ("tekton.dev", "PipelineRun"): "tekton.dev/pipelineRun",
+    }.get((group, kind), TRAINING_JOB_NAME_LABEL if group == trial_kinds.KUBEFLOW_GROUP else None)
+
+
 def suspend_patch(group: str, kind: str) -> dict[str, Any] | None:
     """The merge patch that stops a retained trial object's pods and keeps the object, or
     ``None`` for a kind that has no such switch (a Job is stopped by ``parallelism: 0``)."""

@@ -29,7 +29,7 @@ from tuner.k8s.jobs import container_status, image_pull_problem, job_outcome, ob
 from tuner.k8s.object_calls import ObjectCalls
 from tuner.k8s.streams import thread_lines
 from tuner.k8s.trial_objects import (
-    NAME_LABELS,
+    name_label,
     pod_keys,
     primary_pods,
     suspend_patch,
@@ -176,9 +176,10 @@ class KubernetesHandle(TrialHandle):
     async def listed_pods(self) -> list[dict[str, Any]]:
         """The trial's primary pods read from the API, not the cache: for a finished trial,
         whose pods the pod informer may not have caught up with (a watch broken meanwhile)."""
-        name_labels = () if self.is_job else NAME_LABELS
         selectors = [f"{TRIAL_LABEL}={self.trial_label}"] if self.trial_label else []
-        selectors += [f"{label}={self.name}" for label in name_labels]
+        label = None if self.is_job else name_label(self.resource.group, self.resource.kind)
+        if label is not None:
+            selectors.append(f"{label}={self.name}")
         keys = set(self._pod_keys())
         seen: dict[str, dict[str, Any]] = {}
         for selector in selectors:
