@@ -24,7 +24,6 @@ PACKAGE = ROOT / "tuner"
 MAX_LINES = 500
 ONE_IDEA: dict[str, str] = {
     "tuner.storage.repository": "the Repository: every query of the database, in one place",
-    "tuner.runners.kubernetes": "a trial as a Kubernetes Job: start, attach, wait, logs, kill",
     "tuner.client": "the notebook client: one method per REST endpoint",
 }
 

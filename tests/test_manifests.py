@@ -128,6 +128,19 @@ def test_base_has_the_pieces_the_service_needs() -> None:
         granted
     )
     assert ("tuner.dev", "experiments/status") in granted
+    # Each trial kind tuner runs (tuner.runners.kubernetes) is granted what it needs.
+    for group, resource in [
+        ("kubeflow.org", "pytorchjobs"),
+        ("kubeflow.org", "tfjobs"),
+        ("kubeflow.org", "mpijobs"),
+        ("kubeflow.org", "xgboostjobs"),
+        ("trainer.kubeflow.org", "trainjobs"),
+        ("argoproj.io", "workflows"),
+        ("tekton.dev", "pipelineruns"),
+    ]:
+        (kind_rule,) = [r for r in rules if group in r["apiGroups"] and resource in r["resources"]]
+        assert {"get", "list", "watch", "create", "delete"} <= set(kind_rule["verbs"]), resource
+    assert ("", "configmaps") in granted  # trialTemplate.configMap
     (experiments,) = [r for r in rules if r["resources"] == ["experiments"]]
     assert {"create", "delete"} <= set(experiments["verbs"])  # REST experiments' resources
     # The operator's leader election: a Lease in the service's own namespace.

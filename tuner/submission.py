@@ -17,10 +17,11 @@ log = logging.getLogger(__name__)
 async def vet(experiment: Experiment, runner: Runner, db: AsyncRepository) -> Experiment:
     """The experiment as it will be stored, or SpecError (422) naming what is wrong.
 
-    The runner refuses what it cannot run, an external algorithm's service validates its
-    settings, and a warm start's source must exist and be compatible.
+    The runner prepares the template and refuses what it cannot run, an external algorithm's
+    service validates its settings, and a warm start's source must exist and be compatible.
     """
     if experiment.spec.trial_template is not None:
+        experiment = await runner.prepare(experiment)  # e.g. a ConfigMap template read
         runner.check(experiment)
     experiment = await asyncio.to_thread(validate_remotely, experiment)
     for warning in spec_warnings(experiment):

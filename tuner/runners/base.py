@@ -101,6 +101,14 @@ class Runner(ABC):
         Called at submit time, so that an API client gets a 422 instead of failed trials.
         """
 
+    async def prepare(self, experiment: Experiment) -> Experiment:
+        """The experiment as this runner will run it, checked against the world it runs in
+        (Kubernetes: a ConfigMap template read in, the trial kind served by the cluster).
+
+        Called at submit time before :meth:`check`; raises :class:`~tuner.errors.SpecError`.
+        """
+        return experiment
+
     async def reap(self, experiment: Experiment, trial: Trial) -> list[int]:
         """Kill whatever is left of a trial that nobody follows any more (a lost trial's
         children); returns what was killed (pids). Default: nothing to do."""
