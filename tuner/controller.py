@@ -103,7 +103,7 @@ class ExperimentController:
         self._suggest_timer = suggest_timer
         self._history = HistoryCache(self.db.sync, experiment.id)
         self._suggester: Suggester | None = None
-        self._rule: early_stopping.EarlyStoppingRule | None = None
+        self._rule: early_stopping.StoppingState | None = None
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stoppers: set[asyncio.Task[None]] = set()
@@ -149,7 +149,8 @@ class ExperimentController:
                     f"experiment {record.name} has no trialTemplate: drive it with ask/tell"
                 )
             self._suggester = create_suggester(spec)
-            self._rule = early_stopping.create_rule(spec)
+            rule = early_stopping.create_rule(spec)
+            self._rule = early_stopping.StoppingState(rule) if rule is not None else None
             await self.db.set_phase(record.id, ExperimentPhase.RUNNING)
             self._emit("experiment", state=ExperimentPhase.RUNNING.value)
             try:
@@ -401,14 +402,7 @@ class ExperimentController:
     async def _maybe_stop_early(self, trial_name: str) -> bool:
         assert self._rule is not None
         history = await self._refresh_history()
-        by_name = {t.name: t for t in history}
-        trial = by_name.get(trial_name)
-        if trial is None or trial.state not in ACTIVE_STATES:
-            return False
-        for t in history:
-            t.with_curve(self._curves.get(t.name, {}))
-        others = [t for t in history if t.name != trial_name]
-        decision = self._rule.should_stop(trial, others)
+        decision = self._rule.decide(trial_name, history, self._curves)  # O(1) in the trials
         if not decision.stop:
             return False
         ending = TrialEnding(TrialState.EARLY_STOPPED, "EarlyStopped", decision.reason or "")
