@@ -252,8 +252,9 @@ class ExperimentController:
         if not suggestions:
             return 0
         trials = await self.db.create_trials(record, lifecycle.trial_rows(spec, suggestions, room))
-        for trial in trials:
-            await self._start(record, trial)
+        async with asyncio.TaskGroup() as starts:  # side by side: 1,000 Jobs wait on no queue
+            for trial in trials:
+                starts.create_task(self._start(record, trial))
         return len(trials)
 
     async def _start(self, record: ExperimentRecord, trial: Trial) -> None:
