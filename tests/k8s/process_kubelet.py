@@ -46,6 +46,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -325,6 +326,8 @@ class PodRun:
             self.kubelet.timeline.after(delay, lambda: self._play(c))
             return
         c.end(c.code)
+        job = (self.pod.metadata.labels or {}).get("job-name", "")
+        log(f"scripted {self.ns} {self.name} {job} ended at {time.time():.6f}")  # bench/scale_k8s
         self.patch_status()
 
     def _supervise(self, c: Container) -> None:
