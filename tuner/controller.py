@@ -287,37 +287,43 @@ class ExperimentController:
     async def _recover(self) -> None:
         """Pick up trials stored by an earlier controller of this experiment.
 
-        A Running trial is re-adopted (its output is read on from the stored log position,
-        with the step counters stored there), alive or ended meanwhile (then its recorded exit
-        status says how it ended); one the runner cannot find is ``TrialLost``, which does not
-        count against ``maxFailedTrialCount``, and whatever it left running is killed. A Created
-        trial whose process was started before its Running state was saved is re-adopted too,
-        never started a second time.
+        A Running trial is re-adopted (its output read on from the stored log position and step
+        counters), alive or ended meanwhile (its recorded exit status says how); one the runner
+        cannot find is ``TrialLost`` (not counted against ``maxFailedTrialCount``), and what it
+        left running is killed. A Created trial whose process started before its Running state
+        was saved is re-adopted, never started twice. The history is read in pages.
         """
-        record = self.record
-        for trial in await self.db.history(record.id, with_curves=True):
-            if trial.curve:
-                self._curves[trial.name] = dict(trial.curve)
-            if trial.state is TrialState.CREATED:
-                handle = await self.runner.attach(record.experiment, trial)
-                if handle is None:
-                    await self._start(record, trial)
-                    continue
-                log.info("trial %s: started before a restart; re-adopted", trial.name)
-                await self.db.mark_running(record.id, trial.name, handle.ref, handle.process_start)
-                self._emit("trial", trial=trial.name, state=TrialState.RUNNING.value)
-                self._track(trial.name, handle)
-            elif trial.state is TrialState.RUNNING:
-                handle = await self.runner.attach(record.experiment, trial)
-                if handle is not None:
-                    self._track(trial.name, handle, trial.log_steps)
-                    continue
-                await self.runner.reap(record.experiment, trial)
-                message = "the trial's process was lost when its controller stopped"
-                await self.db.finish_trial(
-                    record.id, trial.name, TrialState.FAILED, lifecycle.TRIAL_LOST, message
-                )
-                self._emit("trial", trial=trial.name, state="Failed", reason=message)
+        record, after = self.record, -1
+        while page := await self.db.history(
+            record.id, with_curves=True, after_number=after, limit=1000
+        ):
+            after = page[-1].number
+            for trial in page:
+                await self._recover_trial(record, trial)
+
+    async def _recover_trial(self, record: ExperimentRecord, trial: Trial) -> None:
+        if trial.curve:
+            self._curves[trial.name] = dict(trial.curve)
+        if trial.state is TrialState.CREATED:
+            handle = await self.runner.attach(record.experiment, trial)
+            if handle is None:
+                await self._start(record, trial)
+                return
+            log.info("trial %s: started before a restart; re-adopted", trial.name)
+            await self.db.mark_running(record.id, trial.name, handle.ref, handle.process_start)
+            self._emit("trial", trial=trial.name, state=TrialState.RUNNING.value)
+            self._track(trial.name, handle)
+        elif trial.state is TrialState.RUNNING:
+            handle = await self.runner.attach(record.experiment, trial)
+            if handle is not None:
+                self._track(trial.name, handle, trial.log_steps)
+                return
+            await self.runner.reap(record.experiment, trial)
+            message = "the trial's process was lost when its controller stopped"
+            await self.db.finish_trial(
+                record.id, trial.name, TrialState.FAILED, lifecycle.TRIAL_LOST, message
+            )
+            self._emit("trial", trial=trial.name, state="Failed", reason=message)
 
     # -- one trial -----------------------------------------------------------------------
 
