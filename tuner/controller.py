@@ -221,7 +221,7 @@ class ExperimentController:
             await self._end(lifecycle.stopped(self._stop_message))
             return True
         history = await self._refresh_history()
-        self._report_best(history)
+        self._report_best(self._history.take_changed())  # the best of all: of those, or as was
         verdict = lifecycle.experiment_verdict(record.experiment.spec, history)
         if verdict is not None:
             await self._end(verdict)

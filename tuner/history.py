@@ -24,6 +24,7 @@ class HistoryCache:
         self._position: dict[str, int] = {}
         self._active: set[str] = set()
         """The trials not finished when last read: the only old ones that can change."""
+        self._changed: list[Trial] = []
 
     def refresh(self) -> list[Trial]:
         """Every trial of the experiment, in creation order, as stored now.
@@ -37,8 +38,15 @@ class HistoryCache:
                 self._trials.append(trial)
             else:
                 self._trials[position] = trial
+            self._changed.append(trial)
             if trial.state.finished:
                 self._active.discard(trial.name)
             else:
                 self._active.add(trial.name)
         return list(self._trials)
+
+    def take_changed(self) -> list[Trial]:
+        """The trials read (new or changed) by the refreshes since the last call: what can
+        have changed a decision over the whole history, such as the best trial."""
+        changed, self._changed = self._changed, []
+        return changed
