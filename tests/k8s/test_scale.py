@@ -22,7 +22,8 @@ from tests.k8s.test_e2e import Server
 from tuner.client import Client
 from tuner.templates import EXPERIMENT_LABEL, job_trial_template
 
-pytestmark = pytest.mark.k8s
+# 95 s, the control plane's start included, at load average 20 on 2 cores: far from quiet.
+pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 
 TRIALS = 200
 
@@ -92,9 +93,9 @@ def check(tuner: Client, namespace: str, api: client.ApiClient, tmp_path: Path) 
     for row in rows:
         ends = [c for c in row["conditions"] if c["type"] == "Succeeded"]  # type: ignore[attr-defined]
         assert len(ends) == 1, row  # ended once
-        curve = tuner.observations("wide", str(row["trial"]), "loss")
         x = float(row["parameters"]["x"])  # type: ignore[index]
-        assert list(curve["value"]) == [pytest.approx(x)], row["trial"]  # stored once, right
+        # its one metric line stored once (one observation of loss), with its value
+        assert (row["steps"], row["objective"]) == (1, pytest.approx(x)), row
 
     jobs = client.BatchV1Api(api).list_namespaced_job(
         namespace, label_selector=f"{EXPERIMENT_LABEL}=wide"
