@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 DELETED = "Deleted"
 """The ``state`` of the last ``experiment`` event of a deleted experiment."""
 FINISHED_PHASES = frozenset(p.value for p in ExperimentPhase if p.finished)
+NO_NEW = 2**31 - 1
+"""A trial number above any: ``history_delta`` after it reads only the named trials."""
 
 EventKind = Literal["trial", "best", "experiment"]
 
@@ -197,8 +199,8 @@ class _Poller:
     """Database polling for event streams of experiments another process drives.
 
     Runs on the database thread (its methods take the synchronous repository). Each poll costs
-    a few small queries: new trials (by number), the previously active trials, the best trial
-    and the phase.
+    a few small queries, whatever the number of trials: new trials (by number), the previously
+    active trials (in one query), the best trial and the phase.
     """
 
     def __init__(self, repo: Repository, record: ExperimentRecord) -> None:
@@ -224,12 +226,14 @@ class _Poller:
         self.seen += len(new)
         fresh = {t.name for t in new}
         changed = list(new)
+        names = [n for n in self.active if n not in fresh]
+        # One query for every trial that was active, not one each (1,000 running: 1,000 reads).
+        now = {t.name: t for t in repo.history_delta(record.id, NO_NEW, names)} if names else {}
         for trial_name, state in list(self.active.items()):
             if trial_name in fresh:
                 continue
-            try:
-                trial = repo.get_trial(record.id, trial_name)
-            except NotFound:
+            trial = now.get(trial_name)
+            if trial is None:  # deleted meanwhile
                 del self.active[trial_name]
                 continue
             if trial.state is not state:

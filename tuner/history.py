@@ -22,16 +22,31 @@ class HistoryCache:
         self.experiment_id = experiment_id
         self._trials: list[Trial] = []
         self._position: dict[str, int] = {}
+        self._active: set[str] = set()
+        """The trials not finished when last read: the only old ones that can change."""
+        self._changed: list[Trial] = []
 
     def refresh(self) -> list[Trial]:
-        """Every trial of the experiment, in creation order, as stored now."""
-        active = [t.name for t in self._trials if not t.state.finished]
+        """Every trial of the experiment, in creation order, as stored now.
+
+        Costs the new and the active trials, not the whole history (but the copy returned)."""
         last = self._trials[-1].number if self._trials else -1
-        for trial in self.repo.history_delta(self.experiment_id, last, active):
+        for trial in self.repo.history_delta(self.experiment_id, last, sorted(self._active)):
             position = self._position.get(trial.name)
             if position is None:
                 self._position[trial.name] = len(self._trials)
                 self._trials.append(trial)
             else:
                 self._trials[position] = trial
+            self._changed.append(trial)
+            if trial.state.finished:
+                self._active.discard(trial.name)
+            else:
+                self._active.add(trial.name)
         return list(self._trials)
+
+    def take_changed(self) -> list[Trial]:
+        """The trials read (new or changed) by the refreshes since the last call: what can
+        have changed a decision over the whole history, such as the best trial."""
+        changed, self._changed = self._changed, []
+        return changed

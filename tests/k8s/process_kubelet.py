@@ -26,6 +26,10 @@ This stand-in fills that role so that Jobs complete for real:
 Processes of all Pods share the host's process namespace (as if every Pod had
 ``shareProcessNamespace: true``, and saw more than its own).
 
+Fast mode: a container whose command is ``scripted-trial`` runs no process; the kubelet plays
+its args as a script of log lines, delays and an exit code (:mod:`scripted_pods`), so that one
+machine holds a thousand concurrent Pods.
+
 Not supported: init containers, probes, volumes other than ``emptyDir`` (their mounts are
 ignored), resources, ``previous`` logs.
 
@@ -45,6 +49,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -52,6 +57,9 @@ from typing import Any
 import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
+
+sys.path.insert(0, str(Path(__file__).parent))  # run as a script or imported from the tests
+from scripted_pods import GATE_POLL, Step, Timeline, parse_script
 
 IP = "127.0.0.1"
 SECRETS_DIR = "/var/run/secrets"
@@ -202,6 +210,52 @@ class Container:
         return {**out, "lastState": self.last_state} if self.last_state else out
 
 
+class ScriptedContainer(Container):
+    """A container of the fast mode: its script is played, no process runs (scripted_pods)."""
+
+    def __init__(self, spec: client.V1Container, workdir: Path, env: dict[str, str]) -> None:
+        super().__init__(spec, workdir, env)
+        self.steps = parse_script(spec.command or [], spec.args or []) or []
+        self.code = 0
+
+    def spawn(self) -> None:
+        self.state = {"running": {"startedAt": now()}}
+
+    def advance(self) -> float | None:
+        """Play steps up to the next sleep (its seconds) or the end (``None``)."""
+        while self.steps:
+            if self.steps[0].kind == "wait" and not Path(self.steps[0].value).exists():
+                return GATE_POLL
+            step: Step = self.steps.pop(0)
+            if step.kind == "print":
+                self.append(expand(step.value, self.env).encode() + b"\n")
+            elif step.kind == "wait":
+                continue
+            elif step.kind == "exit":
+                self.code = int(step.value)
+                self.steps.clear()
+            else:
+                return float(step.value)
+        return None
+
+    def end(self, code: int) -> None:
+        started = self.state.get("running", {}).get("startedAt", now())
+        self.state = {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": started,
+                "finishedAt": now(),
+                "containerID": "scripted://",
+            }
+        }
+        self.finish()
+
+    def kill(self, grace: float) -> None:
+        if "running" in self.state:
+            self.end(137)
+
+
 class PodRun:
     """The processes of one Pod (by uid) and the status patches that report them."""
 
@@ -222,15 +276,19 @@ class PodRun:
         # namespace file, which Katib's SDK reads in a trial (report_metrics). The whole
         # /var/run/secrets is mounted, so that the host gets no kubernetes.io directory (the
         # SDK would think the host is in a Pod).
+        scripted = all(parse_script(c.command or [], c.args or []) for c in pod.spec.containers)
         account: list[tuple[Path, str]] = []
-        if pod.spec.automount_service_account_token is not False:
+        if not scripted and pod.spec.automount_service_account_token is not False:
             secrets = workdir / "secrets"
             account_dir = secrets / "kubernetes.io" / "serviceaccount"
             account_dir.mkdir(parents=True, exist_ok=True)
             (account_dir / "namespace").write_text(self.ns)
             account = [(secrets, SECRETS_DIR)]
-        self.containers = {
-            c.name: Container(
+        self.scripted = scripted
+        self.containers: dict[str, Container] = {
+            c.name: ScriptedContainer(c, workdir, self._env(c))
+            if scripted
+            else Container(
                 c,
                 workdir,
                 self._env(c),
@@ -273,7 +331,22 @@ class PodRun:
             c.spawn()
         self.patch_status()
         for c in self.containers.values():
-            threading.Thread(target=self._supervise, args=(c,), daemon=True).start()
+            if isinstance(c, ScriptedContainer):
+                self.kubelet.timeline.submit(lambda c=c: self._play(c))
+            else:
+                threading.Thread(target=self._supervise, args=(c,), daemon=True).start()
+
+    def _play(self, c: ScriptedContainer) -> None:
+        if "running" not in c.state:
+            return  # killed meanwhile
+        delay = c.advance()
+        if delay is not None:
+            self.kubelet.timeline.after(delay, lambda: self._play(c))
+            return
+        c.end(c.code)
+        job = (self.pod.metadata.labels or {}).get("job-name", "")
+        log(f"scripted {self.ns} {self.name} {job} ended at {time.time():.6f}")  # bench/scale_k8s
+        self.patch_status()
 
     def _supervise(self, c: Container) -> None:
         policy = self.pod.spec.restart_policy or "Always"
@@ -339,6 +412,7 @@ class Kubelet:
         self.stop = threading.Event()
         self.started = now()
         self.deleting: set[str] = set()
+        self.timeline = Timeline()
 
     def register_node(self) -> None:
         meta = {"name": self.node, "labels": {"kubernetes.io/hostname": self.node}}
@@ -382,18 +456,27 @@ class Kubelet:
         elif not spec.node_name:
             target = client.V1ObjectReference(api_version="v1", kind="Node", name=self.node)
             body = client.V1Binding(metadata=client.V1ObjectMeta(name=meta.name), target=target)
-            try:  # _preload_content=False: the client fails to deserialize the reply
-                self.core.create_namespaced_pod_binding(
-                    meta.name, meta.namespace, body, _preload_content=False
-                )
-            except ApiException as e:
-                log(f"bind {meta.namespace}/{meta.name}: {e.status} {e.reason}")
+            if all(parse_script(c.command or [], c.args or []) for c in spec.containers):
+                self.timeline.submit(lambda: self._bind(meta, body))  # fast mode: in a pool
+            else:
+                self._bind(meta, body)
         elif spec.node_name == self.node and run is None and pod.status.phase == "Pending":
             run = PodRun(self, pod)
             with self.lock:
                 self.runs[meta.uid] = self.by_name[(meta.namespace, meta.name)] = run
             log(f"starting {meta.namespace}/{meta.name}")
-            run.start()
+            if run.scripted:
+                self.timeline.submit(run.start)  # not one by one on the watch thread
+            else:
+                run.start()
+
+    def _bind(self, meta: client.V1ObjectMeta, body: client.V1Binding) -> None:
+        try:  # _preload_content=False: the client fails to deserialize the reply
+            self.core.create_namespaced_pod_binding(
+                meta.name, meta.namespace, body, _preload_content=False
+            )
+        except ApiException as e:
+            log(f"bind {meta.namespace}/{meta.name}: {e.status} {e.reason}")
 
     def _delete(self, pod: client.V1Pod, run: PodRun | None) -> None:
         if run is not None:
@@ -450,6 +533,7 @@ class Kubelet:
 
     def shutdown(self) -> None:
         self.stop.set()
+        self.timeline.stop()
         for run in list(self.runs.values()):
             run.kill()
 

@@ -28,3 +28,42 @@ def test_incremental_history_equals_a_full_read(repo: Repository) -> None:
 
     repo.finish_trial(record.id, first[1].name, TrialState.FAILED, "Error")
     assert cache.refresh() == repo.history(record.id)
+
+
+def test_history_read_in_pages_equals_a_full_read(repo: Repository) -> None:
+    """What a controller's start-up reads page by page, curves included."""
+    record = repo.create_experiment(load_spec(experiment_dict(maxTrialCount=10)))
+    trials = repo.create_trials(record, [({"x": 0.1 * i, "n": 1}, {}) for i in range(7)])
+    for i, trial in enumerate(trials[:5]):
+        repo.mark_running(record.id, trial.name, "pid:1")
+        repo.add_observations(
+            record, trial.name, [Observation("loss", s, i + s / 10) for s in range(3)]
+        )
+        repo.finish_trial(record.id, trial.name, TrialState.SUCCEEDED)
+    whole = repo.history(record.id, with_curves=True)
+    pages, after = [], -1
+    while page := repo.history(record.id, with_curves=True, after_number=after, limit=3):
+        pages.append(page)
+        after = page[-1].number
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert [t for p in pages for t in p] == whole
+    assert [t.curve for p in pages for t in p][4] == ((0, 4.0), (1, 4.1), (2, 4.2))
+
+
+def test_the_changed_trials_are_handed_out_once(repo: Repository) -> None:
+    record = repo.create_experiment(load_spec(experiment_dict(maxTrialCount=10)))
+    cache = HistoryCache(repo, record.id)
+    first = repo.create_trials(record, [({"x": 0.1, "n": 1}, {}), ({"x": 0.2, "n": 1}, {})])
+    cache.refresh()
+    repo.mark_running(record.id, first[0].name, "pid:1")
+    cache.refresh()
+    assert [t.name for t in cache.take_changed()] == [first[0].name, first[1].name] * 2
+    repo.finish_trial(record.id, first[0].name, TrialState.SUCCEEDED)
+    cache.refresh()
+    changed = cache.take_changed()
+    assert [(t.name, t.state) for t in changed if t.name == first[0].name] == [
+        (first[0].name, TrialState.SUCCEEDED)
+    ]
+    cache.refresh()  # first[0] has finished: never read again
+    assert first[0].name not in {t.name for t in cache.take_changed()}
+    assert cache.take_changed() == []

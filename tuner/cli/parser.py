@@ -31,6 +31,7 @@ from tuner.cli.optuna_cmd import add_optuna_commands
 from tuner.cli.run import run_command
 from tuner.cli.serve import serve_command
 from tuner.collectors.sidecar import DEFAULT_COLLECTOR_IMAGE, RELAY_COMMAND
+from tuner.k8s.ratelimit import DEFAULT_BURST, DEFAULT_QPS
 from tuner.names import ENV_COLLECTOR_IMAGE, ENV_INSTALLATION
 from tuner.trials import ExperimentPhase, TrialState
 
@@ -61,6 +62,17 @@ def at_least(minimum: int) -> Callable[[str], int]:
 
 positive_int = at_least(1)
 count = at_least(0)
+
+
+def rate(text: str) -> float:
+    """An argument type: a number of requests a second, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, not {text}")
+    return value
 
 
 def tuner_version() -> str:
@@ -273,6 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=" ".join(RELAY_COMMAND),
         help="how the sidecar starts the relay in that image (shell words; default: "
         f"{' '.join(RELAY_COMMAND)!r})",
+    )
+    k8s.add_argument(
+        "--kube-api-qps",
+        type=rate,
+        default=DEFAULT_QPS,
+        help="requests a second this service sends to the apiserver, on average (client-side "
+        f"flow control; default {DEFAULT_QPS:g}; 0: no limit)",
+    )
+    k8s.add_argument(
+        "--kube-api-burst",
+        type=positive_int,
+        default=DEFAULT_BURST,
+        help=f"requests it may send at once after a quiet spell (default {DEFAULT_BURST})",
     )
     k8s.add_argument(
         "--namespace-scope",

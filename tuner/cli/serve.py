@@ -169,6 +169,7 @@ def kubernetes_settings(settings: Settings, args: argparse.Namespace) -> None:
     """Trials as Jobs, and the operator of Experiment resources beside the service."""
     from functools import partial
 
+    from tuner.k8s.ratelimit import token_bucket
     from tuner.operator import ResourceMirror, resource_owner_reference, run_operator
     from tuner.runners.kubernetes import KubernetesRunner
 
@@ -180,6 +181,7 @@ def kubernetes_settings(settings: Settings, args: argparse.Namespace) -> None:
         collector_image=args.collector_image,
         collector_command=shlex.split(args.collector_command),
     )
+    runner.client.rate = token_bucket(args.kube_api_qps, args.kube_api_burst)
     settings.runner = runner
     if not args.no_operator:
         settings.companions.append(

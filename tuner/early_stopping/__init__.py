@@ -4,11 +4,15 @@ The contract (:class:`~tuner.early_stopping.base.EarlyStoppingRule`, :class:`Sto
 and the behaviour every rule shares are in :mod:`tuner.early_stopping.base`; each rule is one
 module (median, asha, hyperband, percentile, threshold, wilcoxon, patience) with its rules on
 the class; :mod:`tuner.early_stopping.registry` names them and parses their settings.
+:mod:`tuner.early_stopping.incremental` keeps a rule's view of the finished trials up to date
+per report, so that the controller's decisions cost the same at the 10,000th trial as at the
+first.
 """
 
 from tuner.early_stopping.asha import AshaRule
 from tuner.early_stopping.base import CONTINUE, EarlyStoppingRule, StopDecision
 from tuner.early_stopping.hyperband import HyperbandRule
+from tuner.early_stopping.incremental import StoppingState
 from tuner.early_stopping.median import MedianStopRule
 from tuner.early_stopping.patience import PatienceRule
 from tuner.early_stopping.percentile import PercentileRule
@@ -25,6 +29,7 @@ __all__ = [
     "PatienceRule",
     "PercentileRule",
     "StopDecision",
+    "StoppingState",
     "ThresholdRule",
     "WilcoxonRule",
     "create_rule",

@@ -10,7 +10,7 @@ A rule is named by ``spec.earlyStopping.algorithmName`` and configured by its
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -93,6 +93,13 @@ class CurveRule:
     minimize: bool
 
     def should_stop(self, trial: Trial, history: Sequence[Trial]) -> StopDecision:
+        return self.check_curve(
+            trial, lambda curve: self._decide(trial, curve, other_trials(trial, history))
+        )
+
+    def check_curve(self, trial: Trial, decide: Callable[[Curve], StopDecision]) -> StopDecision:
+        """The shared part of every decision (an empty curve continues, a non-finite latest
+        value stops); the rest is ``decide``'s, on the sorted curve."""
         curve = curve_of(trial)
         if not curve:
             return CONTINUE
@@ -101,7 +108,7 @@ class CurveRule:
             return StopDecision(True, f"step {step}: objective value is NaN")
         if math.isinf(value):
             return StopDecision(True, f"step {step}: objective value is {fmt(value)}")
-        return self._decide(trial, curve, other_trials(trial, history))
+        return decide(curve)
 
     def _decide(self, trial: Trial, curve: Curve, others: list[Trial]) -> StopDecision:
         raise NotImplementedError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tuner.early_stopping.base import (
@@ -17,7 +18,7 @@ from tuner.early_stopping.base import (
 )
 from tuner.trials import Trial
 
-__all__ = ["MedianStopRule"]
+__all__ = ["MedianStopRule", "median_of_sorted", "running_average"]
 
 
 @dataclass(frozen=True)
@@ -46,17 +47,26 @@ class MedianStopRule(CurveRule):
             raise ValueError("min_trials_required and start_step must be >= 1")
 
     def _decide(self, trial: Trial, curve: Curve, others: list[Trial]) -> StopDecision:
+        def averages_at(step: int) -> list[float]:
+            return sorted(
+                a
+                for t in succeeded(others)
+                if (a := running_average(curve_of(t), step)) is not None
+            )
+
+        return self.judge(curve, averages_at)
+
+    def judge(self, curve: Curve, averages_at: Callable[[int], Sequence[float]]) -> StopDecision:
+        """The decision on a (non-empty, finite-ended) ``curve``, given the sorted running
+        averages of the Succeeded trials at a step (kept incrementally by
+        :class:`tuner.early_stopping.incremental.StoppingState`, or computed here)."""
         step = curve[-1][0]
         if step < self.start_step:
             return CONTINUE
-        averages = []
-        for t in succeeded(others):
-            values = [v for s, v in curve_of(t) if s <= step and math.isfinite(v)]
-            if values:
-                averages.append(statistics.fmean(values))
+        averages = averages_at(step)
         if len(averages) < self.min_trials_required:
             return CONTINUE
-        median = statistics.median(averages)
+        median = median_of_sorted(averages)
         best = self._best(curve, step)
         if self._loss(best) > self._loss(median):
             return StopDecision(
@@ -65,3 +75,16 @@ class MedianStopRule(CurveRule):
                 f"running averages of {len(averages)} succeeded trials up to step {step}",
             )
         return CONTINUE
+
+
+def running_average(curve: Curve, step: int) -> float | None:
+    """The mean of a curve's finite values at steps ``<= step`` (``None``: there are none)."""
+    values = [v for s, v in curve if s <= step and math.isfinite(v)]
+    return statistics.fmean(values) if values else None
+
+
+def median_of_sorted(values: Sequence[float]) -> float:
+    """The median of sorted ``values`` (as :func:`statistics.median` computes it)."""
+    n = len(values)
+    middle = n // 2
+    return values[middle] if n % 2 else (values[middle - 1] + values[middle]) / 2

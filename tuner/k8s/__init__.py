@@ -5,6 +5,7 @@ Pure modules (no ``kubernetes`` import, unit-testable without the client):
 * :mod:`tuner.k8s.gjson`: the GJSON subset of Katib's success and failure conditions;
 * :mod:`tuner.k8s.jobs`: Job names, labels, manifest, ownerReference and outcome;
 * :mod:`tuner.k8s.trial_objects`: the manifest of a trial of any kind, and which pods are its.
+* :mod:`tuner.k8s.ratelimit`: the token bucket of requests toward the apiserver.
 
 Modules that use the ``kubernetes`` client (with :mod:`tuner.runners.kubernetes` and
 :mod:`tuner.operator`, the only ones allowed to):

@@ -27,6 +27,7 @@ from kubernetes.client import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from tuner.errors import RunnerError
+from tuner.k8s.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class RetryingClient:
     Args:
         api: the configured ``kubernetes.client.ApiClient`` the calls go through.
         retries: attempts of a request that fails with a temporary error.
+        rate: client-side flow control (:mod:`tuner.k8s.ratelimit`): every attempt takes a
+            token first; ``None``: no limit. ``tuner serve`` sets it from ``--kube-api-qps``.
 
     Attributes:
         requests: requests sent (each attempt), by operation (the client method's name).
@@ -105,9 +108,12 @@ class RetryingClient:
             both are read by :mod:`tuner.telemetry` at each scrape.
     """
 
-    def __init__(self, api: client.ApiClient, *, retries: int = 6) -> None:
+    def __init__(
+        self, api: client.ApiClient, *, retries: int = 6, rate: TokenBucket | None = None
+    ) -> None:
         self.api = api
         self.retries = retries
+        self.rate = rate
         self.requests: Counter[str] = Counter()
         self.errors: Counter[tuple[str, str]] = Counter()
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="tuner-k8s")
@@ -122,6 +128,8 @@ class RetryingClient:
         attempt = 0
         operation = str(getattr(fn, "__name__", "request"))
         while True:
+            if self.rate is not None:
+                await self.rate.acquire()
             self.requests[operation] += 1
             try:
                 return await loop.run_in_executor(

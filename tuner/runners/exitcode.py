@@ -28,11 +28,15 @@ import _signal  # type: ignore[import-not-found]  # the C half of signal: no stu
 import os
 import select
 import sys
+import time
 
 TAIL_LINES = 5
 TAIL_BYTES = 2000
 POLL = 0.1
 """Seconds between looks at whether the command ended while its stderr stays open."""
+WRAP_SAFE = 30.0
+"""Seconds of trial under which the pid counter cannot have gone all the way round (it would
+take over 1,000 process starts a second at the smallest ``pid_max``, 32,768)."""
 
 
 def tail_text(data: bytes) -> str:
@@ -64,6 +68,7 @@ def main(argv: list[str]) -> int:
         os.write(2, b"usage: exitcode.py STATUS PIDFILE -- COMMAND [ARG...]\n")
         return 2
     status_path, pid_path, command = argv[0], argv[1], argv[3:]
+    started = time.monotonic()
     write_pid_file(pid_path)
     read_end, write_end = os.pipe()
     try:
@@ -102,7 +107,7 @@ def main(argv: list[str]) -> int:
     kept, _ = copy(read_end, kept)  # what it wrote just before it ended
     code = os.waitstatus_to_exitcode(status)
     write_status(status_path, code, tail_text(kept))
-    end_session()
+    end_session(time.monotonic() - started < WRAP_SAFE)
     return code if code >= 0 else 128 - code
 
 
@@ -120,11 +125,17 @@ def copy(fd: int, kept: bytes) -> tuple[bytes, bool]:
         kept = (kept + chunk)[-TAIL_BYTES * 2 :]
 
 
-def end_session() -> None:
-    """SIGKILL every other process of this session (this process leads it)."""
+def end_session(short: bool = False) -> None:
+    """SIGKILL every other process of this session (this process leads it).
+
+    Reading every process's ``stat`` costs milliseconds on a busy host, as much as a trivial
+    trial. After a ``short`` trial only the pids above this process's are read: whatever the
+    command left behind started after it, and pids grow until the counter wraps, which the
+    kernel's last pid being below ours shows (a full round in a short trial cannot happen)."""
     me = os.getpid()
+    above = short and last_pid() >= me
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+        if not entry.isdigit() or int(entry) == me or (above and int(entry) < me):
             continue
         try:
             with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
@@ -133,6 +144,15 @@ def end_session() -> None:
                 os.kill(int(entry), _signal.SIGKILL)
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile, or not ours to signal
+
+
+def last_pid() -> int:
+    """The last pid the kernel gave out in this pid namespace (0 when unknown)."""
+    try:
+        with open("/proc/sys/kernel/ns_last_pid", encoding="ascii") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
 
 
 if __name__ == "__main__":

@@ -111,8 +111,21 @@ class AsyncRepository:
     ) -> list[Trial]:
         return await self._call(self.sync.create_trials, experiment, suggestions)
 
-    async def history(self, experiment_id: int, *, with_curves: bool = False) -> list[Trial]:
-        return await self._call(self.sync.history, experiment_id, with_curves=with_curves)
+    async def history(
+        self,
+        experiment_id: int,
+        *,
+        with_curves: bool = False,
+        after_number: int = -1,
+        limit: int | None = None,
+    ) -> list[Trial]:
+        return await self._call(
+            self.sync.history,
+            experiment_id,
+            with_curves=with_curves,
+            after_number=after_number,
+            limit=limit,
+        )
 
     async def get_trial(self, experiment_id: int, name: str) -> Trial:
         return await self._call(self.sync.get_trial, experiment_id, name)

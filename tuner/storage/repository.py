@@ -426,16 +426,27 @@ class Repository:
             for v in values
         ]
 
-    def history(self, experiment_id: int, *, with_curves: bool = False) -> list[Trial]:
-        """Every trial of the experiment in creation order (the input of every decision)."""
+    def history(
+        self,
+        experiment_id: int,
+        *,
+        with_curves: bool = False,
+        after_number: int = -1,
+        limit: int | None = None,
+    ) -> list[Trial]:
+        """Every trial of the experiment in creation order (the input of every decision); with
+        ``after_number`` and ``limit``, one page of it (those numbered after, at most
+        ``limit``), so that a start-up reads a long history page by page."""
+        query = (
+            select(*_TRIAL_COLUMNS)
+            .where(TrialRow.experiment_id == experiment_id, TrialRow.number > after_number)
+            .order_by(TrialRow.number)
+        )
+        whole = after_number < 0 and limit is None
         with self.session() as s:
-            rows = s.execute(
-                select(*_TRIAL_COLUMNS)
-                .where(TrialRow.experiment_id == experiment_id)
-                .order_by(TrialRow.number)
-            ).all()
+            rows = s.execute(query if limit is None else query.limit(limit)).all()
             trials = [self._trial(r) for r in rows]
-            self._attach_metrics(s, trials, rows, experiment_id=experiment_id)
+            self._attach_metrics(s, trials, rows, experiment_id=experiment_id if whole else None)
             if with_curves and trials:
                 exp = s.get(ExperimentRow, experiment_id)
                 assert exp is not None
