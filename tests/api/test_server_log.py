@@ -90,7 +90,7 @@ def test_an_unused_parameter_is_logged_as_a_warning_on_submit(server: Server) ->
     data["spec"]["parallelTrialCount"] = 1
     submit(server, data)
     warning = (
-        "WARNING tuner.service: experiment default/unused: spec.parameters[1]: "
+        "WARNING tuner.submission: experiment default/unused: spec.parameters[1]: "
         "parameter 'dropout' is not used by any trial"
     )
     wait_for(lambda: warning in server.log.read_text(), "the warning in the server log")
