@@ -10,13 +10,15 @@ budget. The seed of a run is the instance number, the same for every algorithm.
 
 Runs already in the results file are skipped, so an interrupted run resumes.
 
-Run: ``.venv/bin/python bench/quality/bbob.py --jobs 2`` (see ``--help`` for subsets).
+Run: ``.venv/bin/python bench/quality/bbob.py --jobs 2`` (see ``--help`` for subsets), then
+``.venv/bin/python bench/quality/report.py`` for the tables. Needs ``pip install -e '.[bench]'``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -25,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
+# One BLAS thread per worker: --jobs sets the parallelism (threads on top oversubscribe the cores).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import runners  # noqa: E402
 
