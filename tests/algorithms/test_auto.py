@@ -84,12 +84,26 @@ def test_the_choice_per_space_and_budget(
     assert auto.status(study) == shown
 
 
-def test_several_objectives_choose_nsga2() -> None:
+@pytest.mark.parametrize(
+    ("budget", "chosen"),
+    [
+        (12, "motpe"),
+        (auto.NSGA2_BUDGET - 1, "motpe"),
+        (auto.NSGA2_BUDGET, "nsga2"),
+        (None, "nsga2"),
+    ],
+)
+def test_several_objectives_choose_motpe_then_nsga2(budget: int | None, chosen: str) -> None:
     assert auto.objective_count(load_spec(spec_dict([DOUBLE], 10)).spec.study) == 1
-    study = load_spec(two_objective_dict("pair", "auto", {"random_state": "5"})).spec.study
+    data = two_objective_dict("pair", "auto", {"random_state": "5"})
+    if budget is None:
+        del data["spec"]["maxTrialCount"]
+    else:
+        data["spec"]["maxTrialCount"] = budget
+    study = load_spec(data).spec.study
     assert auto.objective_count(study) == 2
-    assert auto.choose(study).algorithm == "nsga2"
-    assert create_suggester(study).chosen == "nsga2"  # type: ignore[attr-defined]
+    assert auto.choose(study).algorithm == chosen
+    assert create_suggester(study).chosen == chosen  # type: ignore[attr-defined]
 
 
 def test_other_algorithms_show_no_choice() -> None:
