@@ -221,13 +221,14 @@ class ExperimentController:
             await self._end(lifecycle.stopped(self._stop_message))
             return True
         history = await self._refresh_history()
-        self._report_best(self._history.take_changed())  # the best of all: of those, or as was
-        verdict = lifecycle.experiment_verdict(record.experiment.spec, history)
+        self._report_best(changed := self._history.take_changed())  # the best of all, or as was
+        tally = self._history.tally  # counts kept per changed trial: no scan of the history
+        verdict = lifecycle.tally_verdict(record.experiment.spec, changed, tally)
         if verdict is not None:
             await self._end(verdict)
             return True
         launched = await self._launch(record, history)
-        active = lifecycle.active_count(history) + len(self._tasks)
+        active = tally.active + len(self._tasks)
         if launched == 0 and (verdict := lifecycle.suggestions_exhausted(0, active)) is not None:
             await self._end(verdict)
             return True
@@ -240,8 +241,8 @@ class ExperimentController:
 
     async def _launch(self, record: ExperimentRecord, history: Sequence[Trial]) -> int | None:
         """Fill free slots with new trials; None when there was no room to ask for any."""
-        spec = record.experiment.spec
-        room = lifecycle.room_for_trials(spec, lifecycle.active_count(history), len(history))
+        spec, tally = record.experiment.spec, self._history.tally
+        room = lifecycle.room_for_trials(spec, tally.active, tally.total)
         if room <= 0:
             return None
         assert self._suggester is not None

@@ -12,6 +12,7 @@ refreshes it on the database thread, ``await db.run(lambda _: cache.refresh())``
 
 from __future__ import annotations
 
+from tuner.lifecycle import Tally
 from tuner.storage import Repository
 from tuner.trials import Trial
 
@@ -25,6 +26,8 @@ class HistoryCache:
         self._active: set[str] = set()
         """The trials not finished when last read: the only old ones that can change."""
         self._changed: list[Trial] = []
+        self.tally = Tally()
+        """The counts over every trial read, as of the last refresh."""
 
     def refresh(self) -> list[Trial]:
         """Every trial of the experiment, in creation order, as stored now.
@@ -34,9 +37,11 @@ class HistoryCache:
         for trial in self.repo.history_delta(self.experiment_id, last, sorted(self._active)):
             position = self._position.get(trial.name)
             if position is None:
+                self.tally.replace(None, trial)
                 self._position[trial.name] = len(self._trials)
                 self._trials.append(trial)
             else:
+                self.tally.replace(self._trials[position], trial)
                 self._trials[position] = trial
             self._changed.append(trial)
             if trial.state.finished:

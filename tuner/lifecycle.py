@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from tuner.algorithms.base import Suggestion
@@ -68,24 +68,31 @@ def experiment_verdict(spec: ExperimentSpec, history: Sequence[Trial]) -> Verdic
     MetricsUnavailable ones, and the experiment fails once there is at least one and their
     number is ``>= maxFailedTrialCount``.
     """
+    return tally_verdict(spec, history, Tally.of(history))
+
+
+def tally_verdict(spec: ExperimentSpec, changed: Sequence[Trial], tally: Tally) -> Verdict | None:
+    """:func:`experiment_verdict` from counts kept up to date (:class:`Tally`) and the trials
+    that changed since the last decision: the goal, once reached, ends the experiment at once,
+    so only a trial that changed since can newly reach it."""
     objective = spec.objective
-    best = best_trial(objective, history) if objective.goal is not None else None
-    if best is not None and best.objective is not None and objective.goal_reached(best.objective):
+    candidate = best_trial(objective, changed) if objective.goal is not None else None
+    if (
+        candidate is not None
+        and candidate.objective is not None
+        and objective.goal_reached(candidate.objective)
+    ):
         return Verdict(
             ExperimentPhase.SUCCEEDED,
             GOAL_REACHED,
-            f"trial {best.name} reached {objective.objective_metric_name}="
-            f"{best.objective:g} (goal {objective.goal:g})",
+            f"trial {candidate.name} reached {objective.objective_metric_name}="
+            f"{candidate.objective:g} (goal {objective.goal:g})",
         )
-    failed = [t for t in history if counts_as_failure(t)]
+    failed = tally.failed
     limit = spec.max_failed_trial_count
     if limit is not None and failed and len(failed) >= limit:
-        return Verdict(
-            ExperimentPhase.FAILED,
-            FAILED,
-            _failed_message(failed, limit),
-        )
-    finished = sum(1 for t in history if t.state.finished)
+        return Verdict(ExperimentPhase.FAILED, FAILED, _failed_message(failed, limit))
+    finished = tally.finished
     if spec.max_trial_count is not None and finished >= spec.max_trial_count:
         return Verdict(
             ExperimentPhase.SUCCEEDED,
@@ -93,6 +100,41 @@ def experiment_verdict(spec: ExperimentSpec, history: Sequence[Trial]) -> Verdic
             f"{finished} trials finished (maxTrialCount {spec.max_trial_count})",
         )
     return None
+
+
+@dataclass
+class Tally:
+    """What the decisions count over a history: active and finished trials, and the failed
+    ones (:func:`counts_as_failure`). Kept up to date trial by trial (:meth:`replace`) by
+    :class:`tuner.history.HistoryCache`, so a decision does not scan the whole history."""
+
+    total: int = 0
+    active: int = 0
+    finished: int = 0
+    failed: list[Trial] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, history: Sequence[Trial]) -> Tally:
+        tally = cls()
+        for trial in history:
+            tally.replace(None, trial)
+        return tally
+
+    def replace(self, old: Trial | None, new: Trial) -> None:
+        """Count ``new`` in place of ``old`` (``None``: a trial not counted yet). A finished
+        trial never changes again, so only an active ``old`` is taken back."""
+        if old is None:
+            self.total += 1
+        elif old.state.finished:
+            return
+        else:
+            self.active -= 1
+        if new.state in ACTIVE_STATES:
+            self.active += 1
+        if new.state.finished:
+            self.finished += 1
+            if counts_as_failure(new):
+                self.failed.append(new)
 
 
 FAILED_STATES = (TrialState.FAILED, TrialState.METRICS_UNAVAILABLE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.helpers import experiment_dict
 from tuner.history import HistoryCache
+from tuner.lifecycle import Tally
 from tuner.spec import load_spec
 from tuner.storage import Repository
 from tuner.trials import Observation, TrialState
@@ -28,6 +29,24 @@ def test_incremental_history_equals_a_full_read(repo: Repository) -> None:
 
     repo.finish_trial(record.id, first[1].name, TrialState.FAILED, "Error")
     assert cache.refresh() == repo.history(record.id)
+
+
+def test_the_counts_kept_per_change_equal_a_full_count(repo: Repository) -> None:
+    """The controller decides on ``cache.tally`` instead of scanning the history."""
+    record = repo.create_experiment(load_spec(experiment_dict(maxTrialCount=10)))
+    cache = HistoryCache(repo, record.id)
+    trials = repo.create_trials(record, [({"x": 0.1 * i, "n": 1}, {}) for i in range(5)])
+    endings = [TrialState.SUCCEEDED, TrialState.FAILED, TrialState.METRICS_UNAVAILABLE]
+    counts = []
+    for trial, ending in zip(trials, endings, strict=False):
+        repo.mark_running(record.id, trial.name, "pid:1")
+        assert cache.tally == Tally.of(cache.refresh())
+        repo.finish_trial(record.id, trial.name, ending, "Error")
+        assert cache.tally == Tally.of(cache.refresh())
+        cache.refresh()  # a finished trial read again counts once
+        counts.append((cache.tally.total, cache.tally.active, cache.tally.finished))
+    assert counts == [(5, 4, 1), (5, 3, 2), (5, 2, 3)]
+    assert [t.state for t in cache.tally.failed] == endings[1:]
 
 
 def test_history_read_in_pages_equals_a_full_read(repo: Repository) -> None:
