@@ -22,11 +22,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 from typing import TypedDict, Unpack
 
-from tuner import collectors, early_stopping, lifecycle, names, warmstart
+from tuner import collectors, early_stopping, lifecycle, warmstart
 from tuner.algorithms.base import Suggester
 from tuner.collectors.polling import Polling
 from tuner.errors import RunnerError, TunerError
@@ -40,6 +40,7 @@ from tuner.storage import ExperimentRecord, Repository
 from tuner.storage.aio import AsyncRepository, as_async
 from tuner.storage.writer import ObservationWriter
 from tuner.templates import render_trial
+from tuner.trial_env import base_trial_env
 from tuner.trials import ACTIVE_STATES, ExperimentPhase, Observation, Trial, TrialState
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,10 @@ class _EventFields(TypedDict, total=False):
     reason: str | None
 
 
-def base_trial_env(experiment: ExperimentRecord, trial: Trial) -> dict[str, str]:
-    return {
-        names.ENV_EXPERIMENT: experiment.name,
-        names.ENV_NAMESPACE: experiment.namespace,
-        names.ENV_TRIAL: trial.name,
-        names.ENV_KATIB_TRIAL: trial.name,  # what Katib's report_metrics reads
-    }
+async def _no_lines() -> AsyncIterator[str]:
+    """What is read of the log of a trial whose metrics do not come from it (no stream)."""
+    return
+    yield
 
 
 class ExperimentController:
@@ -343,8 +341,9 @@ class ExperimentController:
         observe = partial(self.observe, trial_name)
         polling = None if polled is None else Polling(trial_name, polled, observe)
         try:
-            async for line in handle.lines():
-                if kind is CollectorKind.STDOUT and parser is not None:
+            # Only StdOut metrics are read from the log: other kinds hold no stream open.
+            async for line in handle.lines() if parser is not None else _no_lines():
+                if parser is not None:
                     observations = parser.parse(line)
                     if observations:
                         await self.observe(trial_name, observations)

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from tuner import lifecycle, names
 from tuner.asktell import AskTell, is_ask_tell
-from tuner.controller import ExperimentController, base_trial_env
+from tuner.controller import ExperimentController
 from tuner.errors import Conflict, NotFound, RunnerError
 from tuner.event_log import EventLog
 from tuner.events import DELETED, Event, EventHub, Listener
@@ -38,6 +38,7 @@ from tuner.storage.writer import ObservationWriter
 from tuner.submission import vet
 from tuner.telemetry import Telemetry
 from tuner.tokens import default_secret_path, derive_trial_token, load_or_create_secret
+from tuner.trial_env import base_trial_env
 from tuner.trials import ExperimentPhase, Trial
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,13 @@ works as it does by hand.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from tuner import names
+
+if TYPE_CHECKING:
+    from tuner.storage import ExperimentRecord
+    from tuner.trials import Trial
 
 SERVER_PREFIX = "TUNER_"
 
@@ -21,3 +28,13 @@ SERVER_PREFIX = "TUNER_"
 def inherited(environment: Mapping[str, str]) -> dict[str, str]:
     """``environment`` without the server's ``TUNER_*`` settings."""
     return {k: v for k, v in environment.items() if not k.startswith(SERVER_PREFIX)}
+
+
+def base_trial_env(experiment: ExperimentRecord, trial: Trial) -> dict[str, str]:
+    """The ``TUNER_*`` variables that name a trial and its experiment."""
+    return {
+        names.ENV_EXPERIMENT: experiment.name,
+        names.ENV_NAMESPACE: experiment.namespace,
+        names.ENV_TRIAL: trial.name,
+        names.ENV_KATIB_TRIAL: trial.name,  # what Katib's report_metrics reads
+    }

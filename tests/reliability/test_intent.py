@@ -12,11 +12,12 @@ import yaml
 
 from tests.helpers import ROOT
 from tests.reliability.common import starts, trial_env, write_spec
-from tuner.controller import ExperimentController, base_trial_env
+from tuner.controller import ExperimentController
 from tuner.runners.local import INTENT_NAME, LOG_NAME, PID_NAME, LocalRunner
 from tuner.spec import load_spec
 from tuner.storage import Repository
 from tuner.templates import render_trial
+from tuner.trial_env import base_trial_env
 from tuner.trials import ExperimentPhase, TrialState
 
 pytestmark = pytest.mark.reliability

@@ -13,12 +13,13 @@ import yaml
 
 from tests.helpers import ROOT
 from tests.reliability.common import trial_env, write_spec
-from tuner.controller import ExperimentController, base_trial_env
+from tuner.controller import ExperimentController
 from tuner.processes import process_start_time, session_members
 from tuner.runners.local import LocalRunner
 from tuner.spec import load_spec
 from tuner.storage import Repository
 from tuner.templates import render_trial
+from tuner.trial_env import base_trial_env
 from tuner.trials import ExperimentPhase, TrialState
 
 pytestmark = pytest.mark.reliability

@@ -29,11 +29,12 @@ from tuner import names
 from tuner.api.app import API_PREFIX, install_error_handlers
 from tuner.api.guards import LOOPBACK_NAMES, Guards
 from tuner.api.routes import trials
-from tuner.controller import ExperimentController, TrialEnv, base_trial_env
+from tuner.controller import ExperimentController, TrialEnv
 from tuner.errors import InvalidRequest, NotFound, TunerError
 from tuner.pushes import objective_metrics, pushed_observations
 from tuner.storage import ExperimentRecord
 from tuner.tokens import default_secret_path, derive_trial_token, load_or_create_secret
+from tuner.trial_env import base_trial_env
 from tuner.trials import Trial
 
 STARTUP_TIMEOUT = 30.0
