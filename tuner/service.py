@@ -81,6 +81,7 @@ class Service:
         self.telemetry = Telemetry(  # what it reads at each scrape
             census=lambda: self._db.sync.census() if self._db is not None else None,
             api_calls=lambda: getattr(self.settings.runner, "client", None),  # Kubernetes'
+            log_streams=lambda: getattr(self.settings.runner, "log_slots", None),
             write_queue_depth=lambda: self._writer.depth if self._writer is not None else 0,
         )
         self._listeners: list[Listener] = [self.telemetry]

@@ -19,7 +19,9 @@ metric of the same meaning, its name is kept:
 * ``tuner_kubernetes_requests_total{operation}`` and
   ``tuner_kubernetes_errors_total{operation,code}``: Kubernetes API calls (each attempt) and
   their failures (HTTP status, or ``connection``);
-* ``tuner_leases_held{replica}``: the experiments each replica holds the unexpired lease of.
+* ``tuner_leases_held{replica}``: the experiments each replica holds the unexpired lease of;
+* ``tuner_kubernetes_log_streams`` and ``tuner_kubernetes_log_streams_peak``: pod log requests
+  open now, and the most open at once (:mod:`tuner.k8s.log_slots` bounds them).
 
 Labels carry namespaces, states, replica names and API operations, never experiment or trial
 names: the endpoint is open like ``/healthz`` and shows no more than an overview.
@@ -52,6 +54,13 @@ class ApiCallCounts(Protocol):
     errors: Mapping[tuple[str, str], int]
 
 
+class LogStreams(Protocol):
+    """What :class:`tuner.k8s.log_slots.LogSlots` counts (read at each scrape)."""
+
+    open: int
+    peak: int
+
+
 class _Scraped(Collector):
     """The metrics read at scrape time: database counts and Kubernetes API call counts."""
 
@@ -59,9 +68,11 @@ class _Scraped(Collector):
         self,
         census: Callable[[], Census | None],
         api_calls: Callable[[], ApiCallCounts | None],
+        log_streams: Callable[[], LogStreams | None],
     ) -> None:
         self.census = census
         self.api_calls = api_calls
+        self.log_streams = log_streams
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -110,6 +121,16 @@ class _Scraped(Collector):
             for (operation, code), n in sorted(calls.errors.items()):
                 errors.add_metric([operation, code], n)
             yield from (requests, errors)
+        streams = self.log_streams()
+        if streams is not None:
+            yield GaugeMetricFamily(
+                "tuner_kubernetes_log_streams", "Pod log requests open now", value=streams.open
+            )
+            yield GaugeMetricFamily(
+                "tuner_kubernetes_log_streams_peak",
+                "The most pod log requests open at once",
+                value=streams.peak,
+            )
 
 
 class Telemetry:
@@ -118,6 +139,7 @@ class Telemetry:
     Args:
         census: counts of experiments, trials and leases (``None`` before the service starts).
         api_calls: the Kubernetes client's call counts, when the runner has one.
+        log_streams: the Kubernetes runner's open log requests, when the runner has them.
         write_queue_depth: the number of reports waiting for the database writer.
     """
 
@@ -126,6 +148,7 @@ class Telemetry:
         census: Callable[[], Census | None],
         api_calls: Callable[[], ApiCallCounts | None],
         write_queue_depth: Callable[[], int],
+        log_streams: Callable[[], LogStreams | None] = lambda: None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -173,7 +196,7 @@ class Telemetry:
             "tuner_write_queue_depth", "Reports queued for the database writer", registry=r
         )
         depth.set_function(lambda: float(write_queue_depth()))
-        r.register(_Scraped(census, api_calls))
+        r.register(_Scraped(census, api_calls, log_streams))
 
     def __call__(self, event: Event) -> None:
         """Count an event the service published (a trial or experiment state change)."""

@@ -31,6 +31,7 @@ from tuner.cli.optuna_cmd import add_optuna_commands
 from tuner.cli.run import run_command
 from tuner.cli.serve import serve_command
 from tuner.collectors.sidecar import DEFAULT_COLLECTOR_IMAGE, RELAY_COMMAND
+from tuner.k8s.log_slots import DEFAULT_FOLLOWS
 from tuner.k8s.ratelimit import DEFAULT_BURST, DEFAULT_QPS
 from tuner.names import ENV_COLLECTOR_IMAGE, ENV_INSTALLATION
 from tuner.trials import ExperimentPhase, TrialState
@@ -298,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=DEFAULT_BURST,
         help=f"requests it may send at once after a quiet spell (default {DEFAULT_BURST})",
+    )
+    k8s.add_argument(
+        "--kube-log-streams",
+        type=positive_int,
+        default=DEFAULT_FOLLOWS,
+        help="StdOut trials whose logs are followed at once; the others' logs are read in one "
+        f"request when their container ends (default {DEFAULT_FOLLOWS})",
     )
     k8s.add_argument(
         "--namespace-scope",

@@ -180,6 +180,7 @@ def kubernetes_settings(settings: Settings, args: argparse.Namespace) -> None:
         installation=args.installation,
         collector_image=args.collector_image,
         collector_command=shlex.split(args.collector_command),
+        log_streams=args.kube_log_streams,
     )
     runner.client.rate = token_bucket(args.kube_api_qps, args.kube_api_burst)
     settings.runner = runner

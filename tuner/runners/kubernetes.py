@@ -40,6 +40,7 @@ from tuner.k8s.jobs import (
     job_labels,
     object_uid,
 )
+from tuner.k8s.log_slots import DEFAULT_FOLLOWS, LogSlots
 from tuner.k8s.object_calls import ObjectCalls
 from tuner.k8s.trial_objects import pod_keys, trial_manifest
 from tuner.runners.base import Runner
@@ -101,6 +102,8 @@ class KubernetesRunner(Runner):
             bounds how late an image pull problem is noticed).
         retries: attempts of a request that fails with 429, 5xx or a connection error.
         log_read_timeout: seconds without log output after which a log stream is reopened.
+        log_streams: how many trials' logs are followed at once (:mod:`tuner.k8s.log_slots`);
+            the others' are read in one request when their container ends.
         installation: this installation's name: its objects carry it as a label (their names
             start with it unless it is ``default``), and other installations' objects are never
             adopted, attached to or deleted (:func:`tuner.k8s.jobs.is_ours`).
@@ -122,6 +125,7 @@ class KubernetesRunner(Runner):
         watch_window: float = 10.0,
         retries: int = 6,
         log_read_timeout: float = 300.0,
+        log_streams: int = DEFAULT_FOLLOWS,
         installation: str = DEFAULT_INSTALLATION,
         collector_image: str = DEFAULT_COLLECTOR_IMAGE,
         collector_command: Sequence[str] = RELAY_COMMAND,
@@ -139,6 +143,7 @@ class KubernetesRunner(Runner):
         self.image_pull_timeout = image_pull_timeout
         self.watch_window = watch_window
         self.log_read_timeout = log_read_timeout
+        self.log_slots = LogSlots(log_streams)
         self.installation = installation
         self.collector_image = collector_image
         self.collector_command = tuple(collector_command)

@@ -26,6 +26,7 @@ from tuner.k8s.discovery import ApiResource
 from tuner.k8s.gjson import Condition
 from tuner.k8s.informer import Changes, Informer
 from tuner.k8s.jobs import container_status, image_pull_problem, job_outcome, object_uid
+from tuner.k8s.log_slots import LogSlots
 from tuner.k8s.object_calls import ObjectCalls
 from tuner.k8s.streams import thread_lines
 from tuner.k8s.trial_objects import (
@@ -54,6 +55,7 @@ class HandleRunner(Protocol):
     objects: ObjectCalls
     image_pull_timeout: float
     log_read_timeout: float
+    log_slots: LogSlots
 
     def object_informer(self, namespace: str, resource: ApiResource) -> Informer: ...
 
@@ -82,7 +84,9 @@ class KubernetesHandle(TrialHandle):
 
     **Metrics.** :meth:`lines` follows the primary container's log (of the pods with the
     template's ``primaryPodLabels``) through the API, pod after pod when the trial retries. A
-    dropped stream is reopened and the lines already yielded are skipped. A handle found by
+    dropped stream is reopened and the lines already yielded are skipped. The runner's
+    :class:`~tuner.k8s.log_slots.LogSlots` bound the streams: a trial that gets no follow slot
+    reads its log in one request once its container has ended. A handle found by
     ``attach`` after a restart reads the log from its first line again: storage keys
     observations by ``(trial, metric, step)``, so a replayed line stores nothing new.
 
@@ -345,8 +349,17 @@ class KubernetesHandle(TrialHandle):
                     continue
                 await changes.wait()
                 continue
-            async for line in self._follow(pod, read, done, changes):
-                yield line
+            slots = self.runner.log_slots
+            if _ended(pod, self.container):  # read in one request, without a follow slot
+                async with slots.read_once():
+                    async for line in self._follow(pod, read, done, changes, follow=False):
+                        yield line
+            elif await slots.follow_or_change(changes):
+                try:
+                    async for line in self._follow(pod, read, done, changes):
+                        yield line
+                finally:
+                    slots.end_follow()
 
     async def _follow(
         self,
@@ -354,8 +367,10 @@ class KubernetesHandle(TrialHandle):
         read: dict[tuple[str, int], _PodLog],
         done: set[str],
         changes: Changes,
+        follow: bool = True,
     ) -> AsyncIterator[str]:
-        """Stream one container instance's log once; mark the pod done when it has ended."""
+        """Stream one container instance's log once (``follow``: as it is written; else what
+        there is now); mark the pod done when it has ended."""
         pod_name = pod["metadata"]["name"]
         status = container_status(pod, self.container) or {}
         key = (object_uid(pod), int(status.get("restartCount", 0)))
@@ -368,7 +383,7 @@ class KubernetesHandle(TrialHandle):
                 pod_name,
                 self.namespace,
                 container=self.container,
-                follow=True,
+                follow=follow,
                 _preload_content=False,
                 _request_timeout=(10, runner.log_read_timeout),
             )
