@@ -165,6 +165,20 @@ def container_status(pod: Mapping[str, Any], container: str | None) -> dict[str,
     return None
 
 
+def container_ended(pod: Mapping[str, Any], container: str | None) -> bool:
+    """Whether a pod, or its ``container``, has ended."""
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return True
+    return "terminated" in ((container_status(pod, container) or {}).get("state") or {})
+
+
+def instance_over(pod: Mapping[str, Any], container: str | None, restarts: int) -> bool:
+    """Whether the instance of ``container`` that had restarted ``restarts`` times is over: it
+    ended, or a newer one runs in its place."""
+    status = container_status(pod, container) or {}
+    return container_ended(pod, container) or int(status.get("restartCount", 0)) != restarts
+
+
 def image_pull_problem(pods: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
     """``(reason, message)`` of an image pull error in any container of ``pods``, or ``None``."""
     for pod in pods:

@@ -18,14 +18,19 @@ from typing import Any, Protocol
 from kubernetes import client as k8s
 from kubernetes.client import ApiException
 
-from tuner.collectors.relay import PROBLEM_PREFIX
-from tuner.collectors.sidecar import COLLECTOR_CONTAINER
 from tuner.errors import RunnerError
 from tuner.k8s.client import API_ERRORS, RetryingClient, api_message, backoff_delay
 from tuner.k8s.discovery import ApiResource
 from tuner.k8s.gjson import Condition
 from tuner.k8s.informer import Changes, Informer
-from tuner.k8s.jobs import container_status, image_pull_problem, job_outcome, object_uid
+from tuner.k8s.jobs import (
+    container_ended,
+    container_status,
+    image_pull_problem,
+    instance_over,
+    job_outcome,
+    object_uid,
+)
 from tuner.k8s.log_slots import LogSlots
 from tuner.k8s.object_calls import ObjectCalls
 from tuner.k8s.streams import thread_lines
@@ -37,6 +42,7 @@ from tuner.k8s.trial_objects import (
     trial_pod_keys,
 )
 from tuner.runners.base import TrialHandle, TrialOutcome
+from tuner.runners.kubernetes_sidecar import sidecar_problem
 from tuner.templates import TRIAL_LABEL
 
 log = logging.getLogger(__name__)
@@ -179,7 +185,11 @@ class KubernetesHandle(TrialHandle):
 
     async def listed_pods(self) -> list[dict[str, Any]]:
         """The trial's primary pods read from the API, not the cache: for a finished trial,
-        whose pods the pod informer may not have caught up with (a watch broken meanwhile)."""
+        whose pods the pod informer may not have caught up with (a watch broken meanwhile).
+
+        Read from the apiserver's own watch cache (``resourceVersion=0``), which etcd's watch
+        keeps current whatever happens to ours: a quorum read would have etcd read every pod of
+        the namespace for each trial that ends (1,000 ending trials: 1,000 x 1,000 pods)."""
         selectors = [f"{TRIAL_LABEL}={self.trial_label}"] if self.trial_label else []
         label = None if self.is_job else name_label(self.resource.group, self.resource.kind)
         if label is not None:
@@ -188,7 +198,10 @@ class KubernetesHandle(TrialHandle):
         seen: dict[str, dict[str, Any]] = {}
         for selector in selectors:
             listed = await self.runner.client.get_json(
-                self.runner.core.list_namespaced_pod, self.namespace, label_selector=selector
+                self.runner.core.list_namespaced_pod,
+                self.namespace,
+                label_selector=selector,
+                resource_version="0",
             )
             for pod in (listed or {}).get("items") or []:
                 if keys & set(pod_keys(pod)):
@@ -212,41 +225,9 @@ class KubernetesHandle(TrialHandle):
         return None
 
     async def collector_problem(self) -> str | None:
-        """The problem the relay sidecar (``tuner-metrics-collector``) of the newest primary pod
-        printed last (:data:`tuner.collectors.relay.PROBLEM_PREFIX`), or ``None``."""
-        pods = await self.pods()
-        pod = next(
-            (
-                p
-                for p in reversed(pods)
-                if any(
-                    c.get("name") == COLLECTOR_CONTAINER
-                    for c in (p.get("spec") or {}).get("containers") or []
-                )
-            ),
-            None,
-        )
-        if pod is None:
-            return None
+        """The problem the relay sidecar of the newest primary pod printed last, or ``None``."""
         runner = self.runner
-        try:
-            text = await runner.client.call(
-                runner.core.read_namespaced_pod_log,
-                pod["metadata"]["name"],
-                self.namespace,
-                container=COLLECTOR_CONTAINER,
-                tail_lines=20,
-            )
-        except ApiException as e:
-            if e.status in (400, 404):  # the Pod or its log is gone
-                return None
-            raise
-        problems = [
-            line[len(PROBLEM_PREFIX) :]
-            for line in str(text or "").splitlines()
-            if line.startswith(PROBLEM_PREFIX)
-        ]
-        return problems[-1] if problems else None
+        return await sidecar_problem(runner.client, runner.core, self.namespace, await self.pods())
 
     def verdict(self, obj: Mapping[str, Any]) -> bool | None:
         """True (succeeded), False (failed) or None (still running) by the template's conditions."""
@@ -298,7 +279,7 @@ class KubernetesHandle(TrialHandle):
     async def _settled(self, pods: list[dict[str, Any]], changes: Changes) -> list[dict[str, Any]]:
         """The pods once every one's primary container has ended (or after a short while)."""
         deadline = time.monotonic() + SETTLE_SECONDS
-        while pods and not all(_ended(p, self.container) for p in pods):
+        while pods and not all(container_ended(p, self.container) for p in pods):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -350,7 +331,7 @@ class KubernetesHandle(TrialHandle):
                 await changes.wait()
                 continue
             slots = self.runner.log_slots
-            if _ended(pod, self.container):  # read in one request, without a follow slot
+            if container_ended(pod, self.container):  # read in one request, without a follow slot
                 async with slots.read_once():
                     async for line in self._follow(pod, read, done, changes, follow=False):
                         yield line
@@ -405,18 +386,15 @@ class KubernetesHandle(TrialHandle):
             failed = e
         finally:
             await stream.aclose()
-        try:
-            now = await runner.client.get_json(
-                runner.core.read_namespaced_pod, pod_name, self.namespace
-            )
-        except API_ERRORS as e:
-            now, failed = pod, failed or e
-        now_status = container_status(now or {}, self.container) or {}
-        ended = (
-            now is None
-            or _ended(now, self.container)
-            or (int(now_status.get("restartCount", 0)) != key[1])
-        )
+        now = await self._cached_end(pod, key[1], changes) if failed is None else None
+        if now is None:  # not seen over in the cache: ask the API
+            try:
+                now = await runner.client.get_json(
+                    runner.core.read_namespaced_pod, pod_name, self.namespace
+                )
+            except API_ERRORS as e:
+                now, failed = pod, failed or e
+        ended = now is None or instance_over(now, self.container, key[1])
         if ended and failed is None:
             if partial and skip <= 0:
                 progress.lines += 1
@@ -435,6 +413,23 @@ class KubernetesHandle(TrialHandle):
             # The stream ended with nothing new while the pod still looks alive: wait for its
             # status to catch up (or for the next window) before reading again.
             await changes.wait()
+
+    async def _cached_end(
+        self, pod: dict[str, Any], restarts: int, changes: Changes
+    ) -> dict[str, Any] | None:
+        """The pod from the cache once it shows that the container instance whose log ended is
+        over (it does within moments of the end: no request needed), or ``None`` when it does
+        not within :data:`SETTLE_SECONDS` (the stream broke while the container runs on)."""
+        uid, deadline = object_uid(pod), time.monotonic() + SETTLE_SECONDS
+        while not self._killed.is_set():
+            changes.reset()
+            now = next((p for p in await self.pods() if object_uid(p) == uid), None)
+            if now is not None and instance_over(now, self.container, restarts):
+                return now
+            if (left := deadline - time.monotonic()) <= 0:
+                break
+            await changes.wait(left)
+        return None
 
     async def kill(self) -> None:
         """Stop the trial: delete its object (Background), or with ``retain`` stop only a Job's
@@ -484,13 +479,6 @@ class KubernetesHandle(TrialHandle):
                     f"cannot stop {r.kind} {self.namespace}/{self.name}: "
                     f"{e.status} {api_message(e)}"
                 ) from e
-
-
-def _ended(pod: Mapping[str, Any], container: str | None) -> bool:
-    """Whether a pod, or its ``container``, has ended."""
-    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-        return True
-    return "terminated" in ((container_status(pod, container) or {}).get("state") or {})
 
 
 def _decode(raw: bytes) -> str:
