@@ -10,9 +10,13 @@ through REST. Each trial prints its ``loss`` line, holds ``hold`` seconds, and e
 Measured per run, from the service's database and the kubelet's log:
 
 * suggestion -> Job created: a trial row is stored when it is suggested (``created_at``) and
-  marked Running when its Job has been created (``started_at``);
-* Job completion -> trial stored: the kubelet logs when each scripted container ended, to the
-  microsecond; the trial's ``finished_at`` is when its ending was stored;
+  marked Running when its Job has been created (``started_at``). Beside it, the floor: the same
+  number of Jobs created by a bare client from 16 threads on the same control plane right
+  after (``bench/scale_k8s_observe.py``);
+* Job completion -> trial stored: from when the bench's own watch first saw the Job's
+  ``Complete`` condition to the trial's ``finished_at`` (when its ending was stored);
+* container end -> trial stored: from when the kubelet logged that the scripted container
+  ended (to the microsecond), which adds the Job controller's own delay;
 * peaks, sampled every second from ``/proc``: trials Running at once, the service's RSS (and at
   the most trials running), its threads and its TCP connections to the apiserver (each watch,
   log stream and pooled request holds one).
@@ -40,6 +44,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scale_k8s_observe import JobCompletions, bare_creates  # noqa: E402
 from tests.k8s.controlplane import ControlPlane, free_port  # noqa: E402
 
 ENDED = re.compile(r"scripted (\S+) (\S+) (\S+) ended at ([0-9.]+)")
@@ -180,6 +185,9 @@ def run_k8s(
         serve = subprocess.Popen(argv, cwd=d, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}/api/v1"
         stop, peaks = threading.Event(), Peaks()
+        api = cluster.api_client()
+        completions = JobCompletions(api, "default").start()
+        floor: list[float] = []
         try:
             _wait(lambda: _healthy(port, serve), 60, "tuner serve to answer")
             apiserver_port = int(cluster.server.rsplit(":", 1)[1])
@@ -208,16 +216,48 @@ def run_k8s(
             wall = time.monotonic() - started
         finally:
             stop.set()
+            completions.stop()
             serve.send_signal(signal.SIGTERM)
             try:
                 serve.wait(30)
             except subprocess.TimeoutExpired:
                 serve.kill()
             log.close()
+        try:
+            floor = _floor(api, experiments * trials, hold)
+        finally:
             kubelet_log = cluster.log_path("process-kubelet").read_text()
             memory = cluster.memory_mb()
             cluster.stop()
-        return _summary(db, kubelet_log, peaks, wall, experiments * trials, memory)
+        summary = _summary(db, kubelet_log, peaks, wall, experiments * trials, memory)
+        summary.update(_stored_after(db, completions.seen))
+        summary.update(floor_p50=percentile(floor, 50), floor_p99=percentile(floor, 99))
+        return summary
+
+
+def _floor(api: Any, n: int, hold: float) -> list[float]:
+    """The bare client's creation times of ``n`` Jobs like the trials' (named ``floor-*``, in
+    the trials' namespace, where their Pods can start as the trials' did)."""
+    spec = experiment("floor", 1, hold)["spec"]["trialTemplate"]["trialSpec"]
+    text = json.dumps(spec).replace("${trialParameters.x}", "0.5")
+    jobs = []
+    for i in range(n):
+        job = json.loads(text)
+        job["metadata"] = {"name": f"floor-{i:05d}"}
+        jobs.append(job)
+    return bare_creates(api, "default", jobs)
+
+
+def _stored_after(db: Path, completed: dict[str, float]) -> dict[str, Any]:
+    """Job completion (seen on the API) -> trial stored, per trial."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT name, finished_at FROM trials").fetchall()
+    after = [_epoch(f) - completed[name] for name, f in rows if f and name in completed]
+    return {
+        "completed_p50": percentile(after, 50),
+        "completed_p99": percentile(after, 99),
+        "completed_n": len(after),
+    }
 
 
 def _summary(
