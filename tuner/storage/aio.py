@@ -7,14 +7,21 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from tuner.spec import Experiment
-from tuner.storage.repository import ExperimentRecord, Repository
+from tuner.storage.coalesce import Coalescer
+from tuner.storage.repository import ExperimentRecord, Repository, RunningMark, TrialFinish
 from tuner.trials import ExperimentPhase, Observation, Trial, TrialState
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class _Coalescers(NamedTuple):
+    loop: asyncio.AbstractEventLoop
+    marks: Coalescer[RunningMark, bool]
+    endings: Coalescer[TrialFinish, bool]
 
 
 class AsyncRepository:
@@ -45,6 +52,19 @@ class AsyncRepository:
         self.sync = repo
         """The synchronous repository: for code that already runs on the database thread."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuner-db")
+        self._batchers: _Coalescers | None = None
+
+    def _coalescers(self) -> _Coalescers:
+        """This event loop's batchers of trial state changes (made on first use)."""
+        loop = asyncio.get_running_loop()
+        if self._batchers is None or self._batchers.loop is not loop:
+            run = functools.partial(loop.run_in_executor, self._executor)
+            self._batchers = _Coalescers(
+                loop,
+                Coalescer(run, self.sync.mark_running_many),
+                Coalescer(run, self.sync.finish_trials),
+            )
+        return self._batchers
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """``fn(repo, *args, **kwargs)`` on the database thread (several calls in one hop)."""
@@ -142,7 +162,8 @@ class AsyncRepository:
         runner_ref: str | None,
         process_start: int | None = None,
     ) -> None:
-        await self._call(self.sync.mark_running, experiment_id, name, runner_ref, process_start)
+        """Trials started together are marked Running in one transaction."""
+        await self._coalescers().marks(RunningMark(experiment_id, name, runner_ref, process_start))
 
     async def save_log_position(
         self, experiment_id: int, name: str, offset: int, steps: Mapping[str, int]
@@ -157,7 +178,9 @@ class AsyncRepository:
         reason: str | None = None,
         message: str | None = None,
     ) -> bool:
-        return await self._call(self.sync.finish_trial, experiment_id, name, state, reason, message)
+        """Trials that end together are stored in one transaction."""
+        ending = TrialFinish(experiment_id, name, state, reason, message)
+        return await self._coalescers().endings(ending)
 
     async def last_steps(self, experiment_id: int, trial_name: str) -> dict[str, int]:
         return await self._call(self.sync.last_steps, experiment_id, trial_name)

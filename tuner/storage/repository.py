@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -72,6 +72,25 @@ def _aware(t: datetime | None) -> datetime | None:
     if t is not None and t.tzinfo is None:
         return t.replace(tzinfo=UTC)
     return t
+
+
+class RunningMark(NamedTuple):
+    """A trial whose runner started it: :meth:`Repository.mark_running_many`."""
+
+    experiment_id: int
+    name: str
+    runner_ref: str | None
+    process_start: int | None = None
+
+
+class TrialFinish(NamedTuple):
+    """A trial's ending: :meth:`Repository.finish_trials`."""
+
+    experiment_id: int
+    name: str
+    state: TrialState
+    reason: str | None = None
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -525,24 +544,35 @@ class Repository:
         runner_ref: str | None,
         process_start: int | None = None,
     ) -> None:
+        self.mark_running_many([RunningMark(experiment_id, name, runner_ref, process_start)])
+
+    def mark_running_many(self, marks: Sequence[RunningMark]) -> list[bool]:
+        """Move active trials to Running, in one transaction (see
+        :class:`tuner.storage.coalesce.Coalescer`: trials started together share it); for
+        each, whether it was still active."""
+        changed = []
         with self.session() as s:
-            s.connection().execute(
-                update(TrialRow)
-                .where(
-                    TrialRow.experiment_id == experiment_id,
-                    TrialRow.name == name,
-                    TrialRow.state.in_([st.value for st in ACTIVE_STATES]),
+            connection = s.connection()
+            for mark in marks:
+                result = connection.execute(
+                    update(TrialRow)
+                    .where(
+                        TrialRow.experiment_id == mark.experiment_id,
+                        TrialRow.name == mark.name,
+                        TrialRow.state.in_([st.value for st in ACTIVE_STATES]),
+                    )
+                    .values(
+                        state=TrialState.RUNNING.value,
+                        started_at=utcnow(),
+                        runner_ref=mark.runner_ref,
+                        process_start=mark.process_start,
+                        log_offset=0,
+                        log_steps=None,
+                    )
                 )
-                .values(
-                    state=TrialState.RUNNING.value,
-                    started_at=utcnow(),
-                    runner_ref=runner_ref,
-                    process_start=process_start,
-                    log_offset=0,
-                    log_steps=None,
-                )
-            )
+                changed.append(bool(getattr(result, "rowcount", 0)))
             s.commit()
+        return changed
 
     def save_log_position(
         self, experiment_id: int, name: str, offset: int, steps: Mapping[str, int]
@@ -571,21 +601,33 @@ class Repository:
         message: str | None = None,
     ) -> bool:
         """Move an active trial to a final state. Returns False when it had already finished."""
-        assert state.finished
+        return self.finish_trials([TrialFinish(experiment_id, name, state, reason, message)])[0]
+
+    def finish_trials(self, endings: Sequence[TrialFinish]) -> list[bool]:
+        """:meth:`finish_trial` for several trials, in one transaction; for each, whether it
+        was still active."""
+        changed = []
         with self.session() as s:
-            result = s.connection().execute(
-                update(TrialRow)
-                .where(
-                    TrialRow.experiment_id == experiment_id,
-                    TrialRow.name == name,
-                    TrialRow.state.in_([st.value for st in ACTIVE_STATES]),
+            connection = s.connection()
+            for e in endings:
+                assert e.state.finished
+                result = connection.execute(
+                    update(TrialRow)
+                    .where(
+                        TrialRow.experiment_id == e.experiment_id,
+                        TrialRow.name == e.name,
+                        TrialRow.state.in_([st.value for st in ACTIVE_STATES]),
+                    )
+                    .values(
+                        state=e.state.value,
+                        reason=e.reason,
+                        message=_text(e.message),
+                        finished_at=utcnow(),
+                    )
                 )
-                .values(
-                    state=state.value, reason=reason, message=_text(message), finished_at=utcnow()
-                )
-            )
+                changed.append(bool(getattr(result, "rowcount", 0)))
             s.commit()
-            return bool(getattr(result, "rowcount", 0))
+        return changed
 
     def counts(self, experiment_id: int) -> dict[TrialState, int]:
         with self.session() as s:
