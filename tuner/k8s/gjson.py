@@ -6,6 +6,7 @@ rejects syntax outside the subset) and then evaluated against a Job as plain JSO
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -22,6 +23,7 @@ _QUERY = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=256)
 def compile_condition(expression: str) -> Condition:
     """Compile a GJSON condition like ``status.conditions.#(type=="Complete")#|#(status=="True")#``.
 

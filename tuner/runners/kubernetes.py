@@ -402,4 +402,5 @@ class KubernetesRunner(Runner):
             failure=compile_condition(tt.failure_condition or ""),
             resource=resource,
             primary_labels=None if trial_kinds.is_job(obj) else tt.primary_pod_labels,
+            initial=obj,
         )

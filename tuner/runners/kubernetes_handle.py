@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 JOB_RESOURCE = ApiResource("batch", "v1", "Job", "jobs", True)
 SETTLE_SECONDS = 3.0
+INITIAL_SECONDS = 10.0
+"""How long a handle takes its object as created while the cache has not got it yet (1,000
+trials started at once would otherwise each read theirs from the API, twice)."""
 """How long a finished trial's outcome waits for its pods' final status to reach the cache."""
 
 
@@ -117,6 +120,7 @@ class KubernetesHandle(TrialHandle):
         failure: Condition,
         resource: ApiResource = JOB_RESOURCE,
         primary_labels: Mapping[str, str] | None = None,
+        initial: Mapping[str, Any] | None = None,
     ) -> None:
         self.runner = runner
         self.namespace = namespace
@@ -131,6 +135,8 @@ class KubernetesHandle(TrialHandle):
         self._failure = failure
         self._killed = asyncio.Event()
         self._seen = False
+        self._initial = (dict(initial), time.monotonic()) if initial is not None else None
+        """The object as created or found, with when: what the cache lacks for a moment."""
 
     @property
     def ref(self) -> str:
@@ -170,6 +176,8 @@ class KubernetesHandle(TrialHandle):
             return obj
         if self._seen:
             return None
+        if self._initial is not None and time.monotonic() - self._initial[1] < INITIAL_SECONDS:
+            return self._mine(self._initial[0])  # just made: the cache gets it in a moment
         r = self.resource
         fn, args = self.runner.objects.get(r, self.namespace, self.name)
         return self._mine(await self.runner.client.get_json(fn, *args))
