@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from tuner.k8s.informer import Changes
 
 DEFAULT_FOLLOWS = 100
-DEFAULT_READS = 8
+DEFAULT_READS = 32
 
 
 class LogSlots:
