@@ -41,6 +41,12 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def session_id(pid: int) -> int | None:
+    """The session of a live process, or ``None``."""
+    fields = _stat_fields(pid)
+    return None if fields is None or fields[0] in ("Z", "X") else int(fields[3])
+
+
 def session_members(session: int, marker: bytes | None = None) -> list[int]:
     """The live processes of ``session`` (by session id); with ``marker``, only those whose
     environment holds that ``NAME=value`` entry (so that a reused session id is never taken for

@@ -236,15 +236,6 @@ def intent_key(trial: Trial) -> str:
     return f"{trial.name} {created}"
 
 
-def read_pid_file(path: Path) -> tuple[int, int] | None:
-    """The supervisor's pid and start time from its ``pid`` file, or ``None``."""
-    try:
-        pid, start = path.read_text(encoding="ascii").split()
-        return int(pid), int(start)
-    except (OSError, ValueError):
-        return None
-
-
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
@@ -390,8 +381,11 @@ class LocalRunner(Runner):
             if start is None and _is_trial_process(pid, trial.name):
                 start = process_start_time(pid)  # stored before start times were: trust env
         else:
-            recorded = read_pid_file(directory / PID_NAME)
-            if recorded is None or _read_text(directory / INTENT_NAME) != intent_key(trial):
+            if _read_text(directory / INTENT_NAME) != intent_key(trial):
+                return None
+            marker = f"{names.ENV_TRIAL}={trial.name}".encode()
+            recorded = await asyncio.to_thread(supervisor.read_pid, directory / PID_NAME, marker)
+            if recorded is None:
                 return None
             pid, start = recorded
         metrics = directory / "metrics"
@@ -410,11 +404,15 @@ class LocalRunner(Runner):
     async def reap(self, experiment: Experiment, trial: Trial) -> list[int]:
         """Kill what is left of a trial that is not followed any more (its session)."""
         ref = trial.runner_ref or ""
-        recorded = read_pid_file(self.trial_dir(experiment, trial.name) / PID_NAME)
-        session = int(ref[4:]) if ref.startswith("pid:") else recorded[0] if recorded else None
-        if session is None:
-            return []
         marker = f"{names.ENV_TRIAL}={trial.name}".encode()
+        if ref.startswith("pid:"):
+            session = int(ref[4:])
+        else:
+            path = self.trial_dir(experiment, trial.name) / PID_NAME
+            recorded = await asyncio.to_thread(supervisor.read_pid, path, marker)
+            if recorded is None:
+                return []
+            session = recorded[0]
         return await asyncio.to_thread(kill_session, session, marker)
 
 

@@ -1,6 +1,6 @@
 # The supervisor of one local trial: sh supervise.sh STATUS PIDFILE COMMAND [ARG...]
-# tuner/runners/supervisor.py says what it guarantees; every line here is a builtin of the
-# shell but the one `mv`, and the command's own fork+exec.
+# tuner/runners/supervisor.py says what it guarantees. Everything here is a builtin of the
+# shell: the command's fork+exec is the only process it starts.
 
 # Survive the group's SIGTERM/SIGINT to record the command's death. A trap with a handler
 # (unlike `trap ''`, which children would inherit as SIG_IGN) leaves the command the default
@@ -10,12 +10,13 @@ status=$1 pidfile=$2
 shift 2
 
 # "<pid> <start time>" (field 22 of /proc/<pid>/stat, after a command name that may hold
-# spaces or parentheses), written to a temporary name and renamed, before the command runs.
+# spaces or parentheses), in one write before the command runs: a reader finds the file empty
+# or whole (a rename would cost an `mv`, as much CPU as the rest of this script).
 read -r stat < /proc/$$/stat
 started() { start=${20}; }
 # shellcheck disable=SC2086  # split on purpose: the fields after the command name
 started ${stat##*) }
-printf '%s %s\n' $$ "$start" > "$pidfile.tmp" && mv -f "$pidfile.tmp" "$pidfile" || exit 1
+printf '%s %s\n' $$ "$start" > "$pidfile" || exit 1
 
 "$@" < /dev/null
 code=$?

@@ -4,9 +4,13 @@ It is a POSIX shell script (dash on Debian, where a start costs about 1 ms of CP
 supervisor cost 15 ms, as much again as a trivial trial). In the session the local runner made
 for it, with stdout and stderr on the trial's log, it:
 
-* writes ``<pid> <start time>`` to ``PIDFILE`` (a temporary file renamed: the one ``mv`` per
-  trial) before the command runs: the record that the command is (about to be) running, which
-  a restarted controller finds even when the trial's Running state never reached the database;
+* writes ``<pid> <start time>`` to ``PIDFILE`` before the command runs: the record that the
+  command is (about to be) running, which a restarted controller finds even when the trial's
+  Running state never reached the database. It is one ``write`` to a new file, which a reader
+  finds empty or whole (the size grows after the bytes are in); a rename would cost an ``mv``
+  process, as much CPU as the rest of the script. An empty file (the reader came between the
+  creation and the write, or the writer died there, before the command could run) is read
+  by :func:`read_pid`, which then looks for the supervisor by its environment;
 * runs the command in the foreground, stdin on ``/dev/null``, stdout and stderr on the log;
   a command that cannot be found or run ends with 127 or 126 and the shell's message in the log;
 * survives the SIGTERM and SIGINT the runner sends to the whole process group (a trap with a
@@ -35,7 +39,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tuner.processes import kill_sessions
+from tuner.processes import kill_sessions, process_start_time, processes_with, session_id
 
 SCRIPT = Path(__file__).with_name("supervise.sh")
 SHELL = "/bin/sh"
@@ -95,3 +99,29 @@ class SessionSweeper:
             batch, self._pending = self._pending, {}
             await asyncio.to_thread(kill_sessions, batch)
             await asyncio.sleep(self._spacing)
+
+
+def read_pid(path: Path, marker: bytes) -> tuple[int, int] | None:
+    """The supervisor's pid and start time from its ``pid`` file at ``path``, or ``None`` when
+    its command never started.
+
+    An empty file is being written, or its writer died before it wrote and thus before the
+    command ran: the live session leader whose environment holds ``marker`` (the trial's
+    ``TUNER_TRIAL``) is the supervisor; when there is none, the file is read again, in case the
+    supervisor wrote it and ended meanwhile."""
+    recorded = _parse_pid_file(path)
+    if recorded is not None or not path.exists():
+        return recorded
+    for pid in processes_with([marker]):
+        start = process_start_time(pid)
+        if session_id(pid) == pid and start is not None:
+            return pid, start
+    return _parse_pid_file(path)
+
+
+def _parse_pid_file(path: Path) -> tuple[int, int] | None:
+    try:
+        pid, start = path.read_text(encoding="ascii").split()
+        return int(pid), int(start)
+    except (OSError, ValueError):
+        return None
