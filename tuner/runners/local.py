@@ -206,7 +206,8 @@ class LocalHandle(TrialHandle):
 
 
 def outcome(code: int, stderr_tail: str, log_path: Path) -> TrialOutcome:
-    """How an exit status reads: the code or signal, the end of stderr, the log's path."""
+    """How an exit status reads: the code or signal, the log's path, the end of stderr (or of the
+    log, which holds it)."""
     if code == 0:
         return TrialOutcome(True, "Completed", "exit code 0", 0)
     if code < 0:
