@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tuner.processes import process_start_time
 from tuner.runners import supervisor
+from tuner.runners.spawn import spawn
 
 MARKER = "TUNER_TRIAL=supervised"
 
@@ -28,7 +29,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) ->
 def supervise(tmp_path: Path, *command: str) -> subprocess.Popen[bytes]:
     with (tmp_path / "trial.log").open("ab") as log:
         return subprocess.Popen(
-            [*supervisor.argv(tmp_path / "exit_status", tmp_path / "pid"), *command],
+            [*supervisor.argv(tmp_path / "exit_status", tmp_path / "pid", tmp_path), *command],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -65,18 +66,14 @@ def test_pid_file_before_the_command_then_the_status_and_the_log(tmp_path: Path)
 
 
 def test_the_groups_sigterm_kills_the_command_and_is_recorded(tmp_path: Path) -> None:
-    process = supervise(tmp_path, "/bin/sleep", "30")
-    wait_for(lambda: (tmp_path / "pid").exists(), "the pid file")
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(20)
-    assert status(tmp_path) == f"{-signal.SIGTERM}\n"
-
-    (tmp_path / "pid").unlink()
-    process = supervise(tmp_path, "/bin/sleep", "30")
-    wait_for(lambda: (tmp_path / "pid").exists(), "the pid file")
-    os.killpg(process.pid, signal.SIGINT)
-    process.wait(20)
-    assert status(tmp_path) == f"{-signal.SIGINT}\n"
+    log = tmp_path / "trial.log"
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        log.write_text("")
+        process = supervise(tmp_path, "/bin/sh", "-c", "echo started; exec sleep 30")
+        wait_for(lambda: "started" in log.read_text(), "the command's start")
+        os.killpg(process.pid, sig)
+        process.wait(20)
+        assert status(tmp_path) == f"{-sig}\n"
 
 
 def test_a_command_that_cannot_be_found_ends_127_with_a_message(tmp_path: Path) -> None:
@@ -119,10 +116,11 @@ def test_an_empty_pid_file_is_read_from_the_live_supervisor(tmp_path: Path) -> N
     supervisor by its environment; with no supervisor, the command never ran."""
     path = tmp_path / "pid"
     path.write_text("")
-    marker = MARKER.encode()
+    name = f"empty-pid-{os.getpid()}"  # no other test's process has it
+    marker = f"TUNER_TRIAL={name}".encode()
     assert supervisor.read_pid(path, marker) is None
     leader = subprocess.Popen(
-        ["/bin/sleep", "30"], start_new_session=True, env=dict(os.environ, TUNER_TRIAL="supervised")
+        ["/bin/sleep", "30"], start_new_session=True, env=dict(os.environ, TUNER_TRIAL=name)
     )
     try:
         wait_for(lambda: process_start_time(leader.pid) is not None, "the process")
@@ -131,3 +129,27 @@ def test_an_empty_pid_file_is_read_from_the_live_supervisor(tmp_path: Path) -> N
     finally:
         leader.kill()
         leader.wait()
+
+
+def test_spawned_supervisor_runs_in_its_directory_with_default_signals(tmp_path: Path) -> None:
+    """``posix_spawn`` cannot change directory: the supervisor does. SIGPIPE, which Python
+    ignores, has its default action again in the command (a shell cannot undo an inherited
+    SIG_IGN: it would outlive the `kill`)."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    command = ["/bin/sh", "-c", "pwd; kill -PIPE $$; echo survived"]
+
+    async def run() -> tuple[int, int]:
+        log = os.open(tmp_path / "trial.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            argv = supervisor.argv(tmp_path / "exit_status", tmp_path / "pid", workdir)
+            child = spawn([*argv, *command], dict(os.environ), stdout=log)
+        finally:
+            os.close(log)
+        return child.pid, await asyncio.wait_for(child.wait(), 20)
+
+    pid, returncode = asyncio.run(run())
+    assert returncode == -signal.SIGKILL  # the supervisor ends its own process group
+    assert process_start_time(pid) is None  # reaped
+    assert (tmp_path / "trial.log").read_text() == f"{workdir}\n"
+    assert status(tmp_path) == f"{-signal.SIGPIPE}\n"

@@ -40,6 +40,7 @@ from tuner.processes import kill_session, process_start_time
 from tuner.runners import supervisor
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
 from tuner.runners.checkpoints import private_checkpoint
+from tuner.runners.spawn import Child, spawn
 from tuner.runners.support import COLLECTOR_PATH, unsupported
 from tuner.spec import CollectorKind, Experiment
 from tuner.templates import RenderedTrial
@@ -78,7 +79,7 @@ class LocalHandle(TrialHandle):
         grace: float,
         *,
         offset: int = 0,
-        process: asyncio.subprocess.Process | None = None,
+        process: Child | None = None,
         metrics_path: Path | None = None,
         trial_name: str = "",
         sweeper: supervisor.SessionSweeper | None = None,
@@ -335,16 +336,10 @@ class LocalRunner(Runner):
             directory / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644
         )
         try:
-            process = await asyncio.create_subprocess_exec(
-                *supervisor.argv(status_path, pid_path),
-                program,
-                *argv[1:],
-                stdin=asyncio.subprocess.DEVNULL,
+            process = spawn(
+                [*supervisor.argv(status_path, pid_path, self.cwd), program, *argv[1:]],
+                full_env,
                 stdout=log,
-                stderr=log,
-                cwd=self.cwd,
-                env=full_env,
-                start_new_session=True,
             )
         except OSError as e:
             raise RunnerError(f"cannot start {rendered.argv[0]!r}: {e.strerror or e}") from e

@@ -1,4 +1,4 @@
-"""The supervisor of one local trial: ``/bin/sh supervise.sh STATUS PIDFILE COMMAND [ARG...]``.
+"""The supervisor of one local trial: ``/bin/sh supervise.sh STATUS PIDFILE DIR COMMAND...``.
 
 It is a POSIX shell script (dash on Debian, where a start costs about 1 ms of CPU; a Python
 supervisor cost 15 ms, as much again as a trivial trial). In the session the local runner made
@@ -11,11 +11,18 @@ for it, with stdout and stderr on the trial's log, it:
   process, as much CPU as the rest of the script. An empty file (the reader came between the
   creation and the write, or the writer died there, before the command could run) is read
   by :func:`read_pid`, which then looks for the supervisor by its environment;
-* runs the command in the foreground, stdin on ``/dev/null``, stdout and stderr on the log;
-  a command that cannot be found or run ends with 127 or 126 and the shell's message in the log;
+* runs the command in the foreground in the directory ``DIR``, stdin on ``/dev/null``, stdout
+  and stderr on the log; a command that cannot be found or run (or a ``DIR`` that cannot be
+  entered) ends with 127 or 126 and the shell's message in the log;
 * survives the SIGTERM and SIGINT the runner sends to the whole process group (a trap with a
   handler: the command keeps their default action, where ``trap ''`` would have it ignore them)
-  and records the command's death instead;
+  and records the command's death instead. A signal that comes before the command is started
+  is recorded and the command does not run. One that comes while the command is being started
+  (between the shell's fork and the command's exec, a millisecond or more on a busy host) is
+  caught by the shell's handler in the new process and lost, which a shell cannot prevent (the
+  Python supervisor's ``posix_spawn`` reset the handlers with signals blocked). The command then
+  runs on, and :meth:`LocalHandle.kill <tuner.runners.local.LocalHandle.kill>` SIGKILLs the
+  group after its grace period: the trial still stops, as killed by SIGKILL;
 * writes the exit code to ``STATUS``, ``-N`` for a command killed by signal N. The shell reports
   that death as 128+N, so a command that *exits* with a code from 129 to 192 reads as killed by
   a signal too (Kubernetes' runtimes report both as 128+N). The file is written in one
@@ -49,9 +56,9 @@ SWEEP_SPACING = 0.5
 """Seconds at least between two scans of ``/proc`` for what ended trials left in their sessions."""
 
 
-def argv(status_path: Path, pid_path: Path) -> list[str]:
+def argv(status_path: Path, pid_path: Path, cwd: Path) -> list[str]:
     """The supervisor's command line, to which the trial's own is appended."""
-    return [SHELL, str(SCRIPT), str(status_path), str(pid_path)]
+    return [SHELL, str(SCRIPT), str(status_path), str(pid_path), str(cwd.absolute())]
 
 
 def tail_text(data: bytes) -> str:
