@@ -179,13 +179,16 @@ def test_kill_9_of_run_then_run_again_re_adopts_trials(tmp_path: Path) -> None:
     ends = trials["ends"]
     log = ends_dir / "trial.log"
     assert ends.state is TrialState.FAILED and ends.reason == "TrialFailed. Job reason: Error"
-    assert ends.message == f"exit code 7 (log: {log})\nfirst line of stderr\nbad thing happened"
+    # The message ends with the log's last lines (its stdout, then its stderr), as Kubernetes'
+    # FallbackToLogsOnError reads them.
+    tail = "loss=7\nloss=6\nfirst line of stderr\nbad thing happened"
+    assert ends.message == f"exit code 7 (log: {log})\n{tail}"
     assert f"trial {ends.name} failed: exit code 7 (log: {log})" in out
 
     vanish = trials["vanish"]
     assert vanish.state is TrialState.FAILED and vanish.reason == "TrialLost"
 
-    # `tuner trials` shows the failing trial's stderr tail and log path in its message column.
+    # `tuner trials` shows the failing trial's log tail and log path in its message column.
     listed = subprocess.run(
         [sys.executable, "-m", "tuner.cli", "trials", "exp", "--db", db],
         cwd=ROOT,

@@ -64,10 +64,11 @@ def test_failures_metrics_unavailable_and_max_failed(
     trials = sqlite_repo.trials(record.id)
     assert len(trials) == 1  # the first failure reaches maxFailedTrialCount=1 (Katib's rule)
     for t in trials:
-        # The exit code, the log's path and the end of stderr, in that order.
+        # The exit code, the log's path and the end of the log (stderr last), in that order.
         log = tmp_path / "work" / "default" / "exp" / t.name / "trial.log"
         assert t.state is TrialState.FAILED and t.reason == "TrialFailed. Job reason: Error"
-        assert t.message == f"exit code 3 (log: {log})\nboom"
+        assert t.message.startswith(f"exit code 3 (log: {log})\nepoch=0 loss=")
+        assert t.message.endswith("\nboom")
         assert "boom" in log.read_text()  # stderr is in the log too
 
     data = experiment_dict("silent", maxTrialCount=2)

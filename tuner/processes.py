@@ -17,7 +17,7 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -41,18 +41,30 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def session_id(pid: int) -> int | None:
+    """The session of a live process, or ``None``."""
+    fields = _stat_fields(pid)
+    return None if fields is None or fields[0] in ("Z", "X") else int(fields[3])
+
+
 def session_members(session: int, marker: bytes | None = None) -> list[int]:
     """The live processes of ``session`` (by session id); with ``marker``, only those whose
     environment holds that ``NAME=value`` entry (so that a reused session id is never taken for
     the trial's)."""
+    return sessions_members({session: marker})
+
+
+def sessions_members(sessions: Mapping[int, bytes | None]) -> list[int]:
+    """:func:`session_members` of several sessions (each with its marker) in one ``/proc`` scan."""
     members = []
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
         fields = _stat_fields(pid)
-        if fields is None or fields[0] in ("Z", "X") or int(fields[3]) != session:
+        if fields is None or fields[0] in ("Z", "X") or int(fields[3]) not in sessions:
             continue
+        marker = sessions[int(fields[3])]
         if marker is not None:
             try:
                 environ = (entry / "environ").read_bytes()
@@ -97,8 +109,13 @@ def processes_with(
 def kill_session(session: int, marker: bytes) -> list[int]:
     """SIGKILL every live process of ``session`` whose environment holds ``marker``; returns
     their pids. The caller's own process is never among them."""
+    return kill_sessions({session: marker})
+
+
+def kill_sessions(sessions: Mapping[int, bytes]) -> list[int]:
+    """:func:`kill_session` of several sessions (each with its marker) in one ``/proc`` scan."""
     killed = []
-    for pid in session_members(session, marker):
+    for pid in sessions_members(sessions):
         if pid == os.getpid():
             continue
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -176,7 +176,7 @@ def needs_push_endpoint(experiment: Experiment) -> bool:
 
 
 def print_failed_trial(event: Event) -> None:
-    """One line per failed trial as it ends: why (the end of its stderr) and where its log is."""
+    """One line per failed trial as it ends: why (the end of its log) and where its log is."""
     if event.kind == "trial" and event.state == "Failed":
         print(f"trial {event.trial} failed: {event.reason or 'no reason given'}", flush=True)
 

@@ -3,13 +3,13 @@
 The process inherits the runner's environment (so an activated virtualenv and ``PATH`` work)
 less the server's ``TUNER_*`` settings (:mod:`tuner.trial_env`), then the container's ``env``,
 then the trial's ``TUNER_*`` variables. It runs in a session of its own and in its working
-directory, under a small supervisor (:mod:`tuner.runners.exitcode`) that
-writes its exit status and the last lines of its stderr to ``exit_status``. Its stdout and
-stderr go to ``trial.log`` in that directory, not to a pipe of the controller, which reads the
+directory, under a small shell supervisor (:mod:`tuner.runners.supervisor`) that writes its exit
+status to ``exit_status``. Its stdout and stderr go to ``trial.log`` in that directory (whose
+last lines a failed trial's message quotes), not to a pipe of the controller, which reads the
 file as it grows. So a trial outlives a controller that dies (``kill -9``), and the next one
-re-adopts it: the stored pid and process start time (from ``/proc/<pid>/stat``, so a reused
-pid is never mistaken for it) say whether it still runs, the stored log offset says where
-reading goes on, and the status file says how it ended while nobody watched.
+re-adopts it: the stored pid and process start time (from ``/proc/<pid>/stat``, so a reused pid is
+never mistaken for it) say whether it still runs, the stored log offset says where reading goes
+on, and the status file says how it ended while nobody watched.
 
 Before the command starts, the runner writes an ``intent`` file (which stored trial this is) and
 the supervisor its ``pid`` file. A controller killed between the start and the saving of the
@@ -17,8 +17,9 @@ Running state thus leaves a trial that the next one re-adopts (:meth:`LocalRunne
 Created trial) instead of starting it a second time.
 
 Stopping a trial signals its whole process group, so that its children end with it; and when a
-trial ends, whatever it left behind in its session (``sleep 300 &``) is killed too
-(:func:`tuner.processes.kill_session`).
+trial ends, whatever it left behind (``sleep 300 &``) is killed too: in its process group by the
+supervisor, elsewhere in its session by the runner
+(:class:`~tuner.runners.supervisor.SessionSweeper`, :func:`tuner.processes.kill_session`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import contextlib
 import os
 import shutil
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from functools import partial
@@ -37,9 +37,10 @@ from pathlib import Path
 from tuner import collectors, names, trial_env
 from tuner.errors import FieldError, RunnerError, SpecError
 from tuner.processes import kill_session, process_start_time
-from tuner.runners import exitcode
+from tuner.runners import supervisor
 from tuner.runners.base import Runner, TrialHandle, TrialOutcome
 from tuner.runners.checkpoints import private_checkpoint
+from tuner.runners.spawn import Child, spawn
 from tuner.runners.support import COLLECTOR_PATH, unsupported
 from tuner.spec import CollectorKind, Experiment
 from tuner.templates import RenderedTrial
@@ -78,9 +79,10 @@ class LocalHandle(TrialHandle):
         grace: float,
         *,
         offset: int = 0,
-        process: asyncio.subprocess.Process | None = None,
+        process: Child | None = None,
         metrics_path: Path | None = None,
         trial_name: str = "",
+        sweeper: supervisor.SessionSweeper | None = None,
     ) -> None:
         self._pid = pid
         self._marker = f"{names.ENV_TRIAL}={trial_name}".encode()
@@ -90,6 +92,7 @@ class LocalHandle(TrialHandle):
         self._offset = offset
         self._process = process
         self._exit: asyncio.Future[int] | None = None
+        self._sweeper = sweeper
         self.metrics_path = metrics_path
 
     @property
@@ -161,6 +164,8 @@ class LocalHandle(TrialHandle):
         status = read_status(self._directory / STATUS_NAME)
         if status is None:  # the supervisor did not end its session: do it here
             await asyncio.to_thread(self.reap)
+        elif self._sweeper is not None:  # what left the supervisor's process group
+            self._sweeper.add(self._pid, self._marker)
         if status is not None:
             code, tail = status
         elif self._process is not None and self._process.returncode is not None:
@@ -172,6 +177,8 @@ class LocalHandle(TrialHandle):
                 "the trial's process ended while no controller watched it and left no exit "
                 f"status (log: {self.log_path})",
             )
+        if code != 0 and not tail:  # the end of the log stands for the end of stderr
+            tail = supervisor.log_tail(self.log_path)
         return outcome(code, tail, self.log_path)
 
     def reap(self) -> list[int]:
@@ -200,7 +207,8 @@ class LocalHandle(TrialHandle):
 
 
 def outcome(code: int, stderr_tail: str, log_path: Path) -> TrialOutcome:
-    """How an exit status reads: the code or signal, the end of stderr, the log's path."""
+    """How an exit status reads: the code or signal, the log's path, the end of stderr (or of the
+    log, which holds it)."""
     if code == 0:
         return TrialOutcome(True, "Completed", "exit code 0", 0)
     if code < 0:
@@ -215,7 +223,8 @@ def outcome(code: int, stderr_tail: str, log_path: Path) -> TrialOutcome:
 
 
 def read_status(path: Path) -> tuple[int, str] | None:
-    """The exit code and stderr tail the supervisor wrote, or ``None``."""
+    """The exit code the supervisor wrote, and the stderr tail after it that an earlier
+    version's supervisor wrote ("" now: the runner reads the log's end), or ``None``."""
     try:
         code, _, tail = path.read_text(encoding="utf-8", errors="replace").partition("\n")
         return int(code), tail
@@ -227,15 +236,6 @@ def intent_key(trial: Trial) -> str:
     """What the ``intent`` file of a trial's directory holds: its name and creation time."""
     created = trial.created_at.isoformat() if trial.created_at is not None else ""
     return f"{trial.name} {created}"
-
-
-def read_pid_file(path: Path) -> tuple[int, int] | None:
-    """The supervisor's pid and start time from its ``pid`` file, or ``None``."""
-    try:
-        pid, start = path.read_text(encoding="ascii").split()
-        return int(pid), int(start)
-    except (OSError, ValueError):
-        return None
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -272,6 +272,7 @@ class LocalRunner(Runner):
         self._base_env = dict(os.environ if base_env is None else base_env)
         self._grace = kill_grace
         self.detached = detached
+        self._sweeper = supervisor.SessionSweeper()
 
     COLLECTORS = frozenset(
         {
@@ -331,23 +332,14 @@ class LocalRunner(Runner):
         pid_path = directory / PID_NAME
         pid_path.unlink(missing_ok=True)
         _write_atomically(directory / INTENT_NAME, intent_key(trial))
-        supervisor = [
-            sys.executable, "-I", "-S", exitcode.__file__, str(status_path), str(pid_path), "--"
-        ]  # fmt: skip
         log = os.open(
             directory / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644
         )
         try:
-            process = await asyncio.create_subprocess_exec(
-                *supervisor,
-                program,
-                *argv[1:],
-                stdin=asyncio.subprocess.DEVNULL,
+            process = spawn(
+                [*supervisor.argv(status_path, pid_path, self.cwd), program, *argv[1:]],
+                full_env,
                 stdout=log,
-                stderr=log,
-                cwd=self.cwd,
-                env=full_env,
-                start_new_session=True,
             )
         except OSError as e:
             raise RunnerError(f"cannot start {rendered.argv[0]!r}: {e.strerror or e}") from e
@@ -362,6 +354,7 @@ class LocalRunner(Runner):
             process=process,
             metrics_path=metrics_path,
             trial_name=trial.name,
+            sweeper=self._sweeper,
         )
 
     async def attach(self, experiment: Experiment, trial: Trial) -> LocalHandle | None:
@@ -384,8 +377,11 @@ class LocalRunner(Runner):
             if start is None and _is_trial_process(pid, trial.name):
                 start = process_start_time(pid)  # stored before start times were: trust env
         else:
-            recorded = read_pid_file(directory / PID_NAME)
-            if recorded is None or _read_text(directory / INTENT_NAME) != intent_key(trial):
+            if _read_text(directory / INTENT_NAME) != intent_key(trial):
+                return None
+            marker = f"{names.ENV_TRIAL}={trial.name}".encode()
+            recorded = await asyncio.to_thread(supervisor.read_pid, directory / PID_NAME, marker)
+            if recorded is None:
                 return None
             pid, start = recorded
         metrics = directory / "metrics"
@@ -398,16 +394,21 @@ class LocalRunner(Runner):
             offset=trial.log_offset,
             metrics_path=files[0] if len(files) == 1 else None,
             trial_name=trial.name,
+            sweeper=self._sweeper,
         )
 
     async def reap(self, experiment: Experiment, trial: Trial) -> list[int]:
         """Kill what is left of a trial that is not followed any more (its session)."""
         ref = trial.runner_ref or ""
-        recorded = read_pid_file(self.trial_dir(experiment, trial.name) / PID_NAME)
-        session = int(ref[4:]) if ref.startswith("pid:") else recorded[0] if recorded else None
-        if session is None:
-            return []
         marker = f"{names.ENV_TRIAL}={trial.name}".encode()
+        if ref.startswith("pid:"):
+            session = int(ref[4:])
+        else:
+            path = self.trial_dir(experiment, trial.name) / PID_NAME
+            recorded = await asyncio.to_thread(supervisor.read_pid, path, marker)
+            if recorded is None:
+                return []
+            session = recorded[0]
         return await asyncio.to_thread(kill_session, session, marker)
 
 
