@@ -332,7 +332,7 @@ class KubernetesHandle(TrialHandle):
                     done.add(object_uid(p))  # ended without its container ever starting
             if pod is None:
                 if self.verdict(obj) is not None and all(object_uid(p) in done for p in pods):
-                    if final:
+                    if final or self._counted_all(obj, done):
                         return
                     final = True  # check once more against the API: the cache may lag
                     continue
@@ -349,6 +349,13 @@ class KubernetesHandle(TrialHandle):
                         yield line
                 finally:
                     slots.end_follow()
+
+    def _counted_all(self, obj: Mapping[str, Any], done: set[str]) -> bool:
+        """Whether a Job's own count of ended pods says none is missing from those read (so
+        the cache missed none, and listing them from the API is not needed)."""
+        status = obj.get("status") or {}
+        ended = int(status.get("succeeded") or 0) + int(status.get("failed") or 0)
+        return self.is_job and 0 < ended <= len(done)
 
     async def _follow(
         self,
