@@ -40,7 +40,7 @@ def digits_head_start(
 ) -> Iterator[digits.HeadStart | None]:
     """The digits experiment of tests/ui/test_digits.py, started in the background when the
     session begins, if the session runs that test (see tests/ui/digits.py for why)."""
-    if not digits.wanted(request.session.items):
+    if not digits.wanted(request.session):
         yield None
         return
     head_start = digits.HeadStart(tmp_path_factory.mktemp("digits"))

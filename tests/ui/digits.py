@@ -80,6 +80,9 @@ class HeadStart:
             stop_server(self._future.result())
 
 
-def wanted(items: list[pytest.Item]) -> bool:
-    """Whether this session runs the digits test (only then does it get a head start)."""
-    return any(Path(item.path) == TEST_FILE for item in items)
+def wanted(session: pytest.Session) -> bool:
+    """Whether this session runs the digits test, alone in its process: then it gets a head
+    start. (A pytest-xdist worker collects every test but runs only some: there the test
+    starts its experiment itself.)"""
+    in_worker = hasattr(session.config, "workerinput")
+    return not in_worker and any(Path(item.path) == TEST_FILE for item in session.items)

@@ -6,11 +6,13 @@ waits for its end, then checks what the API and the page show."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.servers import Server
 from tests.ui.browser import Console, screenshot
 from tests.ui.digits import TRIALS, HeadStart
 
@@ -18,9 +20,18 @@ from tests.ui.digits import TRIALS, HeadStart
 pytestmark = pytest.mark.timeout(600)
 
 
-def test_finished_digits_experiment_page(digits_head_start: HeadStart | None, page: Any) -> None:
-    assert digits_head_start is not None  # this test is in the session: it got its head start
-    server = digits_head_start.server()
+@pytest.fixture(scope="module")
+def server(
+    digits_head_start: HeadStart | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The server of the session's head start, or one started now (see tests/ui/digits.py)."""
+    head_start = digits_head_start or HeadStart(tmp_path_factory.mktemp("digits"))
+    yield head_start.server()
+    if digits_head_start is None:
+        head_start.stop()
+
+
+def test_finished_digits_experiment_page(server: Server, page: Any) -> None:
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as api:
         with api.stream("GET", "/experiments/digits/events", timeout=300) as events:
             for _ in events.iter_lines():  # the stream ends when the experiment does
