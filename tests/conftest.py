@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.ui import digits
 from tuner.storage import Repository, make_engine
 
 DATA = Path(__file__).parent / "data"
@@ -29,6 +30,29 @@ def private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     with pytest.MonkeyPatch.context() as m:
         m.setenv("XDG_STATE_HOME", str(path))
         yield path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the digits test first: the longest file, started last, would leave
+    one worker running it alone at the end (in one process it gets a head start instead)."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: Path(item.path) != digits.TEST_FILE)  # stable: else as is
+
+
+@pytest.fixture(autouse=True, scope="session")
+def digits_head_start(
+    request: pytest.FixtureRequest,
+    private_state_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[digits.HeadStart | None]:
+    """The digits experiment of tests/ui/test_digits.py, started in the background when the
+    session begins, if the session runs that test (see tests/ui/digits.py for why)."""
+    if not digits.wanted(request.session):
+        yield None
+        return
+    head_start = digits.HeadStart(tmp_path_factory.mktemp("digits"))
+    yield head_start
+    head_start.stop()
 
 
 @pytest.fixture(

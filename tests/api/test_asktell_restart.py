@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -31,8 +32,15 @@ def served(
     stop_server(running)
 
 
-def test_a_new_client_tells_the_open_trials_by_name(served: tuple[Server, str | None]) -> None:
+def test_a_new_client_tells_the_open_trials_by_name(
+    served: tuple[Server, str | None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server, token = served
+    # Nothing but the URL and the token given: neither $TUNER_API_TOKEN nor a default token
+    # file another test may have left in the session's state directory, which a client on
+    # loopback would send (tuner/client.py); with pytest-xdist the order of tests varies.
+    monkeypatch.delenv("TUNER_API_TOKEN", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
     def new_client() -> Client:
         """A client as a fresh notebook makes it: nothing remembered but the URL (and token)."""

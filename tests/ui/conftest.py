@@ -14,10 +14,11 @@ import pytest
 from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Chromium, per module: Playwright's sync API keeps an event loop running in this
-    thread while it is open, which would break `asyncio.run` in tests that come later."""
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Any]:
+    """Playwright, once for the browser tests: its sync API keeps an event loop running in this
+    thread while it is open, which would break `asyncio.run` in tests that come later, so it
+    ends with this package (its tests run one after the other)."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
     try:
@@ -25,9 +26,16 @@ def browser() -> Iterator[Any]:
     except ImportError:
         pytest.skip("playwright is not installed: pip install playwright (no browser download)")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        yield p
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Any) -> Iterator[Any]:
+    """Headless Chromium, shared by the browser tests; each test gets its own context (cookies,
+    storage and viewport of its own) from :func:`page`."""
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture

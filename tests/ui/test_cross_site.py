@@ -69,14 +69,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def chromium(server: Server) -> Iterator[Any]:
+def chromium(playwright: Any, server: Server) -> Iterator[Any]:
     """Chromium that resolves evil.example to 127.0.0.1, as a rebound DNS name would."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed")
     args = [
         *CHROMIUM_ARGS,
         "--host-resolver-rules=MAP evil.example 127.0.0.1",
@@ -86,10 +80,9 @@ def chromium(server: Server) -> Iterator[Any]:
         "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,"
         "PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults",
     ]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
-        yield browser
-        browser.close()
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture

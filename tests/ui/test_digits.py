@@ -1,59 +1,37 @@
 """The issue's picture: the experiment page of a finished 50-trial digits experiment (the real
-MLP of examples/digits_mlp.py, trained epoch by epoch), with a readable leaderboard and plots."""
+MLP of examples/digits_mlp.py, trained epoch by epoch), with a readable leaderboard and plots.
+
+The experiment is submitted when the session starts (tests/ui/digits.py says why); this test
+waits for its end, then checks what the API and the page show."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from tests.servers import Server
-from tests.ui.browser import Console, screenshot, start_server, stop_server
+from tests.ui.browser import Console, screenshot
+from tests.ui.digits import TRIALS, HeadStart
 
-ROOT = Path(__file__).resolve().parents[2]
-TRIALS = 50
 # Real trials and a browser on a busy machine: a bound far above the suite's default.
 pytestmark = pytest.mark.timeout(600)
 
 
-def digits_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "digits-random.yaml").read_text())
-    spec["metadata"]["name"] = "digits"
-    spec["spec"]["maxTrialCount"] = TRIALS
-    spec["spec"]["parallelTrialCount"] = 2
-    spec["spec"]["earlyStopping"] = {
-        "algorithmName": "medianstop",
-        "algorithmSettings": [
-            {"name": "min_trials_required", "value": "3"},
-            {"name": "start_step", "value": "2"},
-        ],
-    }
-    container = spec["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
-        "containers"
-    ][0]
-    container["command"] = [
-        "python3" if arg == "python3" else arg.replace("--epochs=10", "--epochs=6")
-        for arg in container["command"]
-    ]
-    container["command"][1] = str(ROOT / "examples" / "digits_mlp.py")
-    return spec
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("digits")
-    running = start_server(tmp, f"sqlite:///{tmp / 'digits.db'}", None)
-    yield running
-    stop_server(running)
+def server(
+    digits_head_start: HeadStart | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The server of the session's head start, or one started now (see tests/ui/digits.py)."""
+    head_start = digits_head_start or HeadStart(tmp_path_factory.mktemp("digits"))
+    yield head_start.server()
+    if digits_head_start is None:
+        head_start.stop()
 
 
 def test_finished_digits_experiment_page(server: Server, page: Any) -> None:
-    created = httpx.post(f"{server.url}/api/v1/experiments", json=digits_spec(), timeout=60)
-    assert created.status_code == 201, created.text
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as api:
         with api.stream("GET", "/experiments/digits/events", timeout=300) as events:
             for _ in events.iter_lines():  # the stream ends when the experiment does

@@ -38,7 +38,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             ]
             return all(p["phase"] == "Succeeded" for p in phases)
 
-        wait_for(done, "the experiments to finish", timeout=300, interval=0.5)
+        wait_for(done, "the experiments to finish", timeout=300, interval=0.1)
         yield server
     finally:
         stop_server(server)

@@ -93,7 +93,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             status = httpx.get(f"{server.url}/api/v1/experiments/pushed", timeout=60).json()
             return status if status["status"]["phase"] == "Succeeded" else None
 
-        wait_for(done, "the push experiment to finish", timeout=300, interval=0.5)
+        wait_for(done, "the push experiment to finish", timeout=300, interval=0.1)
         yield server
     finally:
         stop_server(server)
