@@ -17,6 +17,8 @@ Measured per run, from the service's database and the kubelet's log:
   ``Complete`` condition to the trial's ``finished_at`` (when its ending was stored);
 * container end -> trial stored: from when the kubelet logged that the scripted container
   ended (to the microsecond), which adds the Job controller's own delay;
+* ``TUNER_BENCH_KEEP=DIR`` keeps the service's database and log, the kubelet's log and the
+  completion times in ``DIR``;
 * peaks, sampled every second from ``/proc``: trials Running at once, the service's RSS (and at
   the most trials running), its threads and its TCP connections to the apiserver (each watch,
   log stream and pooled request holds one).
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -229,6 +232,10 @@ def run_k8s(
             kubelet_log = cluster.log_path("process-kubelet").read_text()
             memory = cluster.memory_mb()
             cluster.stop()
+        if keep := os.environ.get("TUNER_BENCH_KEEP"):  # the database and logs, to look into
+            for path in (db, d / "serve.log", cluster.log_path("process-kubelet")):
+                shutil.copy(path, Path(keep) / path.name)
+            (Path(keep) / "completions.json").write_text(json.dumps(completions.seen))
         summary = _summary(db, kubelet_log, peaks, wall, experiments * trials, memory)
         summary.update(_stored_after(db, completions.seen))
         summary.update(floor_p50=percentile(floor, 50), floor_p99=percentile(floor, 99))

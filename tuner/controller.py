@@ -24,13 +24,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
-from typing import TypedDict, Unpack
+from typing import Unpack
 
 from tuner import collectors, early_stopping, lifecycle, warmstart
 from tuner.algorithms.base import Suggester
 from tuner.collectors.polling import Polling
 from tuner.errors import RunnerError, TunerError
-from tuner.events import Event, EventKind, Listener
+from tuner.events import Event, EventFields, EventKind, Listener
 from tuner.history import HistoryCache
 from tuner.lifecycle import TrialEnding, Verdict
 from tuner.logs import log_context, set_log_context
@@ -52,13 +52,6 @@ PUSH_STOP_GRACE = 2.0
 """Seconds a pushing trial told to stop (in the answer to its report) has to end by itself."""
 
 TrialEnv = Callable[[ExperimentRecord, Trial], dict[str, str]]
-
-
-class _EventFields(TypedDict, total=False):
-    trial: str
-    state: str
-    value: float
-    reason: str | None
 
 
 async def _no_lines() -> AsyncIterator[str]:
@@ -253,11 +246,17 @@ class ExperimentController:
             return 0
         trials = await self.db.create_trials(record, lifecycle.trial_rows(spec, suggestions, room))
         async with asyncio.TaskGroup() as starts:  # side by side: 1,000 Jobs wait on no queue
-            for trial in trials:
-                starts.create_task(self._start(record, trial))
+            made = [starts.create_task(self._start(record, t, track=False)) for t in trials]
+        for trial, task in zip(trials, made, strict=True):  # followed once all are created:
+            if (handle := task.result()) is not None:  # the creations go first
+                self._track(trial.name, handle)
         return len(trials)
 
-    async def _start(self, record: ExperimentRecord, trial: Trial) -> None:
+    async def _start(
+        self, record: ExperimentRecord, trial: Trial, track: bool = True
+    ) -> TrialHandle | None:
+        """Start a stored trial (its handle; ``None`` if it failed), followed unless not
+        ``track``."""
         try:
             rendered = render_trial(record.experiment, trial)
             handle = await self.runner.start(
@@ -269,10 +268,12 @@ class ExperimentController:
                 record.id, trial.name, TrialState.FAILED, "StartError", message
             )
             self._emit("trial", trial=trial.name, state="Failed", reason=message)
-            return
+            return None
         await self.db.mark_running(record.id, trial.name, handle.ref, handle.process_start)
         self._emit("trial", trial=trial.name, state=TrialState.RUNNING.value)
-        self._track(trial.name, handle)
+        if track:
+            self._track(trial.name, handle)
+        return handle
 
     def _track(
         self, trial_name: str, handle: TrialHandle, next_steps: dict[str, int] | None = None
@@ -488,7 +489,7 @@ class ExperimentController:
             self._best = best
             self._emit("best", value=best)
 
-    def _emit(self, kind: EventKind, **fields: Unpack[_EventFields]) -> None:
+    def _emit(self, kind: EventKind, **fields: Unpack[EventFields]) -> None:
         event = Event(
             kind=kind, namespace=self.record.namespace, experiment=self.record.name, **fields
         )

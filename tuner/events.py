@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Literal
+from typing import Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
@@ -24,6 +24,15 @@ NO_NEW = 2**31 - 1
 """A trial number above any: ``history_delta`` after it reads only the named trials."""
 
 EventKind = Literal["trial", "best", "experiment"]
+
+
+class EventFields(TypedDict, total=False):
+    """The fields of an :class:`Event` besides its kind and experiment."""
+
+    trial: str
+    state: str
+    value: float
+    reason: str | None
 
 
 class Event(BaseModel):

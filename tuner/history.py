@@ -30,11 +30,15 @@ class HistoryCache:
         """The counts over every trial read, as of the last refresh."""
 
     def refresh(self) -> list[Trial]:
-        """Every trial of the experiment, in creation order, as stored now.
+        """Every trial of the experiment, in creation order: the finished ones as stored now,
+        the active ones as first read (a Running trial may still show as Created: only its
+        ending changes a decision).
 
-        Costs the new and the active trials, not the whole history (but the copy returned)."""
+        Costs the new trials and those that finished since, not the whole history, nor the
+        active trials (1,000 running trials, each ending in turn, would cost 1,000 x 1,000)."""
         last = self._trials[-1].number if self._trials else -1
-        for trial in self.repo.history_delta(self.experiment_id, last, sorted(self._active)):
+        active = sorted(self._active)
+        for trial in self.repo.history_delta(self.experiment_id, last, active, finished_only=True):
             position = self._position.get(trial.name)
             if position is None:
                 self.tally.replace(None, trial)

@@ -40,7 +40,7 @@ from tuner.k8s.jobs import (
     job_labels,
     object_uid,
 )
-from tuner.k8s.log_slots import DEFAULT_FOLLOWS, LogSlots
+from tuner.k8s.log_slots import DEFAULT_FOLLOWS, DEFAULT_READS, LogSlots
 from tuner.k8s.object_calls import ObjectCalls
 from tuner.k8s.trial_objects import pod_keys, trial_manifest
 from tuner.runners.base import Runner
@@ -130,7 +130,10 @@ class KubernetesRunner(Runner):
         collector_image: str = DEFAULT_COLLECTOR_IMAGE,
         collector_command: Sequence[str] = RELAY_COMMAND,
     ) -> None:
-        api = api_client if api_client is not None else load_api_client(kubeconfig, context)
+        # A pooled connection for each log request, each request thread and each watch: a
+        # full pool drops connections and the next request pays a new TLS handshake.
+        pool = log_streams + DEFAULT_READS + 64
+        api = api_client if api_client is not None else load_api_client(kubeconfig, context, pool)
         self.client = RetryingClient(api, retries=retries)
         self.api = api
         self.batch = client.BatchV1Api(api)

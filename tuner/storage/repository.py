@@ -474,9 +474,15 @@ class Repository:
         return trials
 
     def history_delta(
-        self, experiment_id: int, after_number: int, names: Iterable[str] = ()
+        self,
+        experiment_id: int,
+        after_number: int,
+        names: Iterable[str] = (),
+        *,
+        finished_only: bool = False,
     ) -> list[Trial]:
-        """The trials numbered after ``after_number``, plus the named ones, in creation order.
+        """The trials numbered after ``after_number``, plus the named ones (with
+        ``finished_only``, those of them that have finished), in creation order.
 
         What :class:`tuner.history.HistoryCache` reads to catch up: finished trials never
         change, so only new trials and those that were still active need reading.
@@ -488,9 +494,10 @@ class Repository:
             # experiment, and a decision would cost O(trials) again.
             rows = list(s.execute(ours.where(TrialRow.number > after_number)).all())
             if names:
-                rows += s.execute(
-                    ours.where(TrialRow.name.in_(names), TrialRow.number <= after_number)
-                ).all()
+                named = ours.where(TrialRow.name.in_(names), TrialRow.number <= after_number)
+                if finished_only:
+                    named = named.where(TrialRow.state.notin_([st.value for st in ACTIVE_STATES]))
+                rows += s.execute(named).all()
             rows.sort(key=lambda r: r.number)
             trials = [self._trial(r) for r in rows]
             self._attach_metrics(s, trials, rows)
