@@ -246,17 +246,11 @@ class ExperimentController:
             return 0
         trials = await self.db.create_trials(record, lifecycle.trial_rows(spec, suggestions, room))
         async with asyncio.TaskGroup() as starts:  # side by side: 1,000 Jobs wait on no queue
-            made = [starts.create_task(self._start(record, t, track=False)) for t in trials]
-        for trial, task in zip(trials, made, strict=True):  # followed once all are created:
-            if (handle := task.result()) is not None:  # the creations go first
-                self._track(trial.name, handle)
+            for trial in trials:
+                starts.create_task(self._start(record, trial))
         return len(trials)
 
-    async def _start(
-        self, record: ExperimentRecord, trial: Trial, track: bool = True
-    ) -> TrialHandle | None:
-        """Start a stored trial (its handle; ``None`` if it failed), followed unless not
-        ``track``."""
+    async def _start(self, record: ExperimentRecord, trial: Trial) -> None:
         try:
             rendered = render_trial(record.experiment, trial)
             handle = await self.runner.start(
@@ -268,12 +262,10 @@ class ExperimentController:
                 record.id, trial.name, TrialState.FAILED, "StartError", message
             )
             self._emit("trial", trial=trial.name, state="Failed", reason=message)
-            return None
+            return
         await self.db.mark_running(record.id, trial.name, handle.ref, handle.process_start)
         self._emit("trial", trial=trial.name, state=TrialState.RUNNING.value)
-        if track:
-            self._track(trial.name, handle)
-        return handle
+        self._track(trial.name, handle)
 
     def _track(
         self, trial_name: str, handle: TrialHandle, next_steps: dict[str, int] | None = None

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuner.cli.heap import spare_the_heap
 from tuner.cli.options import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from tuner.cli.render import leaderboard_table
 from tuner.cli.source import LocalSource, open_repository
@@ -111,6 +112,7 @@ def run_command(args: argparse.Namespace) -> int:
                 await loopback.close()
             db.close()
 
+    spare_the_heap()
     final = asyncio.run(drive())
     print(
         f"Experiment {final.namespace}/{final.name}: {final.phase.value} "

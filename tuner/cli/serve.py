@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from tuner.cli.heap import spare_the_heap
 from tuner.cli.katib_grpc import grpc_settings
 from tuner.cli.options import EXIT_OK, EXIT_USAGE, SECRET_ENV, TOKEN_ENV, read_token
 from tuner.logs import configure_logging
@@ -107,6 +108,7 @@ def serve_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     logging.getLogger("tuner.serve").info("tuner serve: %s (%s)", url, token_note)
+    spare_the_heap()
     uvicorn.run(
         create_app(settings),
         host=args.host,
