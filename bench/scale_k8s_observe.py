@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import urllib3
 from kubernetes import client, watch
 
 
@@ -68,6 +69,7 @@ def bare_creates(api: client.ApiClient, namespace: str, jobs: list[dict[str, Any
     """Create ``jobs`` from 16 threads; each one's seconds from the start until created (over
     16 pooled connections, as tuner's client has: the default pool of 10 would make new TLS
     connections for the others)."""
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the test CA
     cfg = copy.copy(api.configuration)
     cfg.connection_pool_maxsize = 16
     batch = client.BatchV1Api(client.ApiClient(cfg))

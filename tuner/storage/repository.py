@@ -490,14 +490,17 @@ class Repository:
         ours = select(*_TRIAL_COLUMNS).where(TrialRow.experiment_id == experiment_id)
         names = list(names)
         with self.session() as s:
-            # Two index lookups: with an OR of both conditions, SQLite reads every trial of the
-            # experiment, and a decision would cost O(trials) again.
+            # Two index lookups, and nothing more in their conditions: with an OR of both, or
+            # a condition on the number or state of the named ones, SQLite's planner reads
+            # every trial of the experiment, and a decision would cost O(trials) again.
             rows = list(s.execute(ours.where(TrialRow.number > after_number)).all())
             if names:
-                named = ours.where(TrialRow.name.in_(names), TrialRow.number <= after_number)
-                if finished_only:
-                    named = named.where(TrialRow.state.notin_([st.value for st in ACTIVE_STATES]))
-                rows += s.execute(named).all()
+                active = {st.value for st in ACTIVE_STATES}
+                rows += [
+                    r
+                    for r in s.execute(ours.where(TrialRow.name.in_(names))).all()
+                    if r.number <= after_number and not (finished_only and r.state in active)
+                ]
             rows.sort(key=lambda r: r.number)
             trials = [self._trial(r) for r in rows]
             self._attach_metrics(s, trials, rows)
