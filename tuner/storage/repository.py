@@ -560,25 +560,37 @@ class Repository:
         """Move active trials to Running, in one transaction (see
         :class:`tuner.storage.coalesce.Coalescer`: trials started together share it); for
         each, whether it was still active."""
+        return self._update_active(
+            (
+                m.experiment_id,
+                m.name,
+                {
+                    "state": TrialState.RUNNING.value,
+                    "started_at": utcnow(),
+                    "runner_ref": m.runner_ref,
+                    "process_start": m.process_start,
+                    "log_offset": 0,
+                    "log_steps": None,
+                },
+            )
+            for m in marks
+        )
+
+    def _update_active(self, changes: Iterable[tuple[int, str, dict[str, Any]]]) -> list[bool]:
+        """Set ``values`` on each ``(experiment id, trial name, values)`` trial that is still
+        active, in one transaction; for each, whether it was."""
         changed = []
         with self.session() as s:
             connection = s.connection()
-            for mark in marks:
+            for experiment_id, name, values in changes:
                 result = connection.execute(
                     update(TrialRow)
                     .where(
-                        TrialRow.experiment_id == mark.experiment_id,
-                        TrialRow.name == mark.name,
+                        TrialRow.experiment_id == experiment_id,
+                        TrialRow.name == name,
                         TrialRow.state.in_([st.value for st in ACTIVE_STATES]),
                     )
-                    .values(
-                        state=TrialState.RUNNING.value,
-                        started_at=utcnow(),
-                        runner_ref=mark.runner_ref,
-                        process_start=mark.process_start,
-                        log_offset=0,
-                        log_steps=None,
-                    )
+                    .values(**values)
                 )
                 changed.append(bool(getattr(result, "rowcount", 0)))
             s.commit()
@@ -616,28 +628,20 @@ class Repository:
     def finish_trials(self, endings: Sequence[TrialFinish]) -> list[bool]:
         """:meth:`finish_trial` for several trials, in one transaction; for each, whether it
         was still active."""
-        changed = []
-        with self.session() as s:
-            connection = s.connection()
-            for e in endings:
-                assert e.state.finished
-                result = connection.execute(
-                    update(TrialRow)
-                    .where(
-                        TrialRow.experiment_id == e.experiment_id,
-                        TrialRow.name == e.name,
-                        TrialRow.state.in_([st.value for st in ACTIVE_STATES]),
-                    )
-                    .values(
-                        state=e.state.value,
-                        reason=e.reason,
-                        message=_text(e.message),
-                        finished_at=utcnow(),
-                    )
-                )
-                changed.append(bool(getattr(result, "rowcount", 0)))
-            s.commit()
-        return changed
+        assert all(e.state.finished for e in endings)
+        return self._update_active(
+            (
+                e.experiment_id,
+                e.name,
+                {
+                    "state": e.state.value,
+                    "reason": e.reason,
+                    "message": _text(e.message),
+                    "finished_at": utcnow(),
+                },
+            )
+            for e in endings
+        )
 
     def counts(self, experiment_id: int) -> dict[TrialState, int]:
         with self.session() as s:
