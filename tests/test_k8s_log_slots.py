@@ -62,6 +62,24 @@ def test_one_shot_reads_are_bounded_and_need_no_follow_slot() -> None:
     asyncio.run(main())
 
 
+def test_a_cancelled_wait_for_a_slot_is_cancelled_and_loses_no_slot() -> None:
+    async def main() -> None:
+        slots = LogSlots(follows=1, reads=1)
+        held, _ = changes()
+        assert await slots.follow_or_change(held)
+        waiting_changes, _ = changes()
+        waiting = asyncio.ensure_future(slots.follow_or_change(waiting_changes))
+        await asyncio.sleep(0)
+        slots.end_follow()  # the slot is handed to the waiter's acquire...
+        waiting.cancel()  # ...as the waiter is cancelled
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        again, _ = changes()  # the slot came back: the next one gets it at once
+        assert await asyncio.wait_for(slots.follow_or_change(again), 5) is True
+
+    asyncio.run(main())
+
+
 def test_slots_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         LogSlots(follows=0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from tuner.k8s.informer import Changes
 
@@ -54,16 +55,26 @@ class LogSlots:
         change = asyncio.ensure_future(changes.wait())
         try:
             await asyncio.wait({acquire, change}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
+        except BaseException:  # cancelled: the slot, if it was won meanwhile, goes back
             change.cancel()
-            if not acquire.done():
-                acquire.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await acquire
-        if acquire.cancelled():
+            self._drop(acquire)
+            raise
+        change.cancel()
+        if not acquire.done():
+            self._drop(acquire)
             return False
         self._opened()
         return True
+
+    def _drop(self, acquire: asyncio.Future[Any]) -> None:
+        """Withdraw an acquire; one that wins the slot all the same gives it back."""
+        acquire.cancel()
+
+        def give_back(done: asyncio.Future[Any]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                self._follow.release()
+
+        acquire.add_done_callback(give_back)
 
     def end_follow(self) -> None:
         self.open -= 1
