@@ -1,4 +1,4 @@
-"""Helpers shared by the service benchmarks (overhead, suggest_latency, e2e, leaderboard).
+"""Helpers shared by the benchmarks (service, scale and quality).
 
 Not a benchmark itself. Each benchmark puts the repository root on ``sys.path`` before
 importing this module, so every ``bench/<name>.py`` runs as a plain script.
@@ -7,6 +7,7 @@ importing this module, so every ``bench/<name>.py`` runs as a plain script.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import platform
@@ -16,8 +17,27 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+OPTUNA_TPE = "optuna-tpe"
+"""The reference of the quality benchmarks: in-process Optuna with its default ``TPESampler``."""
+
 POSTGRES_ENV = "TUNER_BENCH_POSTGRES_URL"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def one_blas_thread() -> None:
+    """One BLAS thread per process, set before numpy is imported: the quality benchmarks'
+    worker pools set the parallelism, and threads on top oversubscribe the cores."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+def quiet_search_logs() -> None:
+    """No per-trial lines from Optuna or tuner's suggesters during in-process runs."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("tuner").setLevel(logging.WARNING)
+
 
 # The 5-parameter space every service benchmark uses (Katib spelling).
 PARAMETERS: list[dict[str, Any]] = [

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
-import os
 import statistics
 import sys
 import time
@@ -37,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2])]
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+from bench._common import one_blas_thread, quiet_search_logs  # noqa: E402
+
+one_blas_thread()
 
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
@@ -57,8 +56,7 @@ from tuner.space import (  # noqa: E402
 )
 from tuner.trials import Trial, TrialState  # noqa: E402
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-logging.getLogger("tuner").setLevel(logging.WARNING)
+quiet_search_logs()
 
 OPTUNA_NSGA2 = "optuna-nsga2"
 ALGORITHMS = ("nsga2", "motpe", "auto", OPTUNA_NSGA2)

@@ -14,13 +14,13 @@ Both return the best-so-far regret ``f(x) - f*`` after every evaluation.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
 import ioh
 import optuna
 
+from bench._common import OPTUNA_TPE, quiet_search_logs
 from tuner.algorithms.registry import create_suggester
 from tuner.space import (
     AlgorithmChoice,
@@ -33,11 +33,7 @@ from tuner.space import (
 )
 from tuner.trials import Trial, TrialState
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-logging.getLogger("tuner").setLevel(logging.WARNING)
-
-OPTUNA_TPE = "optuna-tpe"
-"""The name of the reference: in-process Optuna with its default ``TPESampler``."""
+quiet_search_logs()
 
 
 @dataclass(frozen=True)

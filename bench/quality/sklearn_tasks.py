@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import statistics
 import sys
 import time
@@ -36,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2])]
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+from bench._common import OPTUNA_TPE, one_blas_thread, quiet_search_logs  # noqa: E402
+
+one_blas_thread()
 
 import optuna  # noqa: E402
 from sklearn.datasets import load_breast_cancer, load_digits  # noqa: E402
@@ -58,10 +57,8 @@ from tuner.space import (  # noqa: E402
 )
 from tuner.trials import ParamValue, Trial, TrialState  # noqa: E402
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-logging.getLogger("tuner").setLevel(logging.WARNING)
+quiet_search_logs()
 
-OPTUNA_TPE = "optuna-tpe"
 ALGORITHMS = ("auto", "tpe", "random", OPTUNA_TPE)
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results" / "sklearn.jsonl"
 
